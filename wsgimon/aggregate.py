@@ -1,0 +1,143 @@
+"""Mergeable per-endpoint statistics.
+
+An :class:`Aggregate` is a sum: two of them merge into the statistics of both
+sets of requests, which is what lets per-minute buckets roll up into windows and
+per-process deltas combine into one deployment-wide view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .sketch import QuantileSketch
+
+__all__ = ["Aggregate", "LATENCY_KEYS"]
+
+LATENCY_KEYS = ("avg", "min", "max", "p50", "p90", "p95", "p99")
+_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+
+
+class Aggregate:
+    """Counts, latency and status breakdown of a set of requests."""
+
+    __slots__ = (
+        "count",
+        "errors",
+        "client_errors",
+        "total_ms",
+        "min_ms",
+        "max_ms",
+        "sketch",
+        "status_codes",
+        "error_types",
+        "last_seen",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.client_errors = 0
+        self.total_ms = 0.0
+        self.min_ms = float("inf")
+        self.max_ms = 0.0
+        self.sketch = QuantileSketch()
+        self.status_codes: dict[int, int] = {}
+        self.error_types: dict[str, int] = {}
+        self.last_seen = 0.0
+
+    def add(
+        self,
+        duration_ms: float,
+        status: int,
+        is_error: bool,
+        is_client_error: bool,
+        error_type: str | None,
+        wall: float,
+    ) -> None:
+        self.count += 1
+        if is_error:
+            self.errors += 1
+        elif is_client_error:
+            self.client_errors += 1
+        self.total_ms += duration_ms
+        if duration_ms < self.min_ms:
+            self.min_ms = duration_ms
+        if duration_ms > self.max_ms:
+            self.max_ms = duration_ms
+        self.sketch.add(duration_ms)
+        codes = self.status_codes
+        codes[status] = codes.get(status, 0) + 1
+        if error_type is not None:
+            types = self.error_types
+            types[error_type] = types.get(error_type, 0) + 1
+        if wall > self.last_seen:
+            self.last_seen = wall
+
+    def merge(self, other: Aggregate) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.client_errors += other.client_errors
+        self.total_ms += other.total_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+        self.sketch.merge(other.sketch)
+        for code, n in other.status_codes.items():
+            self.status_codes[code] = self.status_codes.get(code, 0) + n
+        for name, n in other.error_types.items():
+            self.error_types[name] = self.error_types.get(name, 0) + n
+        self.last_seen = max(self.last_seen, other.last_seen)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+    def latency_ms(self) -> dict[str, float | None]:
+        """avg/min/max/p50/p90/p95/p99 in milliseconds, None when nothing was seen."""
+        if not self.count:
+            return dict.fromkeys(LATENCY_KEYS)
+        result: dict[str, float | None] = {
+            "avg": _round(self.total_ms / self.count),
+            "min": _round(self.min_ms),
+            "max": _round(self.max_ms),
+        }
+        for name, q in _QUANTILES:
+            value = self.sketch.quantile(q)
+            # A bucket's representative may lie just outside the exact range.
+            if value is not None:
+                value = min(max(value, self.min_ms), self.max_ms)
+            result[name] = None if value is None else _round(value)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialised form for stores that persist aggregates."""
+        return {
+            "n": self.count,
+            "e": self.errors,
+            "c": self.client_errors,
+            "t": self.total_ms,
+            "lo": self.min_ms if self.count else None,
+            "hi": self.max_ms,
+            "s": self.sketch.to_dict(),
+            "sc": {str(k): v for k, v in self.status_codes.items()},
+            "et": self.error_types,
+            "ls": self.last_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Aggregate:
+        agg = cls()
+        agg.count = int(data["n"])
+        agg.errors = int(data["e"])
+        agg.client_errors = int(data["c"])
+        agg.total_ms = float(data["t"])
+        agg.min_ms = float("inf") if data["lo"] is None else float(data["lo"])
+        agg.max_ms = float(data["hi"])
+        agg.sketch = QuantileSketch.from_dict(data["s"])
+        agg.status_codes = {int(k): int(v) for k, v in data["sc"].items()}
+        agg.error_types = {str(k): int(v) for k, v in data["et"].items()}
+        agg.last_seen = float(data["ls"])
+        return agg
+
+
+def _round(value: float) -> float:
+    return round(value, 3)

@@ -1,0 +1,373 @@
+"""The monitoring endpoints under the prefix: a small werkzeug app that serves JSON.
+
+Every response is ``Cache-Control: no-store``; bad parameters get a 400 with
+``{"error": ...}``, unknown paths a JSON 404, other methods a 405 with
+``Allow``. Readers flush their own process first so they see their own requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import __version__
+from .access import check_access
+from .aggregate import Aggregate
+from .guard import internal_error_count, report_internal_error
+from .health import DEGRADED, FAIL, OK, CheckResult, HealthRegistry, overall_status
+from .openapi import openapi_document
+from .process_info import process_info
+
+if TYPE_CHECKING:
+    from .middleware import MonitorMiddleware
+
+__all__ = ["MonitoringApp", "BadRequest"]
+
+_SORT_KEYS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "requests": lambda e: e["requests"],
+    "errors": lambda e: e["errors"],
+    "p95": lambda e: e["latency_ms"]["p95"] or 0.0,
+    "avg": lambda e: e["latency_ms"]["avg"] or 0.0,
+}
+_STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
+_MAX_LIMIT = 10_000
+_MIN_REQUESTS_FOR_THRESHOLDS = 20
+
+
+class BadRequest(Exception):
+    """A query parameter the API cannot use; becomes a 400 with the message."""
+
+
+class MonitoringApp:
+    def __init__(self, monitor: MonitorMiddleware) -> None:
+        self.monitor = monitor
+        self.config = monitor.config
+        self.health = HealthRegistry(self.config.health_check_timeout)
+        self.url_map = Map(
+            [
+                Rule("/", endpoint="index"),
+                Rule("/stats", endpoint="stats"),
+                Rule("/endpoints", endpoint="endpoints"),
+                Rule("/requests", endpoint="requests"),
+                Rule("/errors", endpoint="errors"),
+                Rule("/health", endpoint="health"),
+                Rule("/openapi.json", endpoint="openapi"),
+            ],
+            strict_slashes=False,
+        )
+        self._views: dict[str, Callable[[Request], Response]] = {
+            "index": self.index,
+            "stats": self.stats,
+            "endpoints": self.endpoints,
+            "requests": self.requests,
+            "errors": self.errors,
+            "health": self.health_view,
+            "openapi": self.openapi,
+        }
+
+    # -- dispatch ------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        prefix = self.config.prefix
+        sub_environ = dict(environ)
+        sub_environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+        sub_environ["PATH_INFO"] = environ.get("PATH_INFO", "")[len(prefix) :] or "/"
+        response = self._respond(sub_environ, None)
+        return response(environ, start_response)
+
+    def serve_health(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """The ``health_path`` alias."""
+        return self._respond(environ, "health")(environ, start_response)
+
+    def _respond(self, environ: dict[str, Any], fixed_endpoint: str | None) -> Response:
+        request = Request(environ)
+        try:
+            denial = check_access(environ, self.config)
+            if denial is not None:
+                response = _json({"error": denial.message}, denial.status)
+                if denial.challenge:
+                    response.headers["WWW-Authenticate"] = denial.challenge
+                return response
+            if fixed_endpoint is None:
+                adapter = self.url_map.bind_to_environ(environ)
+                endpoint, _ = adapter.match(method="GET")
+            else:
+                endpoint = fixed_endpoint
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            return self._views[endpoint](request)
+        except BadRequest as exc:
+            return _json({"error": str(exc)}, 400)
+        except MethodNotAllowed:
+            response = _json({"error": f"method {request.method} not allowed; use GET"}, 405)
+            response.headers["Allow"] = "GET, HEAD"
+            return response
+        except NotFound:
+            return _json(
+                {"error": f"no monitoring endpoint at {self._url(request.path)!r}", "see": self._url("/")}, 404
+            )
+        except HTTPException as exc:
+            return _json({"error": exc.description or exc.name}, exc.code or 400)
+        except Exception as exc:
+            report_internal_error("monitoring api", exc)
+            return _json({"error": "internal error in wsgimon; see the application log"}, 500)
+
+    def _url(self, path: str) -> str:
+        return self.config.prefix + path
+
+    # -- views ---------------------------------------------------------------------
+    def index(self, request: Request) -> Response:
+        links = {name: self._url(path) for name, path in _LINKS}
+        return _json({"name": "wsgimon", "version": __version__, "links": links})
+
+    def stats(self, request: Request) -> Response:
+        _reject_unknown(request, set())
+        self.monitor.flush()
+        store = self.monitor.store
+        totals = store.endpoint_totals()
+        overall = _sum(totals.values())
+        now = time.time()
+        started = self.monitor.recorder.started_at
+        uptime = max(0.0, now - started)
+        window = min(300.0, max(60.0, uptime))
+        recent = _sum(store.endpoint_totals(since=now - window).values())
+        return _json(
+            {
+                "requests": overall.count,
+                "errors": overall.errors,
+                "client_errors": overall.client_errors,
+                "error_rate": _rate(overall.errors, overall.count),
+                "latency_ms": overall.latency_ms(),
+                "status_codes": {str(k): v for k, v in sorted(overall.status_codes.items())},
+                "error_types": dict(sorted(overall.error_types.items(), key=lambda kv: -kv[1])),
+                "requests_per_minute": round(recent.count * 60.0 / window, 3),
+                "uptime_s": round(uptime, 3),
+                "since": iso(started),
+                "endpoints_overflowed": store.overflowed(),
+            }
+        )
+
+    def endpoints(self, request: Request) -> Response:
+        _reject_unknown(request, {"sort", "limit"})
+        sort = request.args.get("sort", "requests")
+        if sort not in _SORT_KEYS:
+            raise BadRequest(f"sort must be one of {', '.join(_SORT_KEYS)}, got {sort!r}")
+        limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
+        self.monitor.flush()
+        rows = [
+            {
+                "endpoint": endpoint,
+                "method": method,
+                "requests": agg.count,
+                "errors": agg.errors,
+                "client_errors": agg.client_errors,
+                "error_rate": _rate(agg.errors, agg.count),
+                "latency_ms": agg.latency_ms(),
+                "status_codes": {str(k): v for k, v in sorted(agg.status_codes.items())},
+                "last_seen": iso(agg.last_seen),
+            }
+            for (endpoint, method), agg in self.monitor.store.endpoint_totals().items()
+        ]
+        key = _SORT_KEYS[sort]
+        rows.sort(key=lambda row: (-key(row), row["endpoint"], row["method"]))
+        return _json({"endpoints": rows[:limit]})
+
+    def requests(self, request: Request) -> Response:
+        _reject_unknown(request, {"limit", "status", "endpoint", "min_ms"})
+        cap = self.config.recent_requests
+        limit = _int_arg(request, "limit", default=min(100, cap), maximum=cap, clamp=True)
+        status_filter = _status_filter(request.args.get("status"))
+        endpoint = request.args.get("endpoint")
+        min_ms = _float_arg(request, "min_ms")
+        self.monitor.flush()
+        rows = []
+        for entry in self.monitor.store.recent_requests(cap):
+            if status_filter is not None and not status_filter(entry.status):
+                continue
+            if endpoint is not None and entry.endpoint != endpoint:
+                continue
+            if min_ms is not None and entry.duration_ms < min_ms:
+                continue
+            rows.append(
+                {
+                    "time": iso(entry.time),
+                    "method": entry.method,
+                    "path": entry.path,
+                    "endpoint": entry.endpoint,
+                    "status": entry.status,
+                    "duration_ms": entry.duration_ms,
+                    "ttfb_ms": entry.ttfb_ms,
+                    "error_type": entry.error_type,
+                    "response_bytes": entry.response_bytes,
+                }
+            )
+            if len(rows) >= limit:
+                break
+        return _json({"requests": rows})
+
+    def errors(self, request: Request) -> Response:
+        _reject_unknown(request, {"limit"})
+        limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
+        self.monitor.flush()
+        samples = sorted(self.monitor.store.error_samples(), key=lambda s: -s.last_seen)
+        rows = [
+            {
+                "type": s.type,
+                "endpoint": s.endpoint,
+                "method": s.method,
+                "count": s.count,
+                "first_seen": iso(s.first_seen),
+                "last_seen": iso(s.last_seen),
+                "message": s.message,
+                "traceback": s.traceback,
+            }
+            for s in samples[:limit]
+        ]
+        return _json({"errors": rows})
+
+    def health_view(self, request: Request) -> Response:
+        self.monitor.flush()
+        checks: dict[str, CheckResult] = {}
+        checks.update(self._builtin_checks())
+        checks.update(self.health.run_all())
+        status = overall_status(checks)
+        body = {
+            "status": status,
+            "checks": {name: result.to_json() for name, result in checks.items()},
+            "uptime_s": round(time.time() - self.monitor.recorder.started_at, 3),
+            "version": __version__,
+            "process": process_info(),
+        }
+        return _json(body, 503 if status == FAIL else 200)
+
+    def _builtin_checks(self) -> dict[str, CheckResult]:
+        config = self.config
+        store = self.monitor.store
+        results: dict[str, CheckResult] = {}
+        healthy, detail = store.health()
+        results["store"] = CheckResult(OK if healthy else DEGRADED, detail, 0.0)
+        recent = _sum(store.endpoint_totals(since=time.time() - config.health_window_s).values())
+        window = f"last {config.health_window_s:g} s"
+        rate = recent.error_rate
+        if recent.count >= _MIN_REQUESTS_FOR_THRESHOLDS and rate > config.degraded_error_rate:
+            results["error_rate"] = CheckResult(
+                DEGRADED,
+                f"{rate:.1%} of {recent.count} requests failed in the {window} "
+                f"(threshold {config.degraded_error_rate:.1%})",
+                0.0,
+            )
+        else:
+            results["error_rate"] = CheckResult(OK, f"{rate:.1%} of {recent.count} requests in the {window}", 0.0)
+        if config.degraded_p95_ms is not None:
+            p95 = recent.latency_ms()["p95"]
+            slow = recent.count >= _MIN_REQUESTS_FOR_THRESHOLDS and p95 is not None and p95 > config.degraded_p95_ms
+            detail = f"p95 {p95} ms in the {window} (threshold {config.degraded_p95_ms:g} ms)"
+            results["latency_p95"] = CheckResult(DEGRADED if slow else OK, detail, 0.0)
+        recorder = self.monitor.recorder
+        problems = []
+        if recorder.dropped:
+            problems.append(f"{recorder.dropped} records dropped (flusher behind)")
+        errors = internal_error_count()
+        if errors:
+            problems.append(f"{errors} internal errors logged")
+        results["wsgimon"] = CheckResult(DEGRADED if problems else OK, "; ".join(problems) or "ok", 0.0)
+        return results
+
+    def openapi(self, request: Request) -> Response:
+        return _json(openapi_document(self.config.prefix, __version__))
+
+
+_LINKS = (
+    ("stats", "/stats"),
+    ("endpoints", "/endpoints"),
+    ("requests", "/requests"),
+    ("errors", "/errors"),
+    ("health", "/health"),
+    ("openapi", "/openapi.json"),
+)
+
+
+def iso(timestamp: float) -> str | None:
+    """ISO 8601 UTC with milliseconds and a ``Z``; None for 'never'."""
+    if not timestamp:
+        return None
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    response = Response(
+        json.dumps(body, allow_nan=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _sum(aggregates: Iterable[Aggregate]) -> Aggregate:
+    total = Aggregate()
+    for agg in aggregates:
+        total.merge(agg)
+    return total
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _reject_unknown(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        expected = ", ".join(sorted(allowed)) or "none"
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}; expected: {expected}")
+
+
+def _int_arg(request: Request, name: str, *, default: int, maximum: int, clamp: bool = False) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer, got {raw!r}")
+    if value > maximum:
+        if clamp:
+            return maximum
+        raise BadRequest(f"{name} must be at most {maximum}, got {raw!r}")
+    return value
+
+
+def _float_arg(request: Request, name: str) -> float | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number, got {raw!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise BadRequest(f"{name} must be a non-negative number, got {raw!r}")
+    return value
+
+
+def _status_filter(raw: str | None) -> Callable[[int], bool] | None:
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in _STATUS_CLASSES:
+        hundreds = int(value[0])
+        return lambda status: status // 100 == hundreds
+    if len(value) == 3 and value.isdigit() and 100 <= int(value) <= 599:
+        code = int(value)
+        return lambda status: status == code
+    raise BadRequest(f"status must be 1xx-5xx or a status code such as 404, got {raw!r}")

@@ -1,0 +1,192 @@
+"""Validated, frozen configuration built from keyword arguments and ``WSGIMON_*`` variables.
+
+Every option can come from the environment so a deployment can turn wsgimon on
+or reconfigure it without code changes; an explicit argument always wins. A bad
+value raises ``ValueError`` naming the option at construction, never at the
+first request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["Config", "DEFAULT_REDACT_KEYS"]
+
+EndpointFunc = Callable[[dict[str, Any]], str]
+
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "session",
+    "signature",
+    "code",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Config:
+    """All options of the middleware; see the README's configuration table."""
+
+    prefix: str = "/monitoring"
+    storage: str = "memory://"
+    health_path: str | None = None
+    exclude: tuple[str, ...] = ()
+    recent_requests: int = 1000
+    max_endpoints: int = 500
+    endpoint: EndpointFunc | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    allow_remote: bool = False
+    redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
+    flush_interval: float = 1.0
+    health_window_s: float = 300.0
+    degraded_error_rate: float = 0.05
+    degraded_p95_ms: float | None = None
+    health_check_timeout: float = 2.0
+    max_traceback_chars: int = 8000
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+        """Merge arguments over ``WSGIMON_<NAME>`` variables and validate the result."""
+        env = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name in known:
+            if name in options and options[name] is not None:
+                values[name] = _coerce(name, options[name])
+                continue
+            raw = env.get("WSGIMON_" + name.upper())
+            if raw is not None:
+                values[name] = _coerce(name, raw, from_env=True)
+        config = cls(**values)
+        config._validate()
+        return config
+
+    def _validate(self) -> None:
+        if not self.prefix.startswith("/") or self.prefix.endswith("/") or len(self.prefix) < 2:
+            raise ValueError(f"prefix must look like '/monitoring', got {self.prefix!r}")
+        if self.health_path is not None and not self.health_path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
+        for path in self.exclude:
+            if not path.startswith("/"):
+                raise ValueError(f"exclude entries must start with '/', got {path!r}")
+        if "://" not in self.storage:
+            raise ValueError(f"storage must be a URL such as 'memory://', got {self.storage!r}")
+        _positive_int("recent_requests", self.recent_requests, maximum=1_000_000)
+        _positive_int("max_endpoints", self.max_endpoints, maximum=100_000)
+        _positive_int("max_traceback_chars", self.max_traceback_chars, maximum=1_000_000)
+        _positive_float("flush_interval", self.flush_interval)
+        _positive_float("health_window_s", self.health_window_s)
+        _positive_float("health_check_timeout", self.health_check_timeout)
+        if not 0.0 < self.degraded_error_rate <= 1.0:
+            raise ValueError("degraded_error_rate must be in (0, 1]")
+        if self.degraded_p95_ms is not None:
+            _positive_float("degraded_p95_ms", self.degraded_p95_ms)
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password must be given together")
+        for name in ("username", "password", "token"):
+            value = getattr(self, name)
+            if value is not None and not value:
+                raise ValueError(f"{name} must not be empty")
+        if self.username is not None and ":" in self.username:
+            raise ValueError("username must not contain ':'")
+        if self.endpoint is not None and not callable(self.endpoint):
+            raise ValueError("endpoint must be a callable environ -> str")
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.token is not None or self.username is not None
+
+    def __repr__(self) -> str:
+        # Secrets never reach logs or tracebacks through a repr.
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("password", "token") and value is not None:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
+
+
+def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
+    if name in ("exclude", "redact_keys"):
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",")]
+            return tuple(item for item in items if item)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError(f"{name} must be a list of strings or a comma-separated string")
+    if name == "allow_remote":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+    if name in ("recent_requests", "max_endpoints", "max_traceback_chars"):
+        return _to_number(name, value, int)
+    if name in (
+        "flush_interval",
+        "health_window_s",
+        "degraded_error_rate",
+        "degraded_p95_ms",
+        "health_check_timeout",
+    ):
+        return _to_number(name, value, float)
+    if name == "endpoint":
+        return _import_callable(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if name == "health_path" and from_env and not value:
+        return None
+    return value
+
+
+def _to_number(name: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind is int and isinstance(value, float):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _import_callable(spec: str) -> EndpointFunc:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"endpoint must be 'module:function', got {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"endpoint {spec!r} cannot be imported: {exc}") from None
+    if not callable(target):
+        raise ValueError(f"endpoint {spec!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _positive_int(name: str, value: int, maximum: int) -> None:
+    if not isinstance(value, int) or not 0 < value <= maximum:
+        raise ValueError(f"{name} must be an integer between 1 and {maximum}, got {value!r}")
+
+
+def _positive_float(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")

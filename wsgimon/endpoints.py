@@ -1,0 +1,83 @@
+"""Naming requests by endpoint, with a hard cap on how many names exist.
+
+Grouping by raw path explodes into one series per id; grouping by route alone
+lumps every 404 scan together with nothing to show. wsgimon names a request by
+its route template when the framework knows it (see ``integrations``), by a
+user's ``endpoint(environ)`` callable, or by a normalised path; requests that
+match no route go to ``<unmatched>``, and names beyond ``max_endpoints`` go to
+``<other>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+__all__ = [
+    "OTHER",
+    "UNMATCHED",
+    "EndpointNamer",
+    "RouteMatcher",
+    "normalise_path",
+]
+
+UNMATCHED = "<unmatched>"
+OTHER = "<other>"
+
+# A route matcher answers the template of (method, path), or None when no route matches.
+RouteMatcher = Callable[[str, str], "str | None"]
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_HEX = re.compile(r"^(?=.*[0-9])(?=.*[a-fA-F])[0-9a-fA-F]{8,}$")
+_INT = re.compile(r"^-?[0-9]+$")
+
+
+@lru_cache(maxsize=4096)
+def normalise_path(path: str) -> str:
+    """Replace the id-like segments of a path so that ``/users/42`` becomes ``/users/<int>``."""
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if not segment:
+            continue
+        if _INT.match(segment):
+            segments[i] = "<int>"
+        elif _UUID.match(segment):
+            segments[i] = "<uuid>"
+        elif _HEX.match(segment):
+            segments[i] = "<hex>"
+    return "/".join(segments)
+
+
+class EndpointNamer:
+    """Turns (method, path, status, hint) into an endpoint name under the cardinality cap."""
+
+    def __init__(self, max_endpoints: int, matcher: RouteMatcher | None = None) -> None:
+        self.max_endpoints = max_endpoints
+        self.matcher = matcher
+        self._known: set[str] = set()
+        self.overflowed = 0
+
+    def name(self, method: str, path: str, status: int, hint: str | None) -> str:
+        if hint:
+            return self._capped(hint)
+        if self.matcher is not None:
+            template = self.matcher(method, path)
+            if template is not None:
+                return self._capped(template)
+            if status in (404, 405):
+                return UNMATCHED
+            return self._capped(normalise_path(path))
+        if status == 404:
+            return UNMATCHED
+        return self._capped(normalise_path(path))
+
+    def _capped(self, name: str) -> str:
+        known = self._known
+        if name in known:
+            return name
+        if len(known) >= self.max_endpoints:
+            self.overflowed += 1
+            return OTHER
+        known.add(name)
+        return name

@@ -1,0 +1,98 @@
+"""Flask support: route templates and handled exceptions, without touching the request path.
+
+The middleware wraps ``app.wsgi_app``; that bound method leads back to the
+Flask app. Route templates come from matching the raw path against
+``app.url_map`` off the request thread (cached), so a request costs nothing
+extra. Flask turns an unhandled exception into a 500 inside ``wsgi_app``; the
+rare ``got_request_exception`` signal hands that exception over through the
+environ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections import OrderedDict
+from threading import Lock
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["EXCEPTION_KEY", "FlaskRouteMatcher", "find_flask_app", "connect_exception_signal"]
+
+EXCEPTION_KEY = "wsgimon.exception"
+
+
+def find_flask_app(wsgi_app: Any) -> Any | None:
+    """The Flask app behind ``app.wsgi_app`` (a bound method), or None for any other callable."""
+    if "flask" not in sys.modules:
+        return None
+    import flask
+
+    candidate = getattr(wsgi_app, "__self__", None)
+    if isinstance(candidate, flask.Flask):
+        return candidate
+    if isinstance(wsgi_app, flask.Flask):
+        return wsgi_app
+    return None
+
+
+def connect_exception_signal(app: Any) -> None:
+    """Hand the exception Flask handled over to the middleware through the environ."""
+    import flask
+    from flask.signals import got_request_exception
+
+    def on_exception(sender: Any, exception: BaseException, **_: Any) -> None:
+        with contextlib.suppress(RuntimeError):
+            flask.request.environ[EXCEPTION_KEY] = exception
+
+    # weak=False: the receiver is a closure that nothing else holds.
+    got_request_exception.connect(on_exception, app, weak=False)
+
+
+class FlaskRouteMatcher:
+    """Matches (method, path) against the app's url_map; an LRU cache keeps repeats cheap."""
+
+    def __init__(self, app: Any, cache_size: int = 4096) -> None:
+        self._app = app
+        self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = Lock()
+        self._adapter: Any = None
+        self._rule_count = -1
+
+    def __call__(self, method: str, path: str) -> str | None:
+        key = (method, path)
+        with self._lock:
+            self._refresh()
+            cache = self._cache
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+            template = self._match(method, path, redirects=2)
+            cache[key] = template
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+            return template
+
+    def _refresh(self) -> None:
+        url_map = self._app.url_map
+        count = len(getattr(url_map, "_rules", ()))
+        if count != self._rule_count:
+            server_name = self._app.config.get("SERVER_NAME") or "localhost"
+            self._adapter = url_map.bind(server_name, url_scheme="http")
+            self._rule_count = count
+            self._cache.clear()
+
+    def _match(self, method: str, path: str, redirects: int) -> str | None:
+        from werkzeug.exceptions import HTTPException
+        from werkzeug.routing import RequestRedirect
+
+        try:
+            rule, _args = self._adapter.match(path, method, return_rule=True)
+        except RequestRedirect as redirect:
+            if redirects <= 0:
+                return None
+            return self._match(method, urlsplit(redirect.new_url).path, redirects - 1)
+        except HTTPException:
+            return None
+        return str(rule.rule)

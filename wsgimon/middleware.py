@@ -1,0 +1,295 @@
+"""The WSGI middleware: times every request and answers ``/monitoring/*`` itself.
+
+Usage::
+
+    from wsgimon import MonitorMiddleware
+
+    app.wsgi_app = MonitorMiddleware(app.wsgi_app)            # Flask
+    application = MonitorMiddleware(application, token="...")  # any WSGI callable
+
+Everything costly happens in ``__init__`` or off the request thread. A request
+costs a clock read, a wrapped ``start_response``, a body wrapper that finishes
+the record at ``close()`` and one append to a deque. Any failure inside wsgimon
+is logged and the request goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .endpoints import EndpointNamer, RouteMatcher
+from .guard import report_internal_error
+from .integrations.flask import EXCEPTION_KEY
+from .recorder import _MAX_PENDING, Recorder
+from .stores import open_store
+
+if TYPE_CHECKING:
+    from .api import MonitoringApp
+    from .health import HealthCheck
+
+__all__ = ["MonitorMiddleware"]
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+
+class MonitorMiddleware:
+    """Wraps a WSGI application; see the module docstring and the README for options."""
+
+    def __init__(self, app: WSGIApp, **options: Any) -> None:
+        self.app = app
+        self.config = config = Config.build(options)
+        self.store = open_store(config.storage, recent_requests=config.recent_requests)
+        matcher: RouteMatcher | None = None
+        from .integrations.flask import find_flask_app
+
+        flask_app = find_flask_app(app)
+        if flask_app is not None:
+            from .integrations.flask import FlaskRouteMatcher, connect_exception_signal
+
+            connect_exception_signal(flask_app)
+            matcher = FlaskRouteMatcher(flask_app)
+        self.flask_app = flask_app
+        self.recorder = Recorder(
+            self.store,
+            EndpointNamer(config.max_endpoints, matcher),
+            redact_keys=config.redact_keys,
+            flush_interval=config.flush_interval,
+            max_traceback_chars=config.max_traceback_chars,
+        )
+        from .api import MonitoringApp
+
+        self._api: MonitoringApp = MonitoringApp(self)
+        self._prefix = config.prefix
+        self._prefix_len = len(config.prefix)
+        self._health_path = config.health_path
+        self._exclude = config.exclude
+        self._endpoint_func = config.endpoint
+        self._append = self.recorder.pending.append
+        self._pending = self.recorder.pending
+        self._started_pid = -1
+
+    def add_health_check(self, name: str, check: Callable[[], object]) -> None:
+        """Add a check to ``/monitoring/health``: it fails when it raises, returns False or is slow."""
+        self._api.health.add(name, check)
+
+    @property
+    def health_checks(self) -> dict[str, HealthCheck]:
+        return self._api.health.checks
+
+    def flush(self) -> None:
+        """Write this process's pending records to the store now."""
+        self.recorder.flush()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path[: self._prefix_len] == self._prefix and (
+            len(path) == self._prefix_len or path[self._prefix_len] == "/"
+        ):
+            return self._api(environ, start_response)
+        if path == self._health_path:
+            return self._api.serve_health(environ, start_response)
+        if self._exclude and path.startswith(self._exclude):
+            return self.app(environ, start_response)
+        try:
+            if self._started_pid != _getpid():
+                self._start_background()
+            exchange = _Exchange(self, environ, start_response, path)
+        except Exception as exc:
+            report_internal_error("request start", exc)
+            return self.app(environ, start_response)
+        try:
+            body = self.app(environ, exchange.start_response)
+        except BaseException as exc:
+            exchange.failed(exc)
+            raise
+        return exchange.wrap(body)
+
+    def _start_background(self) -> None:
+        self.recorder.ensure_started()
+        self._started_pid = _getpid()
+
+    def _finish(self, record: Any) -> None:
+        self._append(record)
+        if len(self._pending) > _MAX_PENDING:
+            self.recorder.overfull()
+
+
+_getpid = os.getpid
+
+
+class _Exchange:
+    """One request in flight: wraps ``start_response`` and the body; records at ``close()``."""
+
+    __slots__ = (
+        "_mw",
+        "_environ",
+        "_start_response",
+        "_path",
+        "_t0",
+        "_status",
+        "_headers",
+        "_ttfb",
+        "_size",
+        "_exc",
+        "_body",
+        "_done",
+    )
+
+    def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
+        self._mw = mw
+        self._environ = environ
+        self._start_response = start_response
+        self._path = path
+        self._status: str | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._ttfb: float | None = None
+        self._size = 0
+        self._exc: BaseException | None = None
+        self._body: Iterable[bytes] = ()
+        self._done = False
+        self._t0 = perf_counter()
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        self._status = status
+        self._headers = headers
+        if exc_info is None:
+            return self._start_response(status, headers)
+        # With headers already sent the server re-raises exc_info: let it through.
+        return self._start_response(status, headers, exc_info)
+
+    def failed(self, exc: BaseException) -> None:
+        """The app raised before returning a body: record now."""
+        try:
+            self._exc = exc
+            self._status = None
+            self._record(perf_counter())
+        except Exception as internal:
+            report_internal_error("request failure", internal)
+
+    def wrap(self, body: Iterable[bytes]) -> Iterable[bytes]:
+        try:
+            self._body = body
+            file_wrapper = self._environ.get("wsgi.file_wrapper")
+            if file_wrapper is not None and isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+                return self._wrap_file(body)
+            if type(body) is list and self._status is not None:
+                # A list body is complete: record now and keep the list (servers use its len()).
+                self._size = sum(map(len, body))
+                now = perf_counter()
+                if self._size:
+                    self._ttfb = now
+                self._record(now)
+                return body
+            return self
+        except Exception as exc:
+            report_internal_error("response wrap", exc)
+            return body
+
+    def _wrap_file(self, body: Any) -> Iterable[bytes]:
+        # Servers use sendfile only for their own wrapper class: keep the object and
+        # finish the record from its close().
+        original_close = getattr(body, "close", None)
+
+        def close() -> None:
+            try:
+                if original_close is not None:
+                    original_close()
+            finally:
+                self._finish_file()
+
+        body.close = close
+        file_body: Iterable[bytes] = body
+        return file_body
+
+    def _finish_file(self) -> None:
+        try:
+            self._size = _content_length(self._headers) or 0
+            self._record(perf_counter())
+        except Exception as exc:
+            report_internal_error("file response", exc)
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._body:
+                if chunk:
+                    if self._ttfb is None:
+                        self._ttfb = perf_counter()
+                    self._size += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._exc = exc
+            if self._ttfb is None:
+                # Nothing was sent yet, so the server answers 500.
+                self._status = None
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as exc:
+            if self._exc is None:
+                self._exc = exc
+            raise
+        finally:
+            if not self._done:
+                try:
+                    self._record(perf_counter())
+                except Exception as internal:
+                    report_internal_error("request finish", internal)
+
+    def _record(self, now: float) -> None:
+        if self._done:
+            return
+        self._done = True
+        mw = self._mw
+        environ = self._environ
+        exc = self._exc
+        if exc is None:
+            exc = environ.get(EXCEPTION_KEY)
+        hint = None
+        if mw._endpoint_func is not None:
+            try:
+                hint = mw._endpoint_func(environ)
+            except Exception as internal:
+                report_internal_error("endpoint callable", internal)
+        t0 = self._t0
+        ttfb = self._ttfb
+        mw._finish(
+            (
+                t0,
+                environ.get("REQUEST_METHOD", "GET"),
+                self._path,
+                environ.get("QUERY_STRING", ""),
+                self._status,
+                now - t0,
+                None if ttfb is None else ttfb - t0,
+                self._size,
+                exc,
+                hint,
+            )
+        )
+        self._body = ()
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,175 @@
+"""The OpenAPI 3.1 description of the monitoring API, served at ``<prefix>/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_MS = {"type": ["number", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_LATENCY = {
+    "type": "object",
+    "required": ["avg", "min", "max", "p50", "p90", "p95", "p99"],
+    "properties": dict.fromkeys(("avg", "min", "max", "p50", "p90", "p95", "p99"), _MS),
+}
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+
+
+def _limit(maximum: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
+    }
+
+
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _get(summary: str, schema: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "400": {"description": "Bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+        "401": {"description": "Credentials missing or wrong", "content": {"application/json": {"schema": _ERROR}}},
+        "403": {
+            "description": "Remote client without credentials",
+            "content": {"application/json": {"schema": _ERROR}},
+        },
+    }
+    return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
+
+
+def openapi_document(prefix: str, version: str) -> dict[str, Any]:
+    endpoint_row = _object(
+        ["endpoint", "method", "requests", "errors", "client_errors", "error_rate", "latency_ms", "status_codes"],
+        {
+            "endpoint": {"type": "string"},
+            "method": {"type": "string"},
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "client_errors": {"type": "integer"},
+            "error_rate": {"type": "number"},
+            "latency_ms": _LATENCY,
+            "status_codes": _COUNTS,
+            "last_seen": _TIME,
+        },
+    )
+    request_row = _object(
+        ["time", "method", "path", "endpoint", "status", "duration_ms"],
+        {
+            "time": _TIME,
+            "method": {"type": "string"},
+            "path": {"type": "string", "description": "path and query string, sensitive values redacted"},
+            "endpoint": {"type": "string"},
+            "status": {"type": "integer"},
+            "duration_ms": {"type": "number"},
+            "ttfb_ms": _MS,
+            "error_type": {"type": ["string", "null"]},
+            "response_bytes": {"type": ["integer", "null"]},
+        },
+    )
+    error_row = _object(
+        ["type", "endpoint", "count", "last_seen", "message"],
+        {
+            "type": {"type": "string"},
+            "endpoint": {"type": "string"},
+            "method": {"type": "string"},
+            "count": {"type": "integer"},
+            "first_seen": _TIME,
+            "last_seen": _TIME,
+            "message": {"type": "string"},
+            "traceback": {"type": ["string", "null"]},
+        },
+    )
+    check = _object(
+        ["status", "detail"],
+        {
+            "status": {"enum": ["ok", "degraded", "fail"]},
+            "detail": {"type": "string"},
+            "duration_ms": {"type": "number"},
+        },
+    )
+    health = _object(
+        ["status", "checks", "uptime_s", "version", "process"],
+        {
+            "status": {"enum": ["ok", "degraded", "fail"]},
+            "checks": {"type": "object", "additionalProperties": check},
+            "uptime_s": {"type": "number"},
+            "version": {"type": "string"},
+            "process": _object(
+                ["pid", "rss_bytes", "cpu_s", "threads"],
+                {
+                    "pid": {"type": "integer"},
+                    "rss_bytes": {"type": "integer"},
+                    "cpu_s": {"type": "number"},
+                    "threads": {"type": "integer"},
+                },
+            ),
+        },
+    )
+    stats = _object(
+        ["requests", "errors", "client_errors", "error_rate", "latency_ms", "status_codes", "error_types"],
+        {
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "client_errors": {"type": "integer"},
+            "error_rate": {"type": "number"},
+            "latency_ms": _LATENCY,
+            "status_codes": _COUNTS,
+            "error_types": _COUNTS,
+            "requests_per_minute": {"type": "number"},
+            "uptime_s": {"type": "number"},
+            "since": _TIME,
+            "endpoints_overflowed": {"type": "integer"},
+        },
+    )
+    health_get = _get("Health of the application (503 when a check fails)", health)
+    health_get["get"]["responses"]["503"] = {
+        "description": "A health check failed",
+        "content": {"application/json": {"schema": health}},
+    }
+    query = {"in": "query", "required": False}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "wsgimon monitoring API", "version": version},
+        "servers": [{"url": prefix}],
+        "components": {
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+        },
+        "security": [{}, {"basic": []}, {"bearer": []}],
+        "paths": {
+            "/stats": _get("Totals and latency over all endpoints", stats),
+            "/endpoints": _get(
+                "Statistics per endpoint and method",
+                _object(["endpoints"], {"endpoints": {"type": "array", "items": endpoint_row}}),
+                [
+                    {"name": "sort", **query, "schema": {"enum": ["requests", "errors", "p95", "avg"]}},
+                    _limit(10_000),
+                ],
+            ),
+            "/requests": _get(
+                "The most recent requests, newest first",
+                _object(["requests"], {"requests": {"type": "array", "items": request_row}}),
+                [
+                    _limit(1_000_000),
+                    {"name": "status", **query, "schema": {"type": "string", "examples": ["5xx", "404"]}},
+                    {"name": "endpoint", **query, "schema": {"type": "string"}},
+                    {"name": "min_ms", **query, "schema": {"type": "number", "minimum": 0}},
+                ],
+            ),
+            "/errors": _get(
+                "Error types per endpoint with the latest message and traceback",
+                _object(["errors"], {"errors": {"type": "array", "items": error_row}}),
+                [_limit(10_000)],
+            ),
+            "/health": health_get,
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
+        },
+    }

@@ -1,0 +1,252 @@
+"""From raw request records to stored statistics, off the request thread.
+
+The request thread only appends an immutable tuple to a deque (atomic in
+CPython, no lock). The recorder folds those tuples into a :class:`Batch` —
+naming endpoints, redacting paths, formatting tracebacks — and writes it to the
+store. It runs every ``flush_interval`` in a background thread started lazily in
+the serving process (after a fork, never before), before every read of the
+monitoring API, and at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from http import HTTPStatus
+
+from .aggregate import Aggregate
+from .endpoints import EndpointNamer
+from .guard import report_internal_error
+from .redaction import display_path
+from .stores.base import Batch, ErrorSample, RequestEntry, Store
+
+__all__ = ["RawRecord", "Recorder"]
+
+# (start perf_counter, method, PATH_INFO, QUERY_STRING, status line or None,
+#  duration s, time to first byte s or None, response bytes or None,
+#  exception or None, endpoint hint or None)
+RawRecord = tuple[
+    float, str, str, str, "str | None", float, "float | None", "int | None", "BaseException | None", "str | None"
+]
+
+_NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
+_MAX_MESSAGE_CHARS = 2000
+_MAX_PENDING = 100_000
+
+
+class Recorder:
+    """Owns the pending records of this process and ships them to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        namer: EndpointNamer,
+        *,
+        redact_keys: tuple[str, ...],
+        flush_interval: float,
+        max_traceback_chars: int,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.namer = namer
+        self.pending: deque[RawRecord] = deque()
+        self.dropped = 0
+        self._redact_keys = redact_keys
+        self._flush_interval = flush_interval
+        self._max_traceback_chars = max_traceback_chars
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._fold_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pid = os.getpid()
+        self.started_at = wall_clock()
+        self.last_flush: float | None = None
+        self._perf_anchor = clock()
+        self._wall_anchor = wall_clock()
+        self._atexit_registered = False
+
+    # -- background thread -------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the flusher in this process; after a fork the child starts its own."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._after_fork(pid)
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._fold_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="wsgimon-flusher", daemon=True)
+            self._thread.start()
+        if not self._atexit_registered:
+            atexit.register(self.shutdown)
+            self._atexit_registered = True
+
+    def _after_fork(self, pid: int) -> None:
+        # Locks and threads of the parent are unusable in the child.
+        self._pid = pid
+        self._fold_lock = threading.Lock()
+        self._thread = None
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._flush_interval):
+            self.flush()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the flusher and write what is pending; used at exit."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.flush()
+
+    # -- folding -------------------------------------------------------------------
+    def overfull(self) -> None:
+        """Called from the request path when the deque grows past its bound (flusher stuck)."""
+        pending = self.pending
+        while len(pending) > _MAX_PENDING:
+            try:
+                pending.popleft()
+            except IndexError:
+                break
+            self.dropped += 1
+
+    def flush(self) -> None:
+        """Fold pending records into a batch and write it; never raises."""
+        try:
+            with self._fold_lock:
+                batch = self._fold()
+                if batch:
+                    self.store.write(batch)
+                self.last_flush = self._wall_clock()
+        except Exception as exc:
+            report_internal_error("flush", exc)
+
+    def _fold(self) -> Batch:
+        batch = Batch()
+        pending = self.pending
+        namer = self.namer
+        overflow_before = namer.overflowed
+        while True:
+            try:
+                record = pending.popleft()
+            except IndexError:
+                break
+            try:
+                self._fold_one(batch, record)
+            except Exception as exc:
+                report_internal_error("fold", exc)
+        batch.overflowed = namer.overflowed - overflow_before
+        return batch
+
+    def _fold_one(self, batch: Batch, record: RawRecord) -> None:
+        start, method, path_info, query, status_line, duration, ttfb, size, exc, hint = record
+        if exc is not None and isinstance(exc, _NOT_ERRORS):
+            exc = None
+        status = _status_code(status_line, exc)
+        wall = self._wall_anchor + (start - self._perf_anchor)
+        path = display_path(path_info, query, self._redact_keys)
+        endpoint = self.namer.name(method, path.partition("?")[0], status, hint)
+        is_error = exc is not None or status >= 500
+        is_client_error = not is_error and 400 <= status < 500
+        if exc is not None:
+            error_type: str | None = type(exc).__name__
+        elif status >= 400:
+            error_type = _status_text(status)
+        else:
+            error_type = None
+        duration_ms = duration * 1000.0
+        key = (endpoint, method)
+        minute = int(wall // 60)
+        per_endpoint = batch.minutes.get(minute)
+        if per_endpoint is None:
+            per_endpoint = batch.minutes[minute] = {}
+        agg = per_endpoint.get(key)
+        if agg is None:
+            agg = per_endpoint[key] = Aggregate()
+        agg.add(duration_ms, status, is_error, is_client_error, error_type, wall)
+        batch.requests.append(
+            RequestEntry(
+                time=wall,
+                method=method,
+                path=path,
+                endpoint=endpoint,
+                status=status,
+                duration_ms=round(duration_ms, 3),
+                ttfb_ms=None if ttfb is None else round(ttfb * 1000.0, 3),
+                error_type=error_type,
+                response_bytes=size,
+            )
+        )
+        if error_type is not None and (is_error or status >= 400):
+            self._sample_error(batch, error_type, endpoint, method, wall, exc, status)
+
+    def _sample_error(
+        self,
+        batch: Batch,
+        error_type: str,
+        endpoint: str,
+        method: str,
+        wall: float,
+        exc: BaseException | None,
+        status: int,
+    ) -> None:
+        if exc is not None:
+            message = _bounded(_safe_str(exc), _MAX_MESSAGE_CHARS)
+            tb: str | None = _bounded_tail(
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                self._max_traceback_chars,
+            )
+        else:
+            message = _status_text(status)
+            tb = None
+        key = (error_type, endpoint, method)
+        sample = ErrorSample(error_type, endpoint, method, 1, wall, wall, message, tb)
+        existing = batch.errors.get(key)
+        if existing is None:
+            batch.errors[key] = sample
+        else:
+            existing.merge(sample)
+
+
+def _status_code(status_line: str | None, exc: BaseException | None) -> int:
+    if status_line is None:
+        # The app raised before starting a response: the server answers 500.
+        return 500
+    try:
+        code = int(status_line[:3])
+    except ValueError:
+        return 500
+    return code
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded_tail(text: str, limit: int) -> str:
+    # The end of a traceback (the raising frame and the message) matters most.
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]

@@ -1,0 +1,95 @@
+"""A mergeable quantile sketch with bounded relative error (the DDSketch idea).
+
+Latencies are counted in logarithmic buckets whose width guarantees that any
+quantile is within ``relative_accuracy`` of the exact value. Two sketches merge
+by adding bucket counts, which is what lets worker processes combine their
+percentiles exactly as if one process had seen every request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+__all__ = ["QuantileSketch"]
+
+_MIN_VALUE = 1e-6
+
+
+class QuantileSketch:
+    """Counts values in log-spaced buckets; memory grows with the value range, not the count."""
+
+    __slots__ = ("_bins", "_zero", "count", "_gamma_ln", "relative_accuracy")
+
+    def __init__(self, relative_accuracy: float = 0.01) -> None:
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError("relative_accuracy must be between 0 and 1")
+        self.relative_accuracy = relative_accuracy
+        gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
+        self._gamma_ln = math.log(gamma)
+        self._bins: dict[int, int] = {}
+        self._zero = 0
+        self.count = 0
+
+    def add(self, value: float, weight: int = 1) -> None:
+        if value <= _MIN_VALUE:
+            self._zero += weight
+        else:
+            key = math.ceil(math.log(value) / self._gamma_ln)
+            bins = self._bins
+            bins[key] = bins.get(key, 0) + weight
+        self.count += weight
+
+    def merge(self, other: QuantileSketch) -> None:
+        if other._gamma_ln != self._gamma_ln:
+            raise ValueError("cannot merge sketches of different accuracy")
+        bins = self._bins
+        for key, n in other._bins.items():
+            bins[key] = bins.get(key, 0) + n
+        self._zero += other._zero
+        self.count += other.count
+
+    def quantile(self, q: float) -> float | None:
+        """The value at quantile ``q`` (0..1), or None when nothing was added."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError("quantile must be between 0 and 1")
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        seen = self._zero
+        if rank < seen:
+            return 0.0
+        for key in sorted(self._bins):
+            seen += self._bins[key]
+            if seen > rank:
+                # The bucket (gamma^(k-1), gamma^k] is represented by the point
+                # whose relative distance to both edges is relative_accuracy.
+                return 2.0 * math.exp(key * self._gamma_ln) / (1.0 + math.exp(self._gamma_ln))
+        return 2.0 * math.exp(max(self._bins) * self._gamma_ln) / (1.0 + math.exp(self._gamma_ln))
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        return [self.quantile(q) for q in qs]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-friendly form, used by stores that persist sketches."""
+        return {
+            "a": self.relative_accuracy,
+            "z": self._zero,
+            "b": {str(k): n for k, n in self._bins.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> QuantileSketch:
+        accuracy = data.get("a", 0.01)
+        zero = data.get("z", 0)
+        bins = data.get("b", {})
+        if not isinstance(accuracy, float) or not isinstance(zero, int) or not isinstance(bins, dict):
+            raise ValueError("malformed sketch")
+        sketch = cls(accuracy)
+        sketch._zero = zero
+        sketch._bins = {int(k): int(n) for k, n in bins.items()}
+        sketch.count = zero + sum(sketch._bins.values())
+        return sketch
+
+    def __len__(self) -> int:
+        return len(self._bins)
