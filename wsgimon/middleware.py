@@ -123,6 +123,7 @@ class MonitorMiddleware:
 
 
 _getpid = os.getpid
+_PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
 
 
 class _Exchange:
@@ -169,6 +170,10 @@ class _Exchange:
 
     def failed(self, exc: BaseException) -> None:
         """The app raised before returning a body: record now."""
+        if isinstance(exc, _PROCESS_EXITS):
+            # The worker is going away, not failing a request: nothing to record.
+            self._done = True
+            return
         try:
             self._exc = exc
             self._status = None

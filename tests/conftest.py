@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from wsgimon import guard
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test when wsgimon swallowed an internal error it did not expect."""
+    guard.reset_seen()
+    before = guard.internal_error_count()
+    caplog.set_level(logging.ERROR, logger="wsgimon")
+    yield
+    if request.node.get_closest_marker("internal_errors"):
+        return
+    swallowed = guard.internal_error_count() - before
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("wsgimon") and r.levelno >= logging.ERROR]
+    assert swallowed == 0 and not messages, f"wsgimon swallowed internal errors: {messages}"
