@@ -56,7 +56,7 @@ def werkzeug_server(app: Any) -> Iterator[str]:
 def waitress_server(app: Any) -> Iterator[str]:
     from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=4, _quiet=True)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
     port = server.effective_port  # type: ignore[union-attr]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -72,10 +72,22 @@ def gunicorn_server(
     app_spec: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", *args, app_spec]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+        *args,
+        app_spec,
+    ]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("PYTHONDEVMODE", None)
-    process = subprocess.Popen(command, cwd=cwd or ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=cwd or ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(url) or process.poll() is not None, timeout=20)

@@ -50,6 +50,7 @@ class MonitoringApp:
         self.monitor = monitor
         self.config = monitor.config
         self.health = HealthRegistry(self.config.health_check_timeout)
+        self._internal_errors_before = internal_error_count()
         self.url_map = Map(
             [
                 Rule("/", endpoint="index"),
@@ -273,7 +274,7 @@ class MonitoringApp:
         problems = []
         if recorder.dropped:
             problems.append(f"{recorder.dropped} records dropped (flusher behind)")
-        errors = internal_error_count()
+        errors = internal_error_count() - self._internal_errors_before
         if errors:
             problems.append(f"{errors} internal errors logged")
         results["wsgimon"] = CheckResult(DEGRADED if problems else OK, "; ".join(problems) or "ok", 0.0)
