@@ -202,8 +202,8 @@ class MonitoringApp:
                     "path": entry.path,
                     "endpoint": entry.endpoint,
                     "status": entry.status,
-                    "duration_ms": entry.duration_ms,
-                    "ttfb_ms": entry.ttfb_ms,
+                    "duration_ms": round(entry.duration_ms, 3),
+                    "ttfb_ms": None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3),
                     "error_type": entry.error_type,
                     "response_bytes": entry.response_bytes,
                 }

@@ -58,6 +58,12 @@ class EndpointNamer:
         self._known: set[str] = set()
         self.overflowed = 0
 
+    def refresh(self) -> None:
+        """Called once per fold: lets the matcher notice routes added since the last one."""
+        refresh = getattr(self.matcher, "refresh", None)
+        if refresh is not None:
+            refresh()
+
     def name(self, method: str, path: str, status: int, hint: str | None) -> str:
         if hint:
             return self._capped(hint)

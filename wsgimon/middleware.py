@@ -61,6 +61,7 @@ class MonitorMiddleware:
             self.store,
             EndpointNamer(config.max_endpoints, matcher),
             redact_keys=config.redact_keys,
+            recent_requests=config.recent_requests,
             flush_interval=config.flush_interval,
             max_traceback_chars=config.max_traceback_chars,
         )

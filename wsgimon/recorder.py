@@ -17,17 +17,19 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
+from functools import lru_cache
 from http import HTTPStatus
 
 from .aggregate import Aggregate
 from .endpoints import EndpointNamer
 from .guard import report_internal_error
-from .redaction import display_path
+from .redaction import with_redacted_query
 from .stores.base import Batch, ErrorSample, RequestEntry, Store
 
 __all__ = ["RawRecord", "Recorder"]
 
-# (start perf_counter, method, PATH_INFO, QUERY_STRING, status line or None,
+# (start perf_counter, method, PATH_INFO, QUERY_STRING, status line or None when the
+#  app raised before a response started (the server answers 500),
 #  duration s, time to first byte s or None, response bytes or None,
 #  exception or None, endpoint hint or None)
 RawRecord = tuple[
@@ -48,6 +50,7 @@ class Recorder:
         namer: EndpointNamer,
         *,
         redact_keys: tuple[str, ...],
+        recent_requests: int,
         flush_interval: float,
         max_traceback_chars: int,
         clock: Callable[[], float] = time.perf_counter,
@@ -60,6 +63,8 @@ class Recorder:
         self._redact_keys = redact_keys
         self._flush_interval = flush_interval
         self._max_traceback_chars = max_traceback_chars
+        self._recent_requests = recent_requests
+        self._status_codes: dict[str, int] = {}
         self._clock = clock
         self._wall_clock = wall_clock
         self._fold_lock = threading.Lock()
@@ -134,28 +139,41 @@ class Recorder:
     def _fold(self) -> Batch:
         batch = Batch()
         pending = self.pending
-        namer = self.namer
-        overflow_before = namer.overflowed
+        records: list[RawRecord] = []
         while True:
             try:
-                record = pending.popleft()
+                records.append(pending.popleft())
             except IndexError:
                 break
+        if not records:
+            return batch
+        namer = self.namer
+        namer.refresh()
+        overflow_before = namer.overflowed
+        # Only the newest entries can survive in the bounded request log.
+        log_from = len(records) - self._recent_requests
+        for index, record in enumerate(records):
             try:
-                self._fold_one(batch, record)
+                self._fold_one(batch, record, index >= log_from)
             except Exception as exc:
                 report_internal_error("fold", exc)
         batch.overflowed = namer.overflowed - overflow_before
         return batch
 
-    def _fold_one(self, batch: Batch, record: RawRecord) -> None:
+    def _fold_one(self, batch: Batch, record: RawRecord, keep_in_log: bool) -> None:
         start, method, path_info, query, status_line, duration, ttfb, size, exc, hint = record
         if exc is not None and isinstance(exc, _NOT_ERRORS):
             exc = None
-        status = _status_code(status_line, exc)
+        if status_line is None:
+            status = 500
+        else:
+            known = self._status_codes.get(status_line)
+            if known is None:
+                known = self._status_codes[status_line] = _status_code(status_line)
+            status = known
         wall = self._wall_anchor + (start - self._perf_anchor)
-        path = display_path(path_info, query, self._redact_keys)
-        endpoint = self.namer.name(method, path.partition("?")[0], status, hint)
+        path_only = _decode_path(path_info)
+        endpoint = self.namer.name(method, path_only, status, hint)
         is_error = exc is not None or status >= 500
         is_client_error = not is_error and 400 <= status < 500
         if exc is not None:
@@ -174,20 +192,21 @@ class Recorder:
         if agg is None:
             agg = per_endpoint[key] = Aggregate()
         agg.add(duration_ms, status, is_error, is_client_error, error_type, wall)
-        batch.requests.append(
-            RequestEntry(
-                time=wall,
-                method=method,
-                path=path,
-                endpoint=endpoint,
-                status=status,
-                duration_ms=round(duration_ms, 3),
-                ttfb_ms=None if ttfb is None else round(ttfb * 1000.0, 3),
-                error_type=error_type,
-                response_bytes=size,
+        if keep_in_log:
+            batch.requests.append(
+                RequestEntry(
+                    wall,
+                    method,
+                    with_redacted_query(path_only, query, self._redact_keys),
+                    endpoint,
+                    status,
+                    duration_ms,
+                    None if ttfb is None else ttfb * 1000.0,
+                    error_type,
+                    size,
+                )
             )
-        )
-        if error_type is not None and (is_error or status >= 400):
+        if error_type is not None:
             self._sample_error(batch, error_type, endpoint, method, wall, exc, status)
 
     def _sample_error(
@@ -218,15 +237,20 @@ class Recorder:
             existing.merge(sample)
 
 
-def _status_code(status_line: str | None, exc: BaseException | None) -> int:
-    if status_line is None:
-        # The app raised before starting a response: the server answers 500.
-        return 500
+def _status_code(status_line: str) -> int:
     try:
-        code = int(status_line[:3])
+        return int(status_line[:3])
     except ValueError:
         return 500
-    return code
+
+
+@lru_cache(maxsize=4096)
+def _decode_path(path_info: str) -> str:
+    # WSGI hands over the raw bytes as latin-1; users typed UTF-8.
+    try:
+        return path_info.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return path_info
 
 
 def _status_text(status: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-__all__ = ["REDACTED", "display_path", "redact_query"]
+__all__ = ["REDACTED", "redact_query", "with_redacted_query"]
 
 REDACTED = "[REDACTED]"
 
@@ -30,12 +30,8 @@ def redact_query(query: str, sensitive: tuple[str, ...]) -> str:
     return "&".join(parts)
 
 
-def display_path(path_info: str, query: str, sensitive: tuple[str, ...]) -> str:
-    """The path as a user would type it (UTF-8 decoded), with its redacted query string."""
-    try:
-        path = path_info.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        path = path_info
+def with_redacted_query(path: str, query: str, sensitive: tuple[str, ...]) -> str:
+    """The path as a user would type it, with its query string redacted."""
     if not query:
         return path
     return f"{path}?{redact_query(query, sensitive)}"

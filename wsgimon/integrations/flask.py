@@ -63,7 +63,8 @@ class FlaskRouteMatcher:
     def __call__(self, method: str, path: str) -> str | None:
         key = (method, path)
         with self._lock:
-            self._refresh()
+            if self._adapter is None:
+                self._refresh()
             cache = self._cache
             if key in cache:
                 cache.move_to_end(key)
@@ -73,6 +74,10 @@ class FlaskRouteMatcher:
             if len(cache) > self._cache_size:
                 cache.popitem(last=False)
             return template
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._refresh()
 
     def _refresh(self) -> None:
         url_map = self._app.url_map

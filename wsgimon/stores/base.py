@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..aggregate import Aggregate
 
@@ -18,8 +19,7 @@ __all__ = ["Batch", "EndpointKey", "ErrorSample", "RequestEntry", "Store"]
 EndpointKey = tuple[str, str]  # (endpoint, method)
 
 
-@dataclass(frozen=True)
-class RequestEntry:
+class RequestEntry(NamedTuple):
     """One line of the live request log; holds nothing secret (path already redacted)."""
 
     time: float

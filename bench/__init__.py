@@ -1,0 +1,1 @@
+"""Benchmarks: what wsgimon costs compared with the bare application."""
