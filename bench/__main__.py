@@ -6,7 +6,6 @@ import argparse
 import platform
 import sys
 from datetime import datetime, timezone
-
 from importlib.metadata import version
 
 import wsgimon
