@@ -16,6 +16,7 @@ is logged and the request goes on.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from types import TracebackType
@@ -75,7 +76,8 @@ class MonitorMiddleware:
         self._endpoint_func = config.endpoint
         self._append = self.recorder.pending.append
         self._pending = self.recorder.pending
-        self._started_pid = -1
+        self._background_started = False
+        _live_monitors.add(self)
 
     def add_health_check(self, name: str, check: Callable[[], object]) -> None:
         """Add a check to ``/monitoring/health``: it fails when it raises, returns False or is slow."""
@@ -100,7 +102,7 @@ class MonitorMiddleware:
         if self._exclude and path.startswith(self._exclude):
             return self.app(environ, start_response)
         try:
-            if self._started_pid != _getpid():
+            if not self._background_started:
                 self._start_background()
             exchange = _Exchange(self, environ, start_response, path)
         except Exception as exc:
@@ -115,7 +117,11 @@ class MonitorMiddleware:
 
     def _start_background(self) -> None:
         self.recorder.ensure_started()
-        self._started_pid = _getpid()
+        self._background_started = True
+
+    def _forget_background(self) -> None:
+        # After a fork the child has none of the parent's threads: start anew on its first request.
+        self._background_started = False
 
     def _finish(self, record: Any) -> None:
         self._append(record)
@@ -123,7 +129,15 @@ class MonitorMiddleware:
             self.recorder.overfull()
 
 
-_getpid = os.getpid
+_live_monitors: weakref.WeakSet[MonitorMiddleware] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for monitor in list(_live_monitors):
+        monitor._forget_background()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
 
 
