@@ -78,3 +78,25 @@ def test_routes_added_after_wrapping_are_named() -> None:
 def test_importing_wsgimon_does_not_need_flask_for_plain_apps() -> None:
     monitor = MonitorMiddleware(lambda environ, start_response: [])
     assert monitor.flask_app is None
+
+
+def test_strict_slash_redirects_are_named_by_their_target() -> None:
+    flask_app = Flask("slashes")
+
+    @flask_app.route("/docs/")
+    def docs() -> str:
+        return "docs"
+
+    monitor = MonitorMiddleware(flask_app.wsgi_app)
+    flask_app.wsgi_app = monitor  # type: ignore[method-assign]
+    assert call(monitor, "/docs").status.startswith("308")  # type: ignore[union-attr]
+    call(monitor, "/docs/")
+    rows = get_json(monitor, "/monitoring/endpoints")["endpoints"]
+    assert {(row["endpoint"], tuple(row["status_codes"])) for row in rows} == {("/docs/", ("200", "308"))}
+
+
+def test_method_not_allowed_counts_as_unmatched() -> None:
+    app, monitor = create_app()
+    assert call(monitor, "/test/normal", method="DELETE").status.startswith("405")  # type: ignore[union-attr]
+    (row,) = get_json(monitor, "/monitoring/endpoints")["endpoints"]
+    assert (row["endpoint"], row["method"]) == ("<unmatched>", "DELETE")

@@ -66,7 +66,7 @@ class EndpointNamer:
 
     def name(self, method: str, path: str, status: int, hint: str | None) -> str:
         if hint:
-            return self._capped(hint)
+            return hint if hint == UNMATCHED else self._capped(hint)
         if self.matcher is not None:
             template = self.matcher(method, path)
             if template is not None:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .endpoints import EndpointNamer, RouteMatcher
+from .endpoints import UNMATCHED, EndpointNamer, RouteMatcher
 from .guard import report_internal_error
 from .integrations.flask import EXCEPTION_KEY
 from .recorder import _MAX_PENDING, Recorder
@@ -58,6 +58,7 @@ class MonitorMiddleware:
             connect_exception_signal(flask_app)
             matcher = FlaskRouteMatcher(flask_app)
         self.flask_app = flask_app
+        self._reads_flask_rule = flask_app is not None
         self.recorder = Recorder(
             self.store,
             EndpointNamer(config.max_endpoints, matcher),
@@ -139,6 +140,7 @@ def _reset_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+_NO_ROUTE_STATUSES = ("404", "405")
 
 
 class _Exchange:
@@ -157,6 +159,7 @@ class _Exchange:
         "_exc",
         "_body",
         "_done",
+        "_route",
     )
 
     def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
@@ -171,6 +174,7 @@ class _Exchange:
         self._exc: BaseException | None = None
         self._body: Iterable[bytes] = ()
         self._done = False
+        self._route: str | None = None
         self._t0 = perf_counter()
 
     def start_response(
@@ -178,6 +182,15 @@ class _Exchange:
     ) -> Callable[[bytes], object]:
         self._status = status
         self._headers = headers
+        if self._mw._reads_flask_rule:
+            # Flask's request (and the rule it matched) is gone once the request ends.
+            request = self._environ.get("werkzeug.request")
+            if request is not None:
+                rule = request.url_rule
+                if rule is not None:
+                    self._route = rule.rule
+                elif status[:3] in _NO_ROUTE_STATUSES:
+                    self._route = UNMATCHED
         if exc_info is None:
             return self._start_response(status, headers)
         # With headers already sent the server re-raises exc_info: let it through.
@@ -280,7 +293,7 @@ class _Exchange:
         exc = self._exc
         if exc is None:
             exc = environ.get(EXCEPTION_KEY)
-        hint = None
+        hint = self._route
         if mw._endpoint_func is not None:
             try:
                 hint = mw._endpoint_func(environ)

@@ -1,11 +1,13 @@
 """Flask support: route templates and handled exceptions, without touching the request path.
 
 The middleware wraps ``app.wsgi_app``; that bound method leads back to the
-Flask app. Route templates come from matching the raw path against
-``app.url_map`` off the request thread (cached), so a request costs nothing
-extra. Flask turns an unhandled exception into a 500 inside ``wsgi_app``; the
-rare ``got_request_exception`` signal hands that exception over through the
-environ.
+Flask app. The route template is read from Flask's own request object when the
+response starts (one attribute lookup: the request is gone from the environ
+once the request ends, and no per-request signal is needed). When that is not
+available the raw path is matched against ``app.url_map`` off the request
+thread, cached. Flask turns an unhandled exception into a 500 inside
+``wsgi_app``; the rare ``got_request_exception`` signal hands that exception
+over through the environ.
 """
 
 from __future__ import annotations
