@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +21,8 @@ def no_internal_errors(request: pytest.FixtureRequest, caplog: pytest.LogCapture
     swallowed = guard.internal_error_count() - before
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("wsgimon") and r.levelno >= logging.ERROR]
     assert swallowed == 0 and not messages, f"wsgimon swallowed internal errors: {messages}"
+
+
+# Tests choose their store explicitly; the default (a SQLite file in the working
+# directory) is for users.
+os.environ["WSGIMON_STORAGE"] = "memory://"

@@ -81,3 +81,14 @@ def test_empty_and_invalid() -> None:
         QuantileSketch(0.0)
     with pytest.raises(ValueError):
         sketch.merge(QuantileSketch(0.05))
+
+
+def test_round_trip_through_bytes_keeps_everything() -> None:
+    sketch = QuantileSketch()
+    for value in (0.0, 0.002, 1.0, 10.0, 250.0, 250.0, 99_999.0):
+        sketch.add(value)
+    copy = QuantileSketch.from_bytes(sketch.to_bytes())
+    assert copy.quantiles(QUANTILES) == sketch.quantiles(QUANTILES)
+    assert copy.count == sketch.count and copy.relative_accuracy == sketch.relative_accuracy
+    with pytest.raises(ValueError):
+        QuantileSketch.from_bytes(b"\x00" * 8)

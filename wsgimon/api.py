@@ -19,11 +19,12 @@ from werkzeug.wrappers import Request, Response
 
 from . import __version__
 from .access import check_access
-from .aggregate import Aggregate
 from .guard import internal_error_count, report_internal_error
 from .health import DEGRADED, FAIL, OK, CheckResult, HealthRegistry, overall_status
 from .openapi import openapi_document
 from .process_info import process_info
+from .stores.base import ALL, StoreUnavailable
+from .windows import HOUR, Window, parse_duration, parse_window
 
 if TYPE_CHECKING:
     from .middleware import MonitorMiddleware
@@ -39,6 +40,17 @@ _SORT_KEYS: dict[str, Callable[[dict[str, Any]], float]] = {
 _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 _MAX_LIMIT = 10_000
 _MIN_REQUESTS_FOR_THRESHOLDS = 20
+_ALIVE_S = 60.0
+_MAX_POINTS = 1500
+_STEPS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 21600: "6h", 43200: "12h", 86400: "1d"}
+
+
+def _default_step(span_s: float, minute_retention_s: float) -> str:
+    """At most 300 points, from buckets the store still has."""
+    for seconds, label in _STEPS.items():
+        if span_s / seconds <= 300 and (seconds >= HOUR or span_s <= minute_retention_s):
+            return label
+    return "1d"
 
 
 class BadRequest(Exception):
@@ -58,6 +70,7 @@ class MonitoringApp:
                 Rule("/endpoints", endpoint="endpoints"),
                 Rule("/requests", endpoint="requests"),
                 Rule("/errors", endpoint="errors"),
+                Rule("/timeseries", endpoint="timeseries"),
                 Rule("/health", endpoint="health"),
                 Rule("/openapi.json", endpoint="openapi"),
             ],
@@ -69,6 +82,7 @@ class MonitoringApp:
             "endpoints": self.endpoints,
             "requests": self.requests,
             "errors": self.errors,
+            "timeseries": self.timeseries,
             "health": self.health_view,
             "openapi": self.openapi,
         }
@@ -105,6 +119,8 @@ class MonitoringApp:
             return self._views[endpoint](request)
         except BadRequest as exc:
             return _json({"error": str(exc)}, 400)
+        except StoreUnavailable as exc:
+            return _json({"error": f"the statistics store cannot be read now: {exc}"}, 503)
         except MethodNotAllowed:
             response = _json({"error": f"method {request.method} not allowed; use GET"}, 405)
             response.headers["Allow"] = "GET, HEAD"
@@ -127,19 +143,26 @@ class MonitoringApp:
         links = {name: self._url(path) for name, path in _LINKS}
         return _json({"name": "wsgimon", "version": __version__, "links": links})
 
+    def _window(self, request: Request) -> tuple[Window, float]:
+        try:
+            window = parse_window(request.args.get("window"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return window, time.time()
+
     def stats(self, request: Request) -> Response:
-        _reject_unknown(request, set())
+        _reject_unknown(request, {"window"})
+        window, now = self._window(request)
         self.monitor.flush()
         store = self.monitor.store
-        totals = store.endpoint_totals()
-        overall = _sum(totals.values())
-        now = time.time()
-        started = self.monitor.recorder.started_at
+        overall = store.overall(window.since(now), now)
+        started = self._deployment_started(now)
         uptime = max(0.0, now - started)
-        window = min(300.0, max(60.0, uptime))
-        recent = _sum(store.endpoint_totals(since=now - window).values())
+        rate_window = min(300.0, max(60.0, uptime))
+        recent = store.overall(now - rate_window, now)
         return _json(
             {
+                "window": window.label,
                 "requests": overall.count,
                 "errors": overall.errors,
                 "client_errors": overall.client_errors,
@@ -147,19 +170,24 @@ class MonitoringApp:
                 "latency_ms": overall.latency_ms(),
                 "status_codes": {str(k): v for k, v in sorted(overall.status_codes.items())},
                 "error_types": dict(sorted(overall.error_types.items(), key=lambda kv: -kv[1])),
-                "requests_per_minute": round(recent.count * 60.0 / window, 3),
+                "requests_per_minute": round(recent.count * 60.0 / rate_window, 3),
                 "uptime_s": round(uptime, 3),
                 "since": iso(started),
                 "endpoints_overflowed": store.overflowed(),
             }
         )
 
+    def _deployment_started(self, now: float) -> float:
+        started = self.monitor.store.deployment_started()
+        return min(started, self.monitor.recorder.started_at) if started else self.monitor.recorder.started_at
+
     def endpoints(self, request: Request) -> Response:
-        _reject_unknown(request, {"sort", "limit"})
+        _reject_unknown(request, {"sort", "limit", "window"})
         sort = request.args.get("sort", "requests")
         if sort not in _SORT_KEYS:
             raise BadRequest(f"sort must be one of {', '.join(_SORT_KEYS)}, got {sort!r}")
         limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
+        window, now = self._window(request)
         self.monitor.flush()
         rows = [
             {
@@ -173,11 +201,11 @@ class MonitoringApp:
                 "status_codes": {str(k): v for k, v in sorted(agg.status_codes.items())},
                 "last_seen": iso(agg.last_seen),
             }
-            for (endpoint, method), agg in self.monitor.store.endpoint_totals().items()
+            for (endpoint, method), agg in self.monitor.store.endpoint_totals(window.since(now), now).items()
         ]
         key = _SORT_KEYS[sort]
         rows.sort(key=lambda row: (-key(row), row["endpoint"], row["method"]))
-        return _json({"endpoints": rows[:limit]})
+        return _json({"window": window.label, "endpoints": rows[:limit]})
 
     def requests(self, request: Request) -> Response:
         _reject_unknown(request, {"limit", "status", "endpoint", "min_ms"})
@@ -213,47 +241,126 @@ class MonitoringApp:
         return _json({"requests": rows})
 
     def errors(self, request: Request) -> Response:
-        _reject_unknown(request, {"limit"})
+        _reject_unknown(request, {"limit", "window"})
         limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
+        window, now = self._window(request)
         self.monitor.flush()
-        samples = sorted(self.monitor.store.error_samples(), key=lambda s: -s.last_seen)
-        rows = [
-            {
-                "type": s.type,
-                "endpoint": s.endpoint,
-                "method": s.method,
-                "count": s.count,
-                "first_seen": iso(s.first_seen),
-                "last_seen": iso(s.last_seen),
-                "message": s.message,
-                "traceback": s.traceback,
-            }
-            for s in samples[:limit]
-        ]
-        return _json({"errors": rows})
+        store = self.monitor.store
+        samples = store.error_samples()
+        rows = []
+        # Counts in the window come from the buckets; message and traceback from the latest sample.
+        for (endpoint, method), agg in store.endpoint_totals(window.since(now), now).items():
+            for error_type, count in agg.error_types.items():
+                sample = samples.get((error_type, endpoint, method))
+                rows.append(
+                    {
+                        "type": error_type,
+                        "endpoint": endpoint,
+                        "method": method,
+                        "count": count,
+                        "first_seen": iso(sample.first_seen) if sample else None,
+                        "last_seen": iso(sample.last_seen if sample else agg.last_seen),
+                        "message": sample.message if sample else error_type,
+                        "traceback": sample.traceback if sample else None,
+                    }
+                )
+        rows.sort(key=lambda row: (row["last_seen"] or "", row["count"]), reverse=True)
+        return _json({"window": window.label, "errors": rows[:limit]})
+
+    def timeseries(self, request: Request) -> Response:
+        _reject_unknown(request, {"window", "step", "endpoint", "method"})
+        window, now = self._window(request)
+        store = self.monitor.store
+        since = window.since(now)
+        if since is None:
+            started = store.deployment_started() or self.monitor.recorder.started_at
+            since = min(started, now - 60)
+        step_text = request.args.get("step") or _default_step(now - since, store.minute_retention_s)
+        try:
+            step = parse_duration(step_text, "step")
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if step not in _STEPS:
+            raise BadRequest(f"step must be one of {', '.join(_STEPS.values())}, got {step_text!r}")
+        if step < HOUR and since < now - store.minute_retention_s:
+            raise BadRequest(
+                f"step {step_text} needs minute data, kept for {store.minute_retention_s / 3600:g} h; "
+                "use a shorter window or a step of 1h or more"
+            )
+        if (now - since) / step > _MAX_POINTS:
+            raise BadRequest(f"window/step gives more than {_MAX_POINTS} points; use a larger step")
+        endpoint = request.args.get("endpoint")
+        method = request.args.get("method")
+        if (endpoint is None) != (method is None):
+            raise BadRequest("endpoint and method must be given together")
+        key = ALL if endpoint is None or method is None else (endpoint, method)
+        self.monitor.flush()
+        points = []
+        for start, agg in store.series(since, now, step, key):
+            latency = agg.latency_ms()
+            points.append(
+                {
+                    "time": iso(start),
+                    "requests": agg.count,
+                    "errors": agg.errors,
+                    "client_errors": agg.client_errors,
+                    "avg": latency["avg"],
+                    "p50": latency["p50"],
+                    "p95": latency["p95"],
+                    "p99": latency["p99"],
+                }
+            )
+        return _json({"window": window.label, "step_s": step, "points": points})
 
     def health_view(self, request: Request) -> Response:
+        _reject_unknown(request, set())
         self.monitor.flush()
         checks: dict[str, CheckResult] = {}
         checks.update(self._builtin_checks())
         checks.update(self.health.run_all())
         status = overall_status(checks)
+        now = time.time()
+        recorder = self.monitor.recorder
+        try:
+            processes = self.monitor.store.processes(now - _ALIVE_S)
+        except StoreUnavailable:
+            processes = []
         body = {
             "status": status,
             "checks": {name: result.to_json() for name, result in checks.items()},
-            "uptime_s": round(time.time() - self.monitor.recorder.started_at, 3),
+            "uptime_s": round(now - self._deployment_started(now), 3),
             "version": __version__,
-            "process": process_info(),
+            "process": {**process_info(), "uptime_s": round(now - recorder.started_at, 3)},
+            "deployment": {
+                "processes": [
+                    {
+                        "host": p.host,
+                        "pid": p.pid,
+                        "started": iso(p.started),
+                        "last_flush": iso(p.last_flush),
+                        "requests": p.requests,
+                    }
+                    for p in processes
+                ],
+            },
         }
         return _json(body, 503 if status == FAIL else 200)
 
     def _builtin_checks(self) -> dict[str, CheckResult]:
         config = self.config
         store = self.monitor.store
+        recorder = self.monitor.recorder
         results: dict[str, CheckResult] = {}
         healthy, detail = store.health()
+        if recorder.store_error is not None:
+            healthy = False
+            detail = (
+                f"writes failing ({recorder.store_error}); {recorder.unsent_requests} requests kept in "
+                "memory and retried"
+            )
         results["store"] = CheckResult(OK if healthy else DEGRADED, detail, 0.0)
-        recent = _sum(store.endpoint_totals(since=time.time() - config.health_window_s).values())
+        now = time.time()
+        recent = store.overall(now - config.health_window_s, now)
         window = f"last {config.health_window_s:g} s"
         rate = recent.error_rate
         if recent.count >= _MIN_REQUESTS_FOR_THRESHOLDS and rate > config.degraded_error_rate:
@@ -270,10 +377,11 @@ class MonitoringApp:
             slow = recent.count >= _MIN_REQUESTS_FOR_THRESHOLDS and p95 is not None and p95 > config.degraded_p95_ms
             detail = f"p95 {p95} ms in the {window} (threshold {config.degraded_p95_ms:g} ms)"
             results["latency_p95"] = CheckResult(DEGRADED if slow else OK, detail, 0.0)
-        recorder = self.monitor.recorder
         problems = []
         if recorder.dropped:
             problems.append(f"{recorder.dropped} records dropped (flusher behind)")
+        if recorder.lost_to_store:
+            problems.append(f"{recorder.lost_to_store} requests lost while the store was unavailable")
         errors = internal_error_count() - self._internal_errors_before
         if errors:
             problems.append(f"{errors} internal errors logged")
@@ -289,6 +397,7 @@ _LINKS = (
     ("endpoints", "/endpoints"),
     ("requests", "/requests"),
     ("errors", "/errors"),
+    ("timeseries", "/timeseries"),
     ("health", "/health"),
     ("openapi", "/openapi.json"),
 )
@@ -311,13 +420,6 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _sum(aggregates: Iterable[Aggregate]) -> Aggregate:
-    total = Aggregate()
-    for agg in aggregates:
-        total.merge(agg)
-    return total
 
 
 def _rate(part: int, whole: int) -> float:

@@ -39,7 +39,7 @@ class Config:
     """All options of the middleware; see the README's configuration table."""
 
     prefix: str = "/monitoring"
-    storage: str = "memory://"
+    storage: str = "sqlite:///wsgimon.sqlite3"
     health_path: str | None = None
     exclude: tuple[str, ...] = ()
     recent_requests: int = 1000
@@ -51,6 +51,8 @@ class Config:
     allow_remote: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
     flush_interval: float = 1.0
+    minute_retention_h: float = 48.0
+    retention_days: float = 90.0
     health_window_s: float = 300.0
     degraded_error_rate: float = 0.05
     degraded_p95_ms: float | None = None
@@ -91,6 +93,12 @@ class Config:
         _positive_int("max_endpoints", self.max_endpoints, maximum=100_000)
         _positive_int("max_traceback_chars", self.max_traceback_chars, maximum=1_000_000)
         _positive_float("flush_interval", self.flush_interval)
+        if self.flush_interval > 60:
+            raise ValueError(f"flush_interval must be at most 60 s, got {self.flush_interval!r}")
+        _positive_float("minute_retention_h", self.minute_retention_h)
+        _positive_float("retention_days", self.retention_days)
+        if self.minute_retention_h > self.retention_days * 24:
+            raise ValueError("minute_retention_h must not exceed retention_days")
         _positive_float("health_window_s", self.health_window_s)
         _positive_float("health_check_timeout", self.health_check_timeout)
         if not 0.0 < self.degraded_error_rate <= 1.0:
@@ -141,6 +149,8 @@ def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
         return _to_number(name, value, int)
     if name in (
         "flush_interval",
+        "minute_retention_h",
+        "retention_days",
         "health_window_s",
         "degraded_error_rate",
         "degraded_p95_ms",

@@ -47,7 +47,12 @@ class MonitorMiddleware:
     def __init__(self, app: WSGIApp, **options: Any) -> None:
         self.app = app
         self.config = config = Config.build(options)
-        self.store = open_store(config.storage, recent_requests=config.recent_requests)
+        self.store = open_store(
+            config.storage,
+            recent_requests=config.recent_requests,
+            minute_retention_s=config.minute_retention_h * 3600,
+            retention_s=config.retention_days * 86400,
+        )
         matcher: RouteMatcher | None = None
         from .integrations.flask import find_flask_app
 
@@ -92,6 +97,11 @@ class MonitorMiddleware:
         """Write this process's pending records to the store now."""
         self.recorder.flush()
 
+    def close(self) -> None:
+        """Stop the background thread, write what is pending and close the store (also done at exit)."""
+        self.recorder.shutdown()
+        self.store.close()
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path[: self._prefix_len] == self._prefix and (
@@ -123,6 +133,7 @@ class MonitorMiddleware:
     def _forget_background(self) -> None:
         # After a fork the child has none of the parent's threads: start anew on its first request.
         self._background_started = False
+        self.recorder.after_fork()
 
     def _finish(self, record: Any) -> None:
         self._append(record)

@@ -11,7 +11,9 @@ monitoring API, and at exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import socket
 import threading
 import time
 import traceback
@@ -22,9 +24,9 @@ from http import HTTPStatus
 
 from .aggregate import Aggregate
 from .endpoints import EndpointNamer
-from .guard import report_internal_error
+from .guard import logger, report_internal_error
 from .redaction import with_redacted_query
-from .stores.base import Batch, ErrorSample, RequestEntry, Store
+from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
 
 __all__ = ["RawRecord", "Recorder"]
 
@@ -39,6 +41,9 @@ RawRecord = tuple[
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MAX_MESSAGE_CHARS = 2000
 _MAX_PENDING = 100_000
+_MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavailable
+_HEARTBEAT_S = 10.0  # an idle process still shows up as alive
+_MAINTENANCE_S = 60.0
 
 
 class Recorder:
@@ -71,11 +76,18 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pid = os.getpid()
+        self._host = socket.gethostname()
         self.started_at = wall_clock()
         self.last_flush: float | None = None
+        self.requests_flushed = 0
         self._perf_anchor = clock()
         self._wall_anchor = wall_clock()
         self._atexit_registered = False
+        self._unsent: Batch | None = None
+        self.store_error: str | None = None
+        self.lost_to_store = 0
+        self._last_write = 0.0
+        self._last_maintenance = 0.0
 
     # -- background thread -------------------------------------------------------
     def ensure_started(self) -> None:
@@ -95,12 +107,22 @@ class Recorder:
             atexit.register(self.shutdown)
             self._atexit_registered = True
 
+    def after_fork(self) -> None:
+        """In a forked child: a new process with its own lock, thread and identity."""
+        self._after_fork(os.getpid())
+
     def _after_fork(self, pid: int) -> None:
-        # Locks and threads of the parent are unusable in the child.
+        # Locks and threads of the parent are unusable in the child, and what the
+        # parent had pending is the parent's to write.
         self._pid = pid
         self._fold_lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
+        self.pending.clear()
+        self._unsent = None
+        self.started_at = self._wall_clock()
+        self.requests_flushed = 0
+        self.last_flush = None
 
     def _run(self) -> None:
         while not self._stop.wait(self._flush_interval):
@@ -126,15 +148,51 @@ class Recorder:
             self.dropped += 1
 
     def flush(self) -> None:
-        """Fold pending records into a batch and write it; never raises."""
+        """Fold pending records and write them with what earlier failed writes kept; never raises."""
         try:
             with self._fold_lock:
-                batch = self._fold()
-                if batch:
-                    self.store.write(batch)
-                self.last_flush = self._wall_clock()
+                self._flush_locked()
         except Exception as exc:
             report_internal_error("flush", exc)
+
+    def _flush_locked(self) -> None:
+        batch = self._fold()
+        if self._unsent is not None:
+            self.lost_to_store += self._unsent.absorb(batch, self._recent_requests, _MAX_UNSENT_MINUTES)
+            batch = self._unsent
+        now = self._wall_clock()
+        if not batch and now - self._last_write < _HEARTBEAT_S:
+            return
+        count = batch.request_count
+        process = ProcessRow(self._host, self._pid, self.started_at, now, self.requests_flushed + count)
+        try:
+            self.store.write(batch, process)
+        except Exception as exc:
+            # Kept (bounded) and retried on the next flush, whatever the cause.
+            self._unsent = batch
+            if not isinstance(exc, StoreUnavailable):
+                report_internal_error("store write", exc)
+            elif self.store_error is None:
+                logger.warning(
+                    "wsgimon: cannot write to the store (%s); keeping statistics in memory and retrying", exc
+                )
+            self.store_error = str(exc)
+            return
+        self._unsent = None
+        self.requests_flushed += count
+        self.last_flush = self._last_write = now
+        if self.store_error is not None:
+            logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
+            self.store_error = None
+        if now - self._last_maintenance >= _MAINTENANCE_S:
+            self._last_maintenance = now
+            with contextlib.suppress(StoreUnavailable):
+                self.store.maintain(now)
+
+    @property
+    def unsent_requests(self) -> int:
+        unsent = self._unsent
+        return 0 if unsent is None else unsent.request_count
 
     def _fold(self) -> Batch:
         batch = Batch()

@@ -9,6 +9,8 @@ percentiles exactly as if one process had seen every request.
 from __future__ import annotations
 
 import math
+import sys
+from array import array
 from collections.abc import Iterable, Mapping
 
 __all__ = ["QuantileSketch"]
@@ -77,6 +79,31 @@ class QuantileSketch:
             "z": self._zero,
             "b": {str(k): n for k, n in self._bins.items()},
         }
+
+    def to_bytes(self) -> bytes:
+        """Compact little-endian form for stores: accuracy (ppm), zero count, keys, counts."""
+        keys = sorted(self._bins)
+        values = array("q", [round(self.relative_accuracy * 1_000_000), self._zero, len(keys)])
+        values.extend(keys)
+        values.extend(self._bins[k] for k in keys)
+        if sys.byteorder == "big":
+            values.byteswap()
+        return values.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> QuantileSketch:
+        values = array("q")
+        values.frombytes(data)
+        if sys.byteorder == "big":
+            values.byteswap()
+        if len(values) < 3 or len(values) != 3 + 2 * values[2]:
+            raise ValueError("malformed sketch")
+        sketch = cls(values[0] / 1_000_000)
+        n = values[2]
+        sketch._zero = values[1]
+        sketch._bins = dict(zip(values[3 : 3 + n], values[3 + n :], strict=True))
+        sketch.count = sketch._zero + sum(values[3 + n :])
+        return sketch
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> QuantileSketch:

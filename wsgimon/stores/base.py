@@ -2,21 +2,40 @@
 
 A process folds its requests into a :class:`Batch` (per-minute aggregates per
 endpoint, recent requests, error samples) and hands it to :meth:`Store.write`
-once per flush. Every back end answers the same queries, so the JSON API never
-knows which one it talks to.
+once per flush. Every back end keeps the same buckets (minute, hour, day and
+all-time, per endpoint and for all endpoints together) and answers the same
+queries through the shared logic here, so the JSON API never knows which one it
+talks to.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..aggregate import Aggregate
+from ..windows import DAY, HOUR, MINUTE, TOTAL, plan_ranges
 
-__all__ = ["Batch", "EndpointKey", "ErrorSample", "RequestEntry", "Store"]
+__all__ = [
+    "ALL",
+    "Batch",
+    "EndpointKey",
+    "ErrorSample",
+    "ProcessRow",
+    "RequestEntry",
+    "Store",
+    "StoreUnavailable",
+]
 
 EndpointKey = tuple[str, str]  # (endpoint, method)
+ALL: EndpointKey = ("*", "*")  # the key of the all-endpoints aggregate
+MAX_ERROR_SAMPLES = 1000
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be written now (locked, read-only, missing); the batch is kept and retried."""
 
 
 class RequestEntry(NamedTuple):
@@ -55,9 +74,20 @@ class ErrorSample:
             self.traceback = other.traceback
 
 
+@dataclass(frozen=True)
+class ProcessRow:
+    """A process that wrote to the store."""
+
+    host: str
+    pid: int
+    started: float
+    last_flush: float
+    requests: int
+
+
 @dataclass
 class Batch:
-    """What one process learned since its last flush."""
+    """What one process learned since its last successful flush."""
 
     minutes: dict[int, dict[EndpointKey, Aggregate]] = field(default_factory=dict)
     requests: list[RequestEntry] = field(default_factory=list)
@@ -67,29 +97,99 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.minutes or self.requests or self.errors or self.overflowed)
 
+    @property
+    def request_count(self) -> int:
+        return sum(agg.count for per_key in self.minutes.values() for agg in per_key.values())
+
+    def absorb(self, newer: Batch, max_requests: int, max_minutes: int) -> int:
+        """Merge a newer batch into this unsent one, within bounds; returns requests dropped."""
+        for minute, per_key in newer.minutes.items():
+            target = self.minutes.setdefault(minute, {})
+            for key, agg in per_key.items():
+                merge_into(target, key, agg)
+        dropped = 0
+        while len(self.minutes) > max_minutes:
+            oldest = min(self.minutes)
+            dropped += sum(agg.count for agg in self.minutes.pop(oldest).values())
+        self.requests.extend(newer.requests)
+        del self.requests[:-max_requests]
+        for error_key, sample in newer.errors.items():
+            known = self.errors.get(error_key)
+            if known is not None:
+                known.merge(sample)
+            elif len(self.errors) < MAX_ERROR_SAMPLES:
+                self.errors[error_key] = sample
+        self.overflowed += newer.overflowed
+        return dropped
+
+
+def merge_into(target: dict[EndpointKey, Aggregate], key: EndpointKey, agg: Aggregate) -> None:
+    existing = target.get(key)
+    if existing is None:
+        existing = target[key] = Aggregate()
+    existing.merge(agg)
+
+
+def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]:
+    """The batch's minute aggregates added up into every stored (resolution, start), with ALL."""
+    out: dict[tuple[int, int], dict[EndpointKey, Aggregate]] = {}
+    for minute, per_key in batch.minutes.items():
+        start = minute * MINUTE
+        targets = [
+            out.setdefault((MINUTE, start), {}),
+            out.setdefault((HOUR, start - start % HOUR), {}),
+            out.setdefault((DAY, start - start % DAY), {}),
+            out.setdefault((TOTAL, 0), {}),
+        ]
+        for key, agg in per_key.items():
+            for target in targets:
+                merge_into(target, key, agg)
+                merge_into(target, ALL, agg)
+    return out
+
 
 class Store(ABC):
-    """Persists batches and answers merged queries."""
+    """Persists batches and answers merged queries over time windows."""
 
-    @abstractmethod
-    def write(self, batch: Batch) -> None:
-        """Add one process's deltas; must be safe to call from any thread."""
+    #: How long finer buckets are kept; windows older than that start at a coarser boundary.
+    minute_retention_s: float
+    hour_retention_s: float
 
+    # -- writing ---------------------------------------------------------------------
     @abstractmethod
-    def endpoint_totals(self, since: float | None = None) -> dict[EndpointKey, Aggregate]:
-        """Aggregates per endpoint for requests at or after ``since`` (epoch s), or all."""
+    def write(self, batch: Batch, process: ProcessRow) -> None:
+        """Add one process's deltas atomically; raise StoreUnavailable to have it retried."""
+
+    def maintain(self, now: float) -> None:  # noqa: B027 - optional hook
+        """Prune old buckets and requests; called in the background."""
+
+    # -- primitives each back end provides ---------------------------------------------
+    @abstractmethod
+    def buckets(
+        self, resolution: int, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        """(start, key, aggregate) of buckets starting in [first, end): every endpoint's when
+        ``key`` is None, else only ``key``'s (``ALL`` for all endpoints together)."""
 
     @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:
-        """The newest ``limit`` requests, newest first."""
+        """The newest ``limit`` requests of all processes, newest first."""
 
     @abstractmethod
-    def error_samples(self, since: float | None = None) -> list[ErrorSample]:
-        """Error samples last seen at or after ``since``."""
+    def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
+        """The latest sample per (type, endpoint, method)."""
 
     @abstractmethod
     def overflowed(self) -> int:
-        """How many requests were counted under ``<other>`` because of the endpoint cap."""
+        """How many requests went to ``<other>`` because of the endpoint cap."""
+
+    @abstractmethod
+    def processes(self, seen_since: float) -> list[ProcessRow]:
+        """Processes that flushed at or after ``seen_since``."""
+
+    @abstractmethod
+    def deployment_started(self) -> float | None:
+        """When the deployment (any set of continuously overlapping processes) started."""
 
     def health(self) -> tuple[bool, str]:
         """(healthy, detail) of the store itself."""
@@ -97,3 +197,38 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    # -- queries shared by every back end ----------------------------------------------
+    def _ranges(self, since: float | None, now: float) -> list[tuple[int, int, int]]:
+        if since is None:
+            return [(TOTAL, 0, 1)]
+        planned = plan_ranges(since, now, now - self.minute_retention_s, now - self.hour_retention_s)
+        return [(r.resolution, r.first, r.end) for r in planned]
+
+    def endpoint_totals(self, since: float | None, now: float) -> dict[EndpointKey, Aggregate]:
+        """Aggregates per (endpoint, method) for the window [since, now] (None: all time)."""
+        result: dict[EndpointKey, Aggregate] = {}
+        for resolution, first, end in self._ranges(since, now):
+            for _start, key, agg in self.buckets(resolution, first, end, None):
+                merge_into(result, key, agg)
+        return result
+
+    def overall(self, since: float | None, now: float, key: EndpointKey = ALL) -> Aggregate:
+        """All endpoints together (or one ``key``) over the window."""
+        total = Aggregate()
+        for resolution, first, end in self._ranges(since, now):
+            for _start, _key, agg in self.buckets(resolution, first, end, key):
+                total.merge(agg)
+        return total
+
+    def series(self, since: float, now: float, step: int, key: EndpointKey = ALL) -> list[tuple[int, Aggregate]]:
+        """One aggregate per step from ``since`` to now, empty steps included."""
+        resolution = max(r for r in (MINUTE, HOUR, DAY) if step % r == 0)
+        first = int(since // step) * step
+        points: dict[int, Aggregate] = {t: Aggregate() for t in range(first, int(now) + 1, step)}
+        for start, _key, agg in self.buckets(resolution, first, int(now) + 1, key):
+            slot = start - start % step
+            point = points.get(slot)
+            if point is not None:
+                point.merge(agg)
+        return sorted(points.items())

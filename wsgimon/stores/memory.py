@@ -1,9 +1,8 @@
 """The in-process store: one process's statistics, kept in memory.
 
-Right for a single process and for tests. All-time aggregates are kept per
-endpoint; per-minute buckets are kept for ``retention_minutes`` so windowed
-queries (health, requests per minute) work; memory is bounded by the endpoint
-cap times that retention.
+Right for a single process and for tests. Buckets are kept per resolution with
+short retention (minutes for an hour, hours for two days, days for a month) so
+memory stays bounded by the endpoint cap times the number of buckets.
 """
 
 from __future__ import annotations
@@ -11,59 +10,82 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 
 from ..aggregate import Aggregate
-from .base import Batch, EndpointKey, ErrorSample, RequestEntry, Store
+from ..windows import DAY, HOUR, MINUTE, TOTAL
+from .base import (
+    ALL,
+    MAX_ERROR_SAMPLES,
+    Batch,
+    EndpointKey,
+    ErrorSample,
+    ProcessRow,
+    RequestEntry,
+    Store,
+    merge_into,
+    rollups,
+)
 
 __all__ = ["MemoryStore"]
 
-_MAX_ERROR_SAMPLES = 1000
+_RETENTION = {MINUTE: HOUR, HOUR: 2 * DAY, DAY: 31 * DAY}
 
 
 class MemoryStore(Store):
-    def __init__(self, *, recent_requests: int, retention_minutes: int = 60) -> None:
+    minute_retention_s = float(_RETENTION[MINUTE])
+    hour_retention_s = float(_RETENTION[HOUR])
+
+    def __init__(self, *, recent_requests: int) -> None:
         self._lock = threading.Lock()
-        self._totals: dict[EndpointKey, Aggregate] = {}
-        self._minutes: dict[int, dict[EndpointKey, Aggregate]] = {}
+        self._buckets: dict[int, dict[int, dict[EndpointKey, Aggregate]]] = {
+            resolution: {} for resolution in (MINUTE, HOUR, DAY, TOTAL)
+        }
         self._recent: deque[RequestEntry] = deque(maxlen=recent_requests)
         self._errors: dict[tuple[str, str, str], ErrorSample] = {}
         self._overflowed = 0
-        self._retention_minutes = retention_minutes
+        self._processes: dict[tuple[str, int, float], ProcessRow] = {}
+        self._started = time.time()
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch, process: ProcessRow) -> None:
         with self._lock:
-            for minute, per_endpoint in batch.minutes.items():
-                bucket = self._minutes.setdefault(minute, {})
-                for key, agg in per_endpoint.items():
-                    _merge_into(bucket, key, agg)
-                    _merge_into(self._totals, key, agg)
+            for (resolution, start), per_key in rollups(batch).items():
+                bucket = self._buckets[resolution].setdefault(start, {})
+                for key, agg in per_key.items():
+                    merge_into(bucket, key, agg)
             self._recent.extend(batch.requests)
             for error_key, sample in batch.errors.items():
                 known = self._errors.get(error_key)
                 if known is not None:
                     known.merge(sample)
-                elif len(self._errors) < _MAX_ERROR_SAMPLES:
-                    self._errors[error_key] = sample
+                elif len(self._errors) < MAX_ERROR_SAMPLES:
+                    self._errors[error_key] = ErrorSample(**vars(sample))
             self._overflowed += batch.overflowed
-            self._prune()
+            self._processes[(process.host, process.pid, process.started)] = process
+        self.maintain(time.time())
 
-    def _prune(self) -> None:
-        oldest = int(time.time() // 60) - self._retention_minutes
-        for minute in [m for m in self._minutes if m < oldest]:
-            del self._minutes[minute]
-
-    def endpoint_totals(self, since: float | None = None) -> dict[EndpointKey, Aggregate]:
-        result: dict[EndpointKey, Aggregate] = {}
+    def maintain(self, now: float) -> None:
         with self._lock:
-            if since is None:
-                sources = [self._totals]
-            else:
-                first = int(since // 60)
-                sources = [bucket for minute, bucket in self._minutes.items() if minute >= first]
-            for source in sources:
-                for key, agg in source.items():
-                    _merge_into(result, key, agg)
-        return result
+            for resolution, keep_s in _RETENTION.items():
+                buckets = self._buckets[resolution]
+                for start in [s for s in buckets if s < now - keep_s - resolution]:
+                    del buckets[start]
+            for process_key in [k for k, p in self._processes.items() if p.last_flush < now - DAY]:
+                del self._processes[process_key]
+
+    def buckets(
+        self, resolution: int, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        rows: list[tuple[int, EndpointKey, Aggregate]] = []
+        with self._lock:
+            for start, per_key in self._buckets[resolution].items():
+                if not first <= start < end:
+                    continue
+                if key is None:
+                    rows.extend((start, k, _copy(agg)) for k, agg in per_key.items() if k != ALL)
+                elif key in per_key:
+                    rows.append((start, key, _copy(per_key[key])))
+        return rows
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         with self._lock:
@@ -71,17 +93,22 @@ class MemoryStore(Store):
         items.reverse()
         return items[:limit]
 
-    def error_samples(self, since: float | None = None) -> list[ErrorSample]:
+    def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         with self._lock:
-            samples = [ErrorSample(**vars(s)) for s in self._errors.values() if since is None or s.last_seen >= since]
-        return samples
+            return {key: ErrorSample(**vars(sample)) for key, sample in self._errors.items()}
 
     def overflowed(self) -> int:
         return self._overflowed
 
+    def processes(self, seen_since: float) -> list[ProcessRow]:
+        with self._lock:
+            return [p for p in self._processes.values() if p.last_flush >= seen_since]
 
-def _merge_into(target: dict[EndpointKey, Aggregate], key: EndpointKey, agg: Aggregate) -> None:
-    existing = target.get(key)
-    if existing is None:
-        existing = target[key] = Aggregate()
-    existing.merge(agg)
+    def deployment_started(self) -> float | None:
+        return self._started
+
+
+def _copy(agg: Aggregate) -> Aggregate:
+    copy = Aggregate()
+    copy.merge(agg)
+    return copy

@@ -1,0 +1,418 @@
+"""The SQLite store: one file shared by every process on the host.
+
+Several gunicorn workers (and several gunicorn masters) write to one file in
+WAL mode. Each process writes its deltas in one short ``BEGIN IMMEDIATE``
+transaction per flush (taking the write lock up front, so a busy database makes
+it wait for ``busy_timeout`` instead of failing on a lock upgrade); readers
+merge what every process wrote. A connection is never carried across a fork,
+and a file deleted or replaced underneath is noticed and recreated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from ..aggregate import Aggregate
+from ..sketch import QuantileSketch
+from ..windows import DAY, HOUR, MINUTE
+from .base import (
+    ALL,
+    Batch,
+    EndpointKey,
+    ErrorSample,
+    ProcessRow,
+    RequestEntry,
+    Store,
+    StoreUnavailable,
+    rollups,
+)
+
+__all__ = ["SQLiteStore", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+APPLICATION = "wsgimon"
+_MAINTENANCE_EVERY_S = 60.0
+_DEPLOYMENT_GAP_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+    resolution INTEGER NOT NULL,
+    endpoint TEXT NOT NULL,
+    method TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    client_errors INTEGER NOT NULL,
+    total_ms REAL NOT NULL,
+    min_ms REAL,
+    max_ms REAL NOT NULL,
+    sketch BLOB NOT NULL,
+    status_codes TEXT NOT NULL,
+    error_types TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    PRIMARY KEY (resolution, endpoint, method, start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    duration_ms REAL NOT NULL,
+    ttfb_ms REAL,
+    error_type TEXT,
+    response_bytes INTEGER
+);
+CREATE TABLE IF NOT EXISTS error_samples (
+    type TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    method TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    message TEXT NOT NULL,
+    traceback TEXT,
+    PRIMARY KEY (type, endpoint, method)
+);
+CREATE TABLE IF NOT EXISTS processes (
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    last_flush REAL NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (host, pid, started)
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_BUCKET_COLUMNS = "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen"
+
+
+class SQLiteStore(Store):
+    def __init__(
+        self,
+        path: str,
+        *,
+        recent_requests: int,
+        minute_retention_s: float = 48 * HOUR,
+        retention_s: float = 90 * DAY,
+        busy_timeout_s: float = 2.0,
+    ) -> None:
+        self.path = os.path.abspath(path)
+        self.minute_retention_s = minute_retention_s
+        self.hour_retention_s = retention_s
+        self._retention_s = retention_s
+        self._recent_requests = recent_requests
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid = -1
+        self._conn_inode: int | None = None
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise ValueError(f"storage: directory {directory!r} does not exist")
+        # Validate now: a corrupt or foreign file is a clear error at start.
+        with self._lock:
+            self._connection()
+
+    # -- connection ----------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection; reopened after a fork or when the file was replaced."""
+        pid = os.getpid()
+        inode = _inode(self.path)
+        if self._conn is not None and self._conn_pid == pid and inode is not None and inode == self._conn_inode:
+            return self._conn
+        if self._conn is not None and self._conn_pid == pid:
+            self._conn.close()
+        # A connection inherited through fork is abandoned, never used or closed.
+        self._conn = None
+        conn = self._open()
+        self._conn, self._conn_pid, self._conn_inode = conn, pid, _inode(self.path)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+            self._ensure_schema(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and _is_transient(exc):
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            raise ValueError(f"storage {self.path!r} is not a usable wsgimon database: {exc}") from exc
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            raise ValueError(
+                f"storage {self.path!r} is a SQLite database of another application "
+                f"(tables: {', '.join(sorted(tables)[:5])}); choose another path"
+            )
+        if "meta" in tables:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("application") != APPLICATION:
+                raise ValueError(f"storage {self.path!r} is not a wsgimon database")
+            version = int(meta.get("schema_version", "0"))
+            if version > SCHEMA_VERSION:
+                raise ValueError(
+                    f"storage {self.path!r} has schema version {version}, newer than this wsgimon "
+                    f"supports ({SCHEMA_VERSION}); upgrade wsgimon"
+                )
+            if version == SCHEMA_VERSION:
+                return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('application', ?), ('schema_version', ?)",
+                (APPLICATION, str(SCHEMA_VERSION)),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- writing ---------------------------------------------------------------------
+    def write(self, batch: Batch, process: ProcessRow) -> None:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._write_buckets(conn, batch)
+                    self._write_requests(conn, batch.requests)
+                    self._write_errors(conn, batch)
+                    if batch.overflowed:
+                        conn.execute(
+                            "INSERT INTO counters (name, value) VALUES ('overflowed', ?) "
+                            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                            (batch.overflowed,),
+                        )
+                    self._write_process(conn, process)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _write_buckets(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        rows = []
+        select = (
+            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND endpoint = ? AND method = ? AND start = ?"
+        )
+        for (resolution, start), per_key in rollups(batch).items():
+            for (endpoint, method), agg in per_key.items():
+                stored = conn.execute(select, (resolution, endpoint, method, start)).fetchone()
+                if stored is not None:
+                    merged = _decode(stored)
+                    merged.merge(agg)
+                    agg = merged
+                rows.append((resolution, endpoint, method, start, *_encode(agg)))
+        conn.executemany(
+            f"INSERT OR REPLACE INTO buckets (resolution, endpoint, method, start, {_BUCKET_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def _write_requests(self, conn: sqlite3.Connection, requests: list[RequestEntry]) -> None:
+        if not requests:
+            return
+        conn.executemany(
+            "INSERT INTO requests (time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, "
+            "response_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            requests[-self._recent_requests :],
+        )
+        conn.execute(
+            "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
+            (self._recent_requests,),
+        )
+
+    def _write_errors(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        conn.executemany(
+            "INSERT INTO error_samples (type, endpoint, method, count, first_seen, last_seen, message, traceback) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, endpoint, method) DO UPDATE SET "
+            "count = count + excluded.count, first_seen = min(first_seen, excluded.first_seen), "
+            "message = CASE WHEN excluded.last_seen >= last_seen THEN excluded.message ELSE message END, "
+            "traceback = CASE WHEN excluded.last_seen >= last_seen THEN excluded.traceback ELSE traceback END, "
+            "last_seen = max(last_seen, excluded.last_seen)",
+            [
+                (s.type, s.endpoint, s.method, s.count, s.first_seen, s.last_seen, s.message, s.traceback)
+                for s in batch.errors.values()
+            ],
+        )
+
+    def _write_process(self, conn: sqlite3.Connection, process: ProcessRow) -> None:
+        known = conn.execute(
+            "SELECT 1 FROM processes WHERE host = ? AND pid = ? AND started = ?",
+            (process.host, process.pid, process.started),
+        ).fetchone()
+        if known is None:
+            # A process that starts after a quiet gap begins a new deployment.
+            last_activity = conn.execute("SELECT max(last_flush) FROM processes").fetchone()[0]
+            if last_activity is None or last_activity < process.started - _DEPLOYMENT_GAP_S:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('deployment_started', ?)",
+                    (repr(process.started),),
+                )
+        conn.execute(
+            "INSERT INTO processes (host, pid, started, last_flush, requests) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (host, pid, started) DO UPDATE SET last_flush = excluded.last_flush, "
+            "requests = excluded.requests",
+            (process.host, process.pid, process.started, process.last_flush, process.requests),
+        )
+
+    def maintain(self, now: float) -> None:
+        """Prune expired buckets; one process per minute does it, decided by a claimed row."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute("SELECT value FROM meta WHERE key = 'maintained_at'").fetchone()
+                    if row is not None and float(row[0]) > now - _MAINTENANCE_EVERY_S:
+                        conn.execute("COMMIT")
+                        return
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('maintained_at', ?)", (repr(now),))
+                    for resolution, keep_s in (
+                        (MINUTE, self.minute_retention_s),
+                        (HOUR, self._retention_s),
+                        (DAY, self._retention_s),
+                    ):
+                        conn.execute(
+                            "DELETE FROM buckets WHERE resolution = ? AND start < ?",
+                            (resolution, int(now - keep_s) - resolution),
+                        )
+                    conn.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
+                    conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    # -- reading ---------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def buckets(
+        self, resolution: int, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        if key is None:
+            rows = self._query(
+                f"SELECT start, endpoint, method, {_BUCKET_COLUMNS} FROM buckets "
+                "WHERE resolution = ? AND start >= ? AND start < ? AND NOT (endpoint = ? AND method = ?)",
+                (resolution, first, end, *ALL),
+            )
+        else:
+            rows = self._query(
+                f"SELECT start, endpoint, method, {_BUCKET_COLUMNS} FROM buckets "
+                "WHERE resolution = ? AND endpoint = ? AND method = ? AND start >= ? AND start < ?",
+                (resolution, key[0], key[1], first, end),
+            )
+        return [(row[0], (row[1], row[2]), _decode(row[3:])) for row in rows]
+
+    def recent_requests(self, limit: int) -> list[RequestEntry]:
+        rows = self._query(
+            "SELECT time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes "
+            "FROM requests ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RequestEntry(*row) for row in rows]
+
+    def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
+        rows = self._query(
+            "SELECT type, endpoint, method, count, first_seen, last_seen, message, traceback FROM error_samples"
+        )
+        return {(row[0], row[1], row[2]): ErrorSample(*row) for row in rows}
+
+    def overflowed(self) -> int:
+        rows = self._query("SELECT value FROM counters WHERE name = 'overflowed'")
+        return int(rows[0][0]) if rows else 0
+
+    def processes(self, seen_since: float) -> list[ProcessRow]:
+        rows = self._query(
+            "SELECT host, pid, started, last_flush, requests FROM processes WHERE last_flush >= ? ORDER BY started",
+            (seen_since,),
+        )
+        return [ProcessRow(*row) for row in rows]
+
+    def deployment_started(self) -> float | None:
+        rows = self._query("SELECT value FROM meta WHERE key = 'deployment_started'")
+        return float(rows[0][0]) if rows else None
+
+    def health(self) -> tuple[bool, str]:
+        if not os.path.exists(self.path):
+            return False, f"{self.path} is missing"
+        return True, f"sqlite {self.path}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._conn_pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _is_transient(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("locked", "busy", "unable to open", "readonly", "disk i/o"))
+
+
+def _encode(agg: Aggregate) -> tuple[Any, ...]:
+    return (
+        agg.count,
+        agg.errors,
+        agg.client_errors,
+        agg.total_ms,
+        agg.min_ms if agg.count else None,
+        agg.max_ms,
+        agg.sketch.to_bytes(),
+        json.dumps(agg.status_codes, separators=(",", ":")),
+        json.dumps(agg.error_types, separators=(",", ":")),
+        agg.last_seen,
+    )
+
+
+def _decode(row: tuple[Any, ...] | list[Any]) -> Aggregate:
+    agg = Aggregate()
+    agg.count, agg.errors, agg.client_errors, agg.total_ms = row[0], row[1], row[2], row[3]
+    agg.min_ms = float("inf") if row[4] is None else row[4]
+    agg.max_ms = row[5]
+    agg.sketch = QuantileSketch.from_bytes(row[6])
+    agg.status_codes = {int(code): n for code, n in json.loads(row[7]).items()}
+    agg.error_types = json.loads(row[8])
+    agg.last_seen = row[9]
+    return agg
