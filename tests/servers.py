@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,14 +86,15 @@ def gunicorn_server(
     ]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("PYTHONDEVMODE", None)
-    process = subprocess.Popen(
-        command, cwd=cwd or ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # Logs go to a file: a pipe nobody reads fills up and blocks the workers.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(command, cwd=cwd or ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(url) or process.poll() is not None, timeout=20)
         if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited: {process.stderr.read().decode() if process.stderr else ''}")
+            log.seek(0)
+            raise AssertionError(f"gunicorn exited: {log.read().decode(errors='replace')[-4000:]}")
         yield url, process
     finally:
         if process.poll() is None:
@@ -102,8 +104,7 @@ def gunicorn_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        if process.stderr is not None:
-            process.stderr.close()
+        log.close()
 
 
 def _answers(url: str) -> bool:

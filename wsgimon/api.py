@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import __version__
 from .access import check_access
+from .aggregate import Aggregate
 from .guard import internal_error_count, report_internal_error
 from .health import DEGRADED, FAIL, OK, CheckResult, HealthRegistry, overall_status
 from .openapi import openapi_document
@@ -178,7 +179,10 @@ class MonitoringApp:
         )
 
     def _deployment_started(self, now: float) -> float:
-        started = self.monitor.store.deployment_started()
+        try:
+            started = self.monitor.store.deployment_started()
+        except StoreUnavailable:
+            started = None
         return min(started, self.monitor.recorder.started_at) if started else self.monitor.recorder.started_at
 
     def endpoints(self, request: Request) -> Response:
@@ -360,8 +364,12 @@ class MonitoringApp:
             )
         results["store"] = CheckResult(OK if healthy else DEGRADED, detail, 0.0)
         now = time.time()
-        recent = store.overall(now - config.health_window_s, now)
         window = f"last {config.health_window_s:g} s"
+        try:
+            recent = store.overall(now - config.health_window_s, now)
+        except StoreUnavailable as exc:
+            results["store"] = CheckResult(DEGRADED, f"{detail}; reads failing: {exc}", 0.0)
+            recent = Aggregate()
         rate = recent.error_rate
         if recent.count >= _MIN_REQUESTS_FOR_THRESHOLDS and rate > config.degraded_error_rate:
             results["error_rate"] = CheckResult(

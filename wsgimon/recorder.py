@@ -135,6 +135,12 @@ class Recorder:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self.flush()
+        if self.last_flush is not None:
+            process = ProcessRow(self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed)
+            try:
+                self.store.process_stopped(process)
+            except Exception as exc:
+                report_internal_error("shutdown", exc)
 
     # -- folding -------------------------------------------------------------------
     def overfull(self) -> None:

@@ -160,6 +160,9 @@ class Store(ABC):
     def write(self, batch: Batch, process: ProcessRow) -> None:
         """Add one process's deltas atomically; raise StoreUnavailable to have it retried."""
 
+    def process_stopped(self, process: ProcessRow) -> None:  # noqa: B027 - optional hook
+        """A process exited cleanly: it is no longer part of the deployment."""
+
     def maintain(self, now: float) -> None:  # noqa: B027 - optional hook
         """Prune old buckets and requests; called in the background."""
 

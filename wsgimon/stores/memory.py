@@ -64,6 +64,10 @@ class MemoryStore(Store):
             self._processes[(process.host, process.pid, process.started)] = process
         self.maintain(time.time())
 
+    def process_stopped(self, process: ProcessRow) -> None:
+        with self._lock:
+            self._processes.pop((process.host, process.pid, process.started), None)
+
     def maintain(self, now: float) -> None:
         with self._lock:
             for resolution, keep_s in _RETENTION.items():

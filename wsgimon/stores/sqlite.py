@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS processes (
     started REAL NOT NULL,
     last_flush REAL NOT NULL,
     requests INTEGER NOT NULL,
+    stopped REAL,
     PRIMARY KEY (host, pid, started)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -281,6 +282,16 @@ class SQLiteStore(Store):
             (process.host, process.pid, process.started, process.last_flush, process.requests),
         )
 
+    def process_stopped(self, process: ProcessRow) -> None:
+        with self._lock:
+            try:
+                self._connection().execute(
+                    "UPDATE processes SET stopped = ? WHERE host = ? AND pid = ? AND started = ?",
+                    (process.last_flush, process.host, process.pid, process.started),
+                )
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
     def maintain(self, now: float) -> None:
         """Prune expired buckets; one process per minute does it, decided by a claimed row."""
         with self._lock:
@@ -358,7 +369,8 @@ class SQLiteStore(Store):
 
     def processes(self, seen_since: float) -> list[ProcessRow]:
         rows = self._query(
-            "SELECT host, pid, started, last_flush, requests FROM processes WHERE last_flush >= ? ORDER BY started",
+            "SELECT host, pid, started, last_flush, requests FROM processes "
+            "WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
             (seen_since,),
         )
         return [ProcessRow(*row) for row in rows]
