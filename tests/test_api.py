@@ -143,10 +143,29 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(monitor: MonitorMidd
     document: dict[str, Any] = get_json(monitor, "/monitoring/openapi.json")
     validate(document)
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {"/stats", "/endpoints", "/requests", "/errors", "/health", "/openapi.json"}
+    assert set(document["paths"]) == {
+        "/stats",
+        "/endpoints",
+        "/requests",
+        "/errors",
+        "/timeseries",
+        "/health",
+        "/openapi.json",
+    }
 
 
 def test_index_links(monitor: MonitorMiddleware) -> None:
     links = get_json(monitor, "/monitoring/")["links"]
     for link in links.values():
         assert call(monitor, link).status == "200 OK"
+
+
+def test_every_response_matches_its_documented_schema(monitor: MonitorMiddleware) -> None:
+    from jsonschema import Draft202012Validator
+
+    document = get_json(monitor, "/monitoring/openapi.json")
+    for path, item in document["paths"].items():
+        if path == "/openapi.json":
+            continue
+        schema = item["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        Draft202012Validator(schema).validate(get_json(monitor, "/monitoring" + path))

@@ -43,6 +43,15 @@ def _get(summary: str, schema: dict[str, Any], parameters: list[dict[str, Any]] 
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
+_WINDOW = {
+    "name": "window",
+    "in": "query",
+    "required": False,
+    "description": "5m, 1h, 24h, 7d, 30d (any <n>m|h|d up to 366d) or all; default 24h",
+    "schema": {"type": "string", "default": "24h", "examples": ["5m", "1h", "24h", "7d", "30d", "all"]},
+}
+
+
 def openapi_document(prefix: str, version: str) -> dict[str, Any]:
     endpoint_row = _object(
         ["endpoint", "method", "requests", "errors", "client_errors", "error_rate", "latency_ms", "status_codes"],
@@ -85,6 +94,16 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "traceback": {"type": ["string", "null"]},
         },
     )
+    point = _object(
+        ["time", "requests", "errors", "client_errors", "avg", "p50", "p95", "p99"],
+        {
+            "time": _TIME,
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "client_errors": {"type": "integer"},
+            **dict.fromkeys(("avg", "p50", "p95", "p99"), _MS),
+        },
+    )
     check = _object(
         ["status", "detail"],
         {
@@ -101,12 +120,32 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "uptime_s": {"type": "number"},
             "version": {"type": "string"},
             "process": _object(
-                ["pid", "rss_bytes", "cpu_s", "threads"],
+                ["pid", "rss_bytes", "cpu_s", "threads", "uptime_s"],
                 {
                     "pid": {"type": "integer"},
                     "rss_bytes": {"type": "integer"},
                     "cpu_s": {"type": "number"},
                     "threads": {"type": "integer"},
+                    "uptime_s": {"type": "number"},
+                },
+            ),
+            "deployment": _object(
+                ["processes"],
+                {
+                    "processes": {
+                        "type": "array",
+                        "description": "processes that wrote statistics in the last minute",
+                        "items": _object(
+                            ["host", "pid", "started", "last_flush", "requests"],
+                            {
+                                "host": {"type": "string"},
+                                "pid": {"type": "integer"},
+                                "started": _TIME,
+                                "last_flush": _TIME,
+                                "requests": {"type": "integer"},
+                            },
+                        ),
+                    }
                 },
             ),
         },
@@ -121,6 +160,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "latency_ms": _LATENCY,
             "status_codes": _COUNTS,
             "error_types": _COUNTS,
+            "window": {"type": "string"},
             "requests_per_minute": {"type": "number"},
             "uptime_s": {"type": "number"},
             "since": _TIME,
@@ -145,13 +185,14 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         },
         "security": [{}, {"basic": []}, {"bearer": []}],
         "paths": {
-            "/stats": _get("Totals and latency over all endpoints", stats),
+            "/stats": _get("Totals and latency over all endpoints", stats, [_WINDOW]),
             "/endpoints": _get(
                 "Statistics per endpoint and method",
                 _object(["endpoints"], {"endpoints": {"type": "array", "items": endpoint_row}}),
                 [
                     {"name": "sort", **query, "schema": {"enum": ["requests", "errors", "p95", "avg"]}},
                     _limit(10_000),
+                    _WINDOW,
                 ],
             ),
             "/requests": _get(
@@ -167,7 +208,28 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "/errors": _get(
                 "Error types per endpoint with the latest message and traceback",
                 _object(["errors"], {"errors": {"type": "array", "items": error_row}}),
-                [_limit(10_000)],
+                [_limit(10_000), _WINDOW],
+            ),
+            "/timeseries": _get(
+                "Requests, errors and latency per step over the window, empty steps as zeros",
+                _object(
+                    ["step_s", "points"],
+                    {
+                        "window": {"type": "string"},
+                        "step_s": {"type": "integer"},
+                        "points": {"type": "array", "items": point},
+                    },
+                ),
+                [
+                    _WINDOW,
+                    {
+                        "name": "step",
+                        **query,
+                        "schema": {"enum": ["1m", "5m", "15m", "30m", "1h", "6h", "12h", "1d"]},
+                    },
+                    {"name": "endpoint", **query, "schema": {"type": "string"}},
+                    {"name": "method", **query, "schema": {"type": "string"}},
+                ],
             ),
             "/health": health_get,
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
