@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -10,6 +11,7 @@ from importlib.metadata import version
 
 import wsgimon
 
+from . import store_scale
 from .hot_path import measure, render
 
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
@@ -20,17 +22,22 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few hundred requests, only to prove it runs")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=4000, help="requests per round and variant")
+    parser.add_argument("--only", choices=("hot-path", "store"), help="run one part")
     args = parser.parse_args()
     rounds, requests = (2, 100) if args.smoke else (args.rounds, args.requests)
-    rows = measure(PATHS, rounds, requests)
-    header = (
-        f"In-process, {rounds} interleaved rounds of {requests} requests per variant; "
+    print(
         f"{datetime.now(timezone.utc):%Y-%m-%d}, Python {platform.python_version()}, "
-        f"Flask {version('flask')}, wsgimon {wsgimon.__version__}, {platform.machine()}"
+        f"Flask {version('flask')}, wsgimon {wsgimon.__version__}, {platform.machine()}, "
+        f"{os.cpu_count()} cores\n"
     )
-    print(header)
-    print()
-    print(render(rows))
+    if args.only in (None, "hot-path"):
+        print(f"In-process hot path, {rounds} interleaved rounds of {requests} requests per variant:\n")
+        print(render(measure(PATHS, rounds, requests)))
+        print()
+    if args.only in (None, "store"):
+        endpoints, days, repeats = ((5,), 3, 3) if args.smoke else ((100, 1000), 7, 20)
+        rows, flush = store_scale.measure_reads(endpoints, days, repeats)
+        print(store_scale.render(rows, flush, days))
     if args.smoke:
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,8 +58,18 @@ def variants() -> dict[str, WSGIApp]:
     floor = make_flask()
     floor.wsgi_app = ClockFloor(floor.wsgi_app)  # type: ignore[method-assign]
     monitored = make_flask()
-    monitored.wsgi_app = MonitorMiddleware(monitored.wsgi_app)  # type: ignore[method-assign]
-    return {"bare": bare, "floor (clock + append)": floor, "wsgimon (memory)": monitored}
+    monitored.wsgi_app = MonitorMiddleware(monitored.wsgi_app, storage="memory://")  # type: ignore[method-assign]
+    shared = make_flask()
+    directory = tempfile.mkdtemp(prefix="wsgimon-bench-")
+    shared.wsgi_app = MonitorMiddleware(  # type: ignore[method-assign]
+        shared.wsgi_app, storage=f"sqlite:///{directory}/bench.sqlite3"
+    )
+    return {
+        "bare": bare,
+        "floor (clock + append)": floor,
+        "wsgimon (memory)": monitored,
+        "wsgimon (sqlite)": shared,
+    }
 
 
 def environ_for(path: str) -> dict[str, Any]:

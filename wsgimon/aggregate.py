@@ -100,12 +100,10 @@ class Aggregate:
             "min": _round(self.min_ms),
             "max": _round(self.max_ms),
         }
-        for name, q in _QUANTILES:
-            value = self.sketch.quantile(q)
+        values = self.sketch.quantiles(q for _, q in _QUANTILES)
+        for (name, _), value in zip(_QUANTILES, values, strict=True):
             # A bucket's representative may lie just outside the exact range.
-            if value is not None:
-                value = min(max(value, self.min_ms), self.max_ms)
-            result[name] = None if value is None else _round(value)
+            result[name] = None if value is None else _round(min(max(value, self.min_ms), self.max_ms))
         return result
 
     def to_dict(self) -> dict[str, Any]:

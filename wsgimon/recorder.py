@@ -44,6 +44,7 @@ _MAX_PENDING = 100_000
 _MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavailable
 _HEARTBEAT_S = 10.0  # an idle process still shows up as alive
 _MAINTENANCE_S = 60.0
+_LOG_PER_FLUSH = 250
 
 
 class Recorder:
@@ -214,8 +215,9 @@ class Recorder:
         namer = self.namer
         namer.refresh()
         overflow_before = namer.overflowed
-        # Only the newest entries can survive in the bounded request log.
-        log_from = len(records) - self._recent_requests
+        # Only the newest entries can survive in the bounded request log; at high
+        # rates a process logs its newest _LOG_PER_FLUSH requests per flush.
+        log_from = len(records) - min(self._recent_requests, _LOG_PER_FLUSH)
         for index, record in enumerate(records):
             try:
                 self._fold_one(batch, record, index >= log_from)

@@ -46,31 +46,55 @@ class QuantileSketch:
         if other._gamma_ln != self._gamma_ln:
             raise ValueError("cannot merge sketches of different accuracy")
         bins = self._bins
-        for key, n in other._bins.items():
-            bins[key] = bins.get(key, 0) + n
+        if not bins:
+            bins.update(other._bins)
+        else:
+            get = bins.get
+            for key, n in other._bins.items():
+                bins[key] = get(key, 0) + n
         self._zero += other._zero
         self.count += other.count
 
     def quantile(self, q: float) -> float | None:
         """The value at quantile ``q`` (0..1), or None when nothing was added."""
-        if not 0.0 <= q <= 1.0:
-            raise ValueError("quantile must be between 0 and 1")
-        if self.count == 0:
-            return None
-        rank = q * (self.count - 1)
-        seen = self._zero
-        if rank < seen:
-            return 0.0
-        for key in sorted(self._bins):
-            seen += self._bins[key]
-            if seen > rank:
-                # The bucket (gamma^(k-1), gamma^k] is represented by the point
-                # whose relative distance to both edges is relative_accuracy.
-                return 2.0 * math.exp(key * self._gamma_ln) / (1.0 + math.exp(self._gamma_ln))
-        return 2.0 * math.exp(max(self._bins) * self._gamma_ln) / (1.0 + math.exp(self._gamma_ln))
+        return self.quantiles((q,))[0]
 
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
-        return [self.quantile(q) for q in qs]
+        """Several quantiles in one pass over the buckets."""
+        wanted = list(qs)
+        for q in wanted:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError("quantile must be between 0 and 1")
+        if self.count == 0:
+            return [None] * len(wanted)
+        order = sorted(range(len(wanted)), key=wanted.__getitem__)
+        results: list[float | None] = [None] * len(wanted)
+        ranks = [wanted[i] * (self.count - 1) for i in order]
+        position = 0
+        seen = self._zero
+        while position < len(order) and ranks[position] < seen:
+            results[order[position]] = 0.0
+            position += 1
+        if position == len(order):
+            return results
+        bins = self._bins
+        gamma = math.exp(self._gamma_ln)
+        key = 0
+        for key in sorted(bins):
+            seen += bins[key]
+            while position < len(order) and seen > ranks[position]:
+                results[order[position]] = self._value(key, gamma)
+                position += 1
+            if position == len(order):
+                return results
+        for index in order[position:]:
+            results[index] = self._value(key, gamma)
+        return results
+
+    def _value(self, key: int, gamma: float) -> float:
+        # The bucket (gamma^(k-1), gamma^k] is represented by the point whose
+        # relative distance to both edges is relative_accuracy.
+        return 2.0 * math.exp(key * self._gamma_ln) / (1.0 + gamma)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-friendly form, used by stores that persist sketches."""
@@ -82,10 +106,10 @@ class QuantileSketch:
 
     def to_bytes(self) -> bytes:
         """Compact little-endian form for stores: accuracy (ppm), zero count, keys, counts."""
-        keys = sorted(self._bins)
-        values = array("q", [round(self.relative_accuracy * 1_000_000), self._zero, len(keys)])
-        values.extend(keys)
-        values.extend(self._bins[k] for k in keys)
+        bins = self._bins
+        values = array("q", [round(self.relative_accuracy * 1_000_000), self._zero, len(bins)])
+        values.extend(bins.keys())
+        values.extend(bins.values())
         if sys.byteorder == "big":
             values.byteswap()
         return values.tobytes()
