@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 from . import __version__
 from .access import check_access
 from .aggregate import Aggregate
+from .dashboard import render_dashboard
 from .guard import internal_error_count, report_internal_error
 from .health import DEGRADED, FAIL, OK, CheckResult, HealthRegistry, overall_status
 from .openapi import openapi_document
@@ -42,6 +43,10 @@ _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 _MAX_LIMIT = 10_000
 _MIN_REQUESTS_FOR_THRESHOLDS = 20
 _ALIVE_S = 60.0
+_FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1c7ed6"/>'
+    '<path d="M2 11h3l2-6 2 8 2-4h3" fill="none" stroke="#fff" stroke-width="1.6"/></svg>'
+)
 _MAX_POINTS = 1500
 _STEPS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 21600: "6h", 43200: "12h", 86400: "1d"}
 
@@ -66,7 +71,9 @@ class MonitoringApp:
         self._internal_errors_before = internal_error_count()
         self.url_map = Map(
             [
-                Rule("/", endpoint="index"),
+                Rule("/", endpoint="dashboard"),
+                Rule("/index.json", endpoint="index"),
+                Rule("/favicon.svg", endpoint="favicon"),
                 Rule("/stats", endpoint="stats"),
                 Rule("/endpoints", endpoint="endpoints"),
                 Rule("/requests", endpoint="requests"),
@@ -78,7 +85,9 @@ class MonitoringApp:
             strict_slashes=False,
         )
         self._views: dict[str, Callable[[Request], Response]] = {
+            "dashboard": self.dashboard,
             "index": self.index,
+            "favicon": self.favicon,
             "stats": self.stats,
             "endpoints": self.endpoints,
             "requests": self.requests,
@@ -140,6 +149,16 @@ class MonitoringApp:
         return self.config.prefix + path
 
     # -- views ---------------------------------------------------------------------
+    def dashboard(self, request: Request) -> Response:
+        _reject_unknown(request, set())
+        return render_dashboard(self.config.prefix, __version__)
+
+    def favicon(self, request: Request) -> Response:
+        response = Response(_FAVICON, mimetype="image/svg+xml")
+        response.headers["Cache-Control"] = "max-age=86400"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     def index(self, request: Request) -> Response:
         links = {name: self._url(path) for name, path in _LINKS}
         return _json({"name": "wsgimon", "version": __version__, "links": links})
@@ -159,7 +178,7 @@ class MonitoringApp:
         overall = store.overall(window.since(now), now)
         started = self._deployment_started(now)
         uptime = max(0.0, now - started)
-        rate_window = min(300.0, max(60.0, uptime))
+        rate_window = min(300.0, max(5.0, uptime))
         recent = store.overall(now - rate_window, now)
         return _json(
             {
@@ -186,14 +205,15 @@ class MonitoringApp:
         return min(started, self.monitor.recorder.started_at) if started else self.monitor.recorder.started_at
 
     def endpoints(self, request: Request) -> Response:
-        _reject_unknown(request, {"sort", "limit", "window"})
+        _reject_unknown(request, {"sort", "limit", "window", "sparkline"})
+        sparkline_points = _int_arg(request, "sparkline", default=0, maximum=60) if "sparkline" in request.args else 0
         sort = request.args.get("sort", "requests")
         if sort not in _SORT_KEYS:
             raise BadRequest(f"sort must be one of {', '.join(_SORT_KEYS)}, got {sort!r}")
         limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
         window, now = self._window(request)
         self.monitor.flush()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "endpoint": endpoint,
                 "method": method,
@@ -209,7 +229,15 @@ class MonitoringApp:
         ]
         key = _SORT_KEYS[sort]
         rows.sort(key=lambda row: (-key(row), row["endpoint"], row["method"]))
-        return _json({"window": window.label, "endpoints": rows[:limit]})
+        rows = rows[:limit]
+        if sparkline_points:
+            since = window.since(now)
+            if since is None:
+                since = min(self._deployment_started(now), now - 60)
+            lines = self.monitor.store.average_lines(since, now, sparkline_points)
+            for row in rows:
+                row["sparkline"] = lines.get((row["endpoint"], row["method"]), [None] * sparkline_points)
+        return _json({"window": window.label, "endpoints": rows})
 
     def requests(self, request: Request) -> Response:
         _reject_unknown(request, {"limit", "status", "endpoint", "min_ms"})
@@ -401,6 +429,7 @@ class MonitoringApp:
 
 
 _LINKS = (
+    ("dashboard", "/"),
     ("stats", "/stats"),
     ("endpoints", "/endpoints"),
     ("requests", "/requests"),

@@ -175,6 +175,10 @@ class Store(ABC):
         ``key`` is None, else only ``key``'s (``ALL`` for all endpoints together)."""
 
     @abstractmethod
+    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        """(start, key, count, total_ms) per endpoint bucket: cheap, no sketch is decoded."""
+
+    @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         """The newest ``limit`` requests of all processes, newest first."""
 
@@ -223,6 +227,26 @@ class Store(ABC):
             for _start, _key, agg in self.buckets(resolution, first, end, key):
                 total.merge(agg)
         return total
+
+    def average_lines(self, since: float, now: float, points: int) -> dict[EndpointKey, list[float | None]]:
+        """Average latency per endpoint in ``points`` equal slots of the window (sparklines)."""
+        span = max(now - since, 60.0)
+        resolution = MINUTE
+        if since < now - self.minute_retention_s or span / MINUTE > 20_000:
+            resolution = HOUR if since >= now - self.hour_retention_s and span / HOUR <= 20_000 else DAY
+        first = int(since // resolution) * resolution
+        slot_s = (now - first) / points
+        sums: dict[EndpointKey, list[list[float]]] = {}
+        for start, key, count, total_ms in self.sums(resolution, first, int(now) + 1):
+            slots = sums.get(key)
+            if slots is None:
+                slots = sums[key] = [[0, 0.0] for _ in range(points)]
+            slot = slots[min(points - 1, int((start - first) / slot_s))]
+            slot[0] += count
+            slot[1] += total_ms
+        return {
+            key: [round(total / count, 3) if count else None for count, total in slots] for key, slots in sums.items()
+        }
 
     def series(self, since: float, now: float, step: int, key: EndpointKey = ALL) -> list[tuple[int, Aggregate]]:
         """One aggregate per step from ``since`` to now, empty steps included."""

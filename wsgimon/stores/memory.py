@@ -91,6 +91,16 @@ class MemoryStore(Store):
                     rows.append((start, key, _copy(per_key[key])))
         return rows
 
+    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        with self._lock:
+            return [
+                (start, key, agg.count, agg.total_ms)
+                for start, per_key in self._buckets[resolution].items()
+                if first <= start < end
+                for key, agg in per_key.items()
+                if key != ALL
+            ]
+
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         with self._lock:
             items = list(self._recent)

@@ -349,6 +349,14 @@ class SQLiteStore(Store):
             )
         return [(row[0], (row[1], row[2]), _decode(row[3:])) for row in rows]
 
+    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        rows = self._query(
+            "SELECT start, endpoint, method, count, total_ms FROM buckets "
+            "WHERE resolution = ? AND start >= ? AND start < ? AND NOT (endpoint = ? AND method = ?)",
+            (resolution, first, end, *ALL),
+        )
+        return [(row[0], (row[1], row[2]), row[3], row[4]) for row in rows]
+
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         rows = self._query(
             "SELECT time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes "
