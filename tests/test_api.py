@@ -144,6 +144,7 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(monitor: MonitorMidd
     validate(document)
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {
+        "/",
         "/stats",
         "/endpoints",
         "/requests",

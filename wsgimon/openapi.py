@@ -185,6 +185,12 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         },
         "security": [{}, {"basic": []}, {"bearer": []}],
         "paths": {
+            "/": {
+                "get": {
+                    "summary": "The dashboard: one self-contained HTML page over this API",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
             "/stats": _get("Totals and latency over all endpoints", stats, [_WINDOW]),
             "/endpoints": _get(
                 "Statistics per endpoint and method",

@@ -1,0 +1,308 @@
+"""The dashboard in a real headless Chromium against a real server with recorded traffic."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from flask import Flask
+
+from tests.seeding import batch_of, process
+from tests.servers import ROOT, werkzeug_server
+from wsgimon import MonitorMiddleware
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts"
+XSS_PATH = "/<img src=x onerror=alert(1)>"
+XSS_MESSAGE = "<script>window.__pwned = 1</script> bad input"
+
+if CHROMIUM is None and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def make_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:
+    app = Flask("dashboard-under-test")
+
+    @app.route("/ok")
+    def ok() -> str:
+        return "ok"
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.route("/fail")
+    def fail() -> str:
+        raise ValueError(XSS_MESSAGE)
+
+    app.logger.disabled = True
+    monitor = MonitorMiddleware(app.wsgi_app, storage="memory://", **options)
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    return app, monitor
+
+
+def record_traffic(url: str) -> None:
+    with httpx.Client(base_url=url) as client:
+        for n in range(30):
+            client.get(f"/items/{n}")
+        for _ in range(12):
+            client.get("/ok")
+        for _ in range(3):
+            client.get("/fail")
+        client.get(XSS_PATH)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A page with every console message, dialog and request it caused recorded."""
+
+    def __init__(self, browser: Any, url: str, **context_options: Any) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options)
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.dialogs: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.response = self.page.goto(url)
+
+    def wait_for(self, expression: str, timeout: float = 15.0) -> None:
+        """Poll ``expression`` from outside: the page's CSP forbids the eval that wait_for_function uses."""
+        deadline = time.monotonic() + timeout
+        while not self.page.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{expression} still false after {timeout} s")
+            time.sleep(0.05)
+
+    def wait_refreshes(self, at_least: int) -> None:
+        self.wait_for(f"Number(document.body.dataset.refreshes || 0) >= {at_least}")
+
+    def refreshes(self) -> int:
+        return int(self.page.evaluate("Number(document.body.dataset.refreshes || 0)"))
+
+    def column(self, table: str, index: int) -> list[str]:
+        return list(
+            self.page.eval_on_selector_all(
+                f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}]?.textContent)"
+            )
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    app, _ = make_app()
+    with werkzeug_server(app) as url:
+        record_traffic(url)
+        yield url
+
+
+def test_page_loads_clean_and_matches_the_api(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        headers = page.response.headers
+        assert (
+            "nonce-" in headers["content-security-policy"]
+            and "default-src 'none'" in headers["content-security-policy"]
+        )
+        assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        stats = httpx.get(served + "/monitoring/stats?window=1h").json()
+        cards = dict(
+            zip(
+                page.page.eval_on_selector_all(".card .label", "els => els.map(e => e.textContent)"),
+                page.page.eval_on_selector_all(".card .value", "els => els.map(e => e.textContent)"),
+                strict=True,
+            )
+        )
+        assert cards["requests"] == f"{stats['requests']:,}" and stats["requests"] == 46
+        rate = stats["error_rate"]
+        assert cards["error rate"] == f"{rate * 100:.{2 if rate < 0.1 else 1}f}%"
+        assert cards["p95"].startswith(_ms(stats["latency_ms"]["p95"]))
+        assert sorted(page.column("endpoints", 0)) == sorted(
+            row["endpoint"] for row in httpx.get(served + "/monitoring/endpoints?window=1h").json()["endpoints"]
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        assert not page.console, page.console
+        assert all(urlsplit(url).hostname == "127.0.0.1" for url in page.requests), page.requests
+    finally:
+        page.close()
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def test_attacker_controlled_values_render_as_text(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        assert XSS_PATH in page.column("log", 7)
+        page.page.click("#errors summary")
+        assert page.page.locator("#errors summary", has_text=XSS_MESSAGE).count() == 1
+        assert XSS_MESSAGE in page.page.locator("#errors pre.traceback").inner_text()
+        assert page.page.evaluate("window.__pwned") is None
+        assert page.page.locator("#log img, #errors script, #endpoints img").count() == 0
+        assert not page.dialogs and not page.console
+    finally:
+        page.close()
+
+
+def test_sorting_filtering_and_window_switching(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        assert page.column("endpoints", 0)[0] == "/items/<int:item_id>"  # most requests first
+        page.page.click("#endpoints th[data-key=endpoint]")
+        names = page.column("endpoints", 0)
+        assert names == sorted(names)
+        page.page.click("#endpoints th[data-key=endpoint]")
+        assert page.column("endpoints", 0) == sorted(names, reverse=True)
+        page.page.click("#endpoints th[data-key=errors]")
+        assert page.column("endpoints", 0)[0] == "/fail"
+
+        before = page.refreshes()
+        page.requests.clear()
+        page.page.click("#endpoints tbody tr[data-endpoint='/fail']")
+        page.wait_refreshes(before + 1)
+        assert page.page.locator("#filter-chip").is_visible()
+        assert set(page.column("log", 6)) == {"/fail"}
+        assert {row.split(" ", 1)[1] for row in page.column("errors", 1)} == {"/fail"}
+        series = [parse_qs(urlsplit(u).query) for u in page.requests if "/timeseries" in u]
+        assert series and series[-1]["endpoint"] == ["/fail"] and series[-1]["method"] == ["GET"]
+        requests_card = page.page.locator(".card").first.locator(".value").inner_text()
+        assert requests_card == "3"
+
+        before = page.refreshes()
+        page.page.click("#filter-clear")
+        page.wait_refreshes(before + 1)
+        assert len(set(page.column("log", 6))) > 1
+
+        before = page.refreshes()
+        page.requests.clear()
+        page.page.click("#windows button[data-window='5m']")
+        page.wait_refreshes(before + 1)
+        assert page.page.locator("#endpoint-count").inner_text().endswith("window 5m")
+        windows = {parse_qs(urlsplit(u).query).get("window", [""])[0] for u in page.requests if "/stats" in u}
+        assert windows == {"5m"}
+
+        page.page.select_option("#log-status", "5xx")
+        page.wait_for("[...document.querySelectorAll('#log tbody tr')].every(r => r.cells[2].textContent === '500')")
+        assert set(page.column("log", 2)) == {"500"}
+        assert not page.console
+    finally:
+        page.close()
+
+
+def test_auto_refresh_pause_and_unreachable_api(browser: Any) -> None:
+    app, _ = make_app()
+    with werkzeug_server(app) as url:
+        record_traffic(url)
+        page = Page(browser, url + "/monitoring/")
+        try:
+            page.wait_refreshes(1)
+            page.page.select_option("#refresh", "2")
+            page.wait_refreshes(page.refreshes() + 1)
+            page.page.click("#log-pause")
+            rows_before = page.column("log", 7)
+            httpx.get(url + "/ok?after=pause")
+            page.wait_refreshes(page.refreshes() + 1)
+            assert page.column("log", 7) == rows_before, "a paused log does not change"
+            page.page.click("#log-pause")
+            page.wait_for("document.querySelector('#log tbody tr').cells[7].textContent === '/ok?after=pause'")
+        finally:
+            pass
+    # The server is gone: the page says so instead of failing silently.
+    page.page.click("#refresh-now")
+    page.page.wait_for_selector("#message.shown", timeout=10_000)
+    assert "unreachable" in page.page.locator("#message").inner_text()
+    page.close()
+
+
+def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: Any) -> None:
+    app, _ = make_app(username="ops", password="s3cret", allow_remote=False)
+    with werkzeug_server(app) as url:
+        record_traffic(url)
+        allowed = Page(browser, url + "/monitoring/", http_credentials={"username": "ops", "password": "s3cret"})
+        try:
+            allowed.wait_refreshes(1)
+            assert allowed.page.locator(".card .value").first.inner_text() == "46"
+            assert not allowed.console
+        finally:
+            allowed.close()
+
+    app, _ = make_app(token="t0ken-value")
+    with werkzeug_server(app) as url:
+        record_traffic(url)
+        page = Page(browser, url + "/monitoring/")
+        try:
+            assert page.response.status == 401
+            assert "WSGIMON_TOKEN" in page.page.locator("body").inner_text()
+        finally:
+            page.close()
+
+
+def test_renders_500_endpoints_and_a_1000_row_log_quickly(browser: Any, tmp_path: Path) -> None:
+    app, monitor = make_app(recent_requests=1000, max_endpoints=600)
+    now = time.time()
+    history = [
+        (now - (i % 50), f"/api/e{i % 500}/<int:id>", "GET", 200 if i % 7 else 500, 5.0 + i % 40) for i in range(5000)
+    ]
+    monitor.store.write(batch_of(history), process())
+    with werkzeug_server(app) as url:
+        page = Page(browser, url + "/monitoring/")
+        try:
+            page.wait_refreshes(1)
+            assert page.page.locator("#endpoints tbody tr").count() == 500
+            assert page.page.locator("#log tbody tr").count() == 1000
+            # Every auto-refresh re-renders everything: that is what must stay fast.
+            timings = [float(page.page.evaluate("document.body.dataset.renderMs"))]
+            for _ in range(3):
+                count = page.refreshes()
+                page.page.click("#refresh-now")
+                page.wait_refreshes(count + 1)
+                timings.append(float(page.page.evaluate("document.body.dataset.renderMs")))
+            steady = sorted(timings[1:])[1]
+            assert steady < 200, f"rendering took {timings} ms"
+            print(f"render of 500 endpoints and 1000 log rows: first {timings[0]} ms, then {timings[1:]} ms")
+            started = time.perf_counter()
+            page.page.click("#endpoints th[data-key=p95]")
+            page.wait_for("document.querySelector('#endpoints th[data-key=p95]').classList.contains('sorted-desc')")
+            assert (time.perf_counter() - started) * 1000 < 1000
+        finally:
+            page.close()
