@@ -168,6 +168,19 @@ def _ms(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
+def test_follows_the_system_dark_theme(browser: Any, served: str) -> None:
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        page = Page(browser, served + "/monitoring/", color_scheme=scheme)
+        try:
+            page.wait_refreshes(1)
+            backgrounds[scheme] = page.page.evaluate("getComputedStyle(document.body).backgroundColor")
+        finally:
+            page.close()
+    assert backgrounds["light"] != backgrounds["dark"]
+    assert backgrounds["dark"] == "rgb(20, 23, 27)"
+
+
 def test_attacker_controlled_values_render_as_text(browser: Any, served: str) -> None:
     page = Page(browser, served + "/monitoring/")
     try:

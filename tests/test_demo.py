@@ -37,7 +37,10 @@ def test_demo_with_traffic_shows_data() -> None:
 
         wait_until(enough_traffic, timeout=30, interval=0.2)
         index = httpx.get(url + "/").text
-        assert "/monitoring/stats" in index and "/test/error" in index
+        assert 'href="/monitoring/"' in index and "/test/error" in index
+        assert "wsgimon" in httpx.get(url + "/monitoring/").text
+        day = httpx.get(url + "/monitoring/stats?window=24h").json()["requests"]
+        assert day > 10_000, "the demo backfills a day of history"
         endpoints = {row["endpoint"] for row in httpx.get(url + "/monitoring/endpoints").json()["endpoints"]}
         assert "/items/<int:item_id>" in endpoints and "/test/normal" in endpoints
     finally:
