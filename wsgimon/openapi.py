@@ -52,20 +52,21 @@ _WINDOW = {
 }
 
 
+# What /stats and every row of /endpoints have in common.
+_TOTALS = {
+    "requests": {"type": "integer"},
+    "errors": {"type": "integer"},
+    "client_errors": {"type": "integer"},
+    "error_rate": {"type": "number"},
+    "latency_ms": _LATENCY,
+    "status_codes": _COUNTS,
+}
+
+
 def openapi_document(prefix: str, version: str) -> dict[str, Any]:
     endpoint_row = _object(
-        ["endpoint", "method", "requests", "errors", "client_errors", "error_rate", "latency_ms", "status_codes"],
-        {
-            "endpoint": {"type": "string"},
-            "method": {"type": "string"},
-            "requests": {"type": "integer"},
-            "errors": {"type": "integer"},
-            "client_errors": {"type": "integer"},
-            "error_rate": {"type": "number"},
-            "latency_ms": _LATENCY,
-            "status_codes": _COUNTS,
-            "last_seen": _TIME,
-        },
+        ["endpoint", "method", *_TOTALS],
+        {"endpoint": {"type": "string"}, "method": {"type": "string"}, **_TOTALS, "last_seen": _TIME},
     )
     request_row = _object(
         ["time", "method", "path", "endpoint", "status", "duration_ms"],
@@ -151,14 +152,9 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         },
     )
     stats = _object(
-        ["requests", "errors", "client_errors", "error_rate", "latency_ms", "status_codes", "error_types"],
+        [*_TOTALS, "error_types"],
         {
-            "requests": {"type": "integer"},
-            "errors": {"type": "integer"},
-            "client_errors": {"type": "integer"},
-            "error_rate": {"type": "number"},
-            "latency_ms": _LATENCY,
-            "status_codes": _COUNTS,
+            **_TOTALS,
             "error_types": _COUNTS,
             "window": {"type": "string"},
             "requests_per_minute": {"type": "number"},
