@@ -209,3 +209,27 @@ def test_store_unavailable_reads_are_a_503_not_a_crash(tmp_path: Path) -> None:
     os.mkdir(store.path)
     with pytest.raises(StoreUnavailable):
         store.recent_requests(10)
+
+
+def test_rows_of_several_writers_compact_without_loss_or_double_counting(tmp_path: Path) -> None:
+    from wsgimon.stores.base import ProcessRow
+
+    now = time.time()
+    first, second = store_at(tmp_path), store_at(tmp_path)
+    writer_a = ProcessRow("host", 1, now - 100, now, 0)
+    writer_b = ProcessRow("host", 2, now - 100, now, 0)
+    then = now - 3 * HOUR  # a closed hour, so compaction folds it
+    expected = 0
+    for round_ in range(3):
+        first.write(batch_of([(then, "/c", "GET", 200, 1.0)] * 5 + [(now, "/c", "GET", 200, 2.0)] * 2), writer_a)
+        second.write(batch_of([(then, "/c", "GET", 500, 3.0)] * 4), writer_b)
+        expected += 11
+        if round_ == 1:
+            first.maintain(now + 2 * HOUR)  # compacts while both writers keep their own state
+        for reader in (first, second):
+            assert reader.overall(None, now).count == expected
+            assert reader.overall(now - 4 * HOUR, now).count == expected
+            assert reader.endpoint_totals(now - 4 * HOUR, now)[("/c", "GET")].errors == 4 * (round_ + 1)
+    with sqlite3.connect(first.path) as conn:
+        writers = {row[0] for row in conn.execute("SELECT writer FROM buckets WHERE resolution = 3600")}
+    assert "" in writers, "closed hours were compacted into the shared row"

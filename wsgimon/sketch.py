@@ -9,6 +9,7 @@ percentiles exactly as if one process had seen every request.
 from __future__ import annotations
 
 import math
+import struct
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
@@ -107,12 +108,9 @@ class QuantileSketch:
     def to_bytes(self) -> bytes:
         """Compact little-endian form for stores: accuracy (ppm), zero count, keys, counts."""
         bins = self._bins
-        values = array("q", [round(self.relative_accuracy * 1_000_000), self._zero, len(bins)])
-        values.extend(bins.keys())
-        values.extend(bins.values())
-        if sys.byteorder == "big":
-            values.byteswap()
-        return values.tobytes()
+        n = len(bins)
+        accuracy_ppm = round(self.relative_accuracy * 1_000_000)
+        return struct.pack(f"<{3 + 2 * n}q", accuracy_ppm, self._zero, n, *bins.keys(), *bins.values())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> QuantileSketch:

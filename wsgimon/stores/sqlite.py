@@ -19,7 +19,7 @@ from typing import Any
 
 from ..aggregate import Aggregate
 from ..sketch import QuantileSketch
-from ..windows import DAY, HOUR, MINUTE
+from ..windows import DAY, HOUR, MINUTE, TOTAL
 from .base import (
     ALL,
     Batch,
@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS buckets (
     status_codes TEXT NOT NULL,
     error_types TEXT NOT NULL,
     last_seen REAL NOT NULL,
-    PRIMARY KEY (resolution, endpoint, method, start)
-) WITHOUT ROWID;
+    writer TEXT NOT NULL,
+    -- A rowid table: rows carry kilobytes of sketch, too large for WITHOUT ROWID.
+    PRIMARY KEY (resolution, endpoint, method, start, writer)
+);
 CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,6 +97,20 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 _BUCKET_COLUMNS = "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen"
+_KEY_COLUMNS = "resolution, endpoint, method, start, writer"
+_WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
+_SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
+_UPDATE_OWN = (
+    "UPDATE buckets SET count = ?, errors = ?, client_errors = ?, total_ms = ?, min_ms = ?, max_ms = ?, "
+    f"sketch = ?, status_codes = ?, error_types = ?, last_seen = ? WHERE {_WHERE_KEY}"
+)
+_INSERT_OWN = (
+    f"INSERT OR REPLACE INTO buckets ({_KEY_COLUMNS}, {_BUCKET_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SHARED = ""  # the writer of compacted rows
+# Rows of closed periods are folded into the shared row this long after the period ends.
+_COMPACT_AFTER = {MINUTE: 2 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
 
 
 class SQLiteStore(Store):
@@ -116,6 +132,10 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = -1
+        # This process's own bucket rows, exactly as last committed: a flush adds its
+        # deltas here and overwrites its rows, with no read and no decode of stored data.
+        self._own: dict[tuple[int, int, str, str], Aggregate] = {}
+        self._writer = ""
         self._conn_inode: int | None = None
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
@@ -133,8 +153,10 @@ class SQLiteStore(Store):
             return self._conn
         if self._conn is not None and self._conn_pid == pid:
             self._conn.close()
-        # A connection inherited through fork is abandoned, never used or closed.
+        # A connection inherited through fork is abandoned, never used or closed; what we
+        # knew of our own rows no longer matches a new file or a new process.
         self._conn = None
+        self._own.clear()
         conn = self._open()
         self._conn, self._conn_pid, self._conn_inode = conn, pid, _inode(self.path)
         return conn
@@ -196,9 +218,13 @@ class SQLiteStore(Store):
         with self._lock:
             try:
                 conn = self._connection()
+                writer = f"{process.host}|{process.pid}|{process.started!r}"
+                if writer != self._writer:
+                    self._own.clear()
+                    self._writer = writer
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write_buckets(conn, batch)
+                    own = self._write_buckets(conn, batch)
                     self._write_requests(conn, batch.requests)
                     self._write_errors(conn, batch)
                     if batch.overflowed:
@@ -210,30 +236,46 @@ class SQLiteStore(Store):
                     self._write_process(conn, process)
                     conn.execute("COMMIT")
                 except BaseException:
+                    self._own.clear()
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+                self._own.update(own)
+                self._forget_closed(process.last_flush)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
-    def _write_buckets(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        rows = []
-        select = (
-            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND endpoint = ? AND method = ? AND start = ?"
-        )
+    def _forget_closed(self, now: float) -> None:
+        # Late records for a forgotten bucket take the slow path (read our row, merge).
+        horizon = {MINUTE: now - 5 * MINUTE, HOUR: now - 2 * HOUR, DAY: now - 2 * DAY}
+        for key in [k for k in self._own if k[0] in horizon and k[1] < horizon[k[0]]]:
+            del self._own[key]
+
+    def _write_buckets(self, conn: sqlite3.Connection, batch: Batch) -> dict[tuple[int, int, str, str], Aggregate]:
+        """Overwrite this process's rows with its running totals; returns them for after COMMIT."""
+        written: dict[tuple[int, int, str, str], Aggregate] = {}
+        writer = self._writer
         for (resolution, start), per_key in rollups(batch).items():
-            for (endpoint, method), agg in per_key.items():
-                stored = conn.execute(select, (resolution, endpoint, method, start)).fetchone()
-                if stored is not None:
-                    merged = _decode(stored)
-                    merged.merge(agg)
-                    agg = merged
-                rows.append((resolution, endpoint, method, start, *_encode(agg)))
-        conn.executemany(
-            f"INSERT OR REPLACE INTO buckets (resolution, endpoint, method, start, {_BUCKET_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+            for (endpoint, method), delta in per_key.items():
+                own_key = (resolution, start, endpoint, method)
+                where = (resolution, endpoint, method, start, writer)
+                known = self._own.get(own_key)
+                if known is not None:
+                    # Merged in place: if the transaction fails, write() forgets every row.
+                    known.merge(delta)
+                    if conn.execute(_UPDATE_OWN, (*_encode(known), *where)).rowcount == 1:
+                        written[own_key] = known
+                        continue
+                    # Our row was compacted into the shared row meanwhile: start a new one.
+                    total = Aggregate()
+                    total.merge(delta)
+                else:
+                    stored = conn.execute(_SELECT_OWN, where).fetchone()
+                    total = _decode(stored) if stored is not None else Aggregate()
+                    total.merge(delta)
+                conn.execute(_INSERT_OWN, (*where, *_encode(total)))
+                written[own_key] = total
+        return written
 
     def _write_requests(self, conn: sqlite3.Connection, requests: list[RequestEntry]) -> None:
         if not requests:
@@ -313,6 +355,7 @@ class SQLiteStore(Store):
                             "DELETE FROM buckets WHERE resolution = ? AND start < ?",
                             (resolution, int(now - keep_s) - resolution),
                         )
+                    self._compact(conn, now)
                     conn.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
                     conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
                     conn.execute("COMMIT")
@@ -323,6 +366,44 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def _compact(self, conn: sqlite3.Connection, now: float) -> None:
+        """Fold per-process rows of closed periods (and of gone processes' totals) into one row.
+
+        Safe against a writer still holding a row: its next update finds the row gone
+        and starts a new one with only its new delta.
+        """
+        live = {
+            f"{host}|{pid}|{started!r}"
+            for host, pid, started in conn.execute(
+                "SELECT host, pid, started FROM processes WHERE stopped IS NULL AND last_flush >= ?", (now - HOUR,)
+            )
+        }
+        rows = []
+        for resolution, after in _COMPACT_AFTER.items():
+            rows += conn.execute(
+                f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets "
+                "WHERE resolution = ? AND start < ? AND writer != ?",
+                (resolution, int(now - resolution - after), _SHARED),
+            ).fetchall()
+        rows += [
+            row
+            for row in conn.execute(
+                f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND writer != ?",
+                (TOTAL, _SHARED),
+            )
+            if row[4] not in live
+        ]
+        merged: dict[tuple[int, str, str, int], Aggregate] = {}
+        for row in rows:
+            key = (row[0], row[1], row[2], row[3])
+            target = merged.get(key)
+            if target is None:
+                stored = conn.execute(_SELECT_OWN, (*key, _SHARED)).fetchone()
+                target = merged[key] = _decode(stored) if stored is not None else Aggregate()
+            target.merge(_decode(row[5:]))
+        conn.executemany(f"DELETE FROM buckets WHERE {_WHERE_KEY}", [row[:5] for row in rows])
+        conn.executemany(_INSERT_OWN, [(*key, _SHARED, *_encode(agg)) for key, agg in merged.items()])
 
     # -- reading ---------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
