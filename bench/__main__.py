@@ -23,6 +23,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=4000, help="requests per round and variant")
     parser.add_argument("--only", choices=("hot-path", "store"), help="run one part")
+    parser.add_argument(
+        "--endpoints", type=int, nargs="+", default=[100], help="store sizes for the read-side benchmark"
+    )
     args = parser.parse_args()
     rounds, requests = (2, 100) if args.smoke else (args.rounds, args.requests)
     print(
@@ -35,7 +38,7 @@ def main() -> None:
         print(render(measure(PATHS, rounds, requests)))
         print()
     if args.only in (None, "store"):
-        endpoints, days, repeats = ((5,), 3, 3) if args.smoke else ((100, 1000), 7, 20)
+        endpoints, days, repeats = ((5,), 3, 3) if args.smoke else (tuple(args.endpoints), 7, 20)
         rows, flush = store_scale.measure_reads(endpoints, days, repeats)
         print(store_scale.render(rows, flush, days))
     if args.smoke:

@@ -98,6 +98,7 @@ READ_PATHS = (
     "/monitoring/stats",
     "/monitoring/stats?window=7d",
     "/monitoring/endpoints",
+    "/monitoring/endpoints?window=1h&sparkline=20",
     "/monitoring/endpoints?window=7d",
     "/monitoring/errors",
     "/monitoring/requests",

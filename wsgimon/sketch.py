@@ -13,10 +13,16 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 __all__ = ["QuantileSketch"]
 
 _MIN_VALUE = 1e-6
+
+
+@lru_cache(maxsize=8)
+def _gamma_ln(relative_accuracy: float) -> float:
+    return math.log((1.0 + relative_accuracy) / (1.0 - relative_accuracy))
 
 
 class QuantileSketch:
@@ -28,8 +34,7 @@ class QuantileSketch:
         if not 0.0 < relative_accuracy < 1.0:
             raise ValueError("relative_accuracy must be between 0 and 1")
         self.relative_accuracy = relative_accuracy
-        gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
-        self._gamma_ln = math.log(gamma)
+        self._gamma_ln = _gamma_ln(relative_accuracy)
         self._bins: dict[int, int] = {}
         self._zero = 0
         self.count = 0
@@ -120,11 +125,15 @@ class QuantileSketch:
             values.byteswap()
         if len(values) < 3 or len(values) != 3 + 2 * values[2]:
             raise ValueError("malformed sketch")
-        sketch = cls(values[0] / 1_000_000)
+        accuracy = values[0] / 1_000_000
+        sketch = cls.__new__(cls)  # readers decode thousands of these: skip the log() of __init__
+        sketch.relative_accuracy = accuracy
+        sketch._gamma_ln = _gamma_ln(accuracy)
         n = values[2]
+        counts = values[3 + n :]
         sketch._zero = values[1]
-        sketch._bins = dict(zip(values[3 : 3 + n], values[3 + n :], strict=True))
-        sketch.count = sketch._zero + sum(values[3 + n :])
+        sketch._bins = dict(zip(values[3 : 3 + n], counts, strict=True))
+        sketch.count = sketch._zero + sum(counts)
         return sketch
 
     @classmethod

@@ -3,8 +3,8 @@
 Statistics are kept in minute, hour and day buckets plus an all-time total.
 A window is answered from the coarsest buckets that fit it, so a 30-day query
 reads about thirty day buckets per endpoint instead of 43,200 minutes. The
-leading edge is exact to the minute while minute buckets are retained, and
-rounds down to the hour (or day) once they have been pruned.
+leading edge of windows shorter than a day is exact to the minute; longer
+windows, and any window reaching past the retained minutes, start at the hour.
 """
 
 from __future__ import annotations

@@ -209,7 +209,10 @@ class Store(ABC):
     def _ranges(self, since: float | None, now: float) -> list[tuple[int, int, int]]:
         if since is None:
             return [(TOTAL, 0, 1)]
-        planned = plan_ranges(since, now, now - self.minute_retention_s, now - self.hour_retention_s)
+        # Windows of a day or more start at the whole hour: exact minutes would cost up to
+        # sixty extra rows per endpoint for a difference of under 4 %.
+        minute_floor = now - self.minute_retention_s if now - since < DAY else float("inf")
+        planned = plan_ranges(since, now, minute_floor, now - self.hour_retention_s)
         return [(r.resolution, r.first, r.end) for r in planned]
 
     def endpoint_totals(self, since: float | None, now: float) -> dict[EndpointKey, Aggregate]:

@@ -57,9 +57,8 @@ CREATE TABLE IF NOT EXISTS buckets (
     error_types TEXT NOT NULL,
     last_seen REAL NOT NULL,
     writer TEXT NOT NULL,
-    -- A rowid table: rows carry kilobytes of sketch, too large for WITHOUT ROWID.
     PRIMARY KEY (resolution, endpoint, method, start, writer)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -508,12 +507,13 @@ def _encode(agg: Aggregate) -> tuple[Any, ...]:
 
 
 def _decode(row: tuple[Any, ...] | list[Any]) -> Aggregate:
-    agg = Aggregate()
+    # Readers decode thousands of rows: skip Aggregate.__init__ and its empty sketch.
+    agg = Aggregate.__new__(Aggregate)
     agg.count, agg.errors, agg.client_errors, agg.total_ms = row[0], row[1], row[2], row[3]
     agg.min_ms = float("inf") if row[4] is None else row[4]
     agg.max_ms = row[5]
     agg.sketch = QuantileSketch.from_bytes(row[6])
     agg.status_codes = {int(code): n for code, n in json.loads(row[7]).items()}
-    agg.error_types = json.loads(row[8])
+    agg.error_types = json.loads(row[8]) if row[8] != "{}" else {}
     agg.last_seen = row[9]
     return agg
