@@ -34,11 +34,22 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)
-	$(PY) -m bench
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): setup.cfg pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+# The full comparison (about 25 minutes); needs wrk for the server part (apt-get install wrk).
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	$(BENCH_VENV)/bin/python -m bench --write bench/RESULTS.md
 
 bench-smoke: $(STAMP)
 	$(PY) -m bench --smoke
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

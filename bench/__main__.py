@@ -1,4 +1,9 @@
-"""``python -m bench [--smoke]``: run the benchmarks and print a Markdown table."""
+"""``python -m bench``: the whole comparison, printed and optionally written as Markdown.
+
+``--smoke`` runs a few hundred requests of the in-process and store parts, only
+to prove they work (CI runs it); it needs no peer installed and asserts nothing.
+The full run needs the peers of ``bench/requirements.txt`` (``make bench``).
+"""
 
 from __future__ import annotations
 
@@ -7,42 +12,98 @@ import os
 import platform
 import sys
 from datetime import datetime, timezone
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import wsgimon
 
-from . import store_scale
-from .hot_path import measure, render
+from . import hot_path, peers, server_load, store_scale
 
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
+_PEER_PACKAGES = (
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "prometheus-flask-exporter",
+    "Flask-MonitoringDashboard",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-flask",
+    "sentry-sdk",
+)
+
+
+def _versions() -> str:
+    found = []
+    for package in _PEER_PACKAGES:
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} (not installed)")
+    return ", ".join(found)
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores {model}".strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="wsgimon benchmarks")
     parser.add_argument("--smoke", action="store_true", help="a few hundred requests, only to prove it runs")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--requests", type=int, default=4000, help="requests per round and variant")
-    parser.add_argument("--only", choices=("hot-path", "store"), help="run one part")
-    parser.add_argument(
-        "--endpoints", type=int, nargs="+", default=[100], help="store sizes for the read-side benchmark"
-    )
+    parser.add_argument("--write", type=Path, help="also write the results as Markdown to this file")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per variant")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round and variant")
+    parser.add_argument("--memory-requests", type=int, default=1_000_000)
+    parser.add_argument("--memory-seconds", type=float, default=120.0, help="time cap per variant")
+    parser.add_argument("--server-seconds", type=int, default=10)
+    parser.add_argument("--endpoints", type=int, nargs="+", default=[100], help="store sizes for the read side")
     args = parser.parse_args()
-    rounds, requests = (2, 100) if args.smoke else (args.rounds, args.requests)
-    print(
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, Python {platform.python_version()}, "
-        f"Flask {version('flask')}, wsgimon {wsgimon.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} cores\n"
-    )
-    if args.only in (None, "hot-path"):
-        print(f"In-process hot path, {rounds} interleaved rounds of {requests} requests per variant:\n")
-        print(render(measure(PATHS, rounds, requests)))
-        print()
-    if args.only in (None, "store"):
-        endpoints, days, repeats = ((5,), 3, 3) if args.smoke else (tuple(args.endpoints), 7, 20)
-        rows, flush = store_scale.measure_reads(endpoints, days, repeats)
-        print(store_scale.render(rows, flush, days))
+
+    sections = [
+        "# wsgimon benchmark results",
+        "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {_machine()} · Python {platform.python_version()} · "
+        f"wsgimon {wsgimon.__version__}",
+        "",
+        f"Versions: {_versions()}.",
+        "",
+    ]
+
+    def section(title: str, body: str) -> None:
+        sections.extend([f"## {title}", "", body, ""])
+        print(f"\n## {title}\n\n{body}", flush=True)
+
     if args.smoke:
+        rows = hot_path.measure(PATHS, 2, 100)
+        section("In-process (smoke)", hot_path.render(rows))
+        reads, flush = store_scale.measure_reads((5,), 3, 3)
+        section("Read side and flush (smoke)", store_scale.render(reads, flush, 3))
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
+        return
+
+    section(
+        f"In-process µs/request ({args.rounds} interleaved rounds of {args.requests} requests, "
+        "one process per variant)",
+        peers.render(peers.measure(args.rounds, args.requests)),
+    )
+    section(
+        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c16, {args.server_seconds} s × 2 rounds, /hello",
+        server_load.render(server_load.measure(2, args.server_seconds)),
+    )
+    section(
+        f"Memory: {args.memory_requests:,} requests over 100,000 distinct paths "
+        f"(at most {args.memory_seconds:g} s per variant)",
+        peers.render_memory(peers.measure_memory(args.memory_requests, args.memory_seconds)),
+    )
+    reads, flush = store_scale.measure_reads(tuple(args.endpoints), 7, 20)
+    section("Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7))
+    if args.write:
+        args.write.write_text("\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,262 @@
+"""wsgimon against the tools a Flask user would pick instead, in-process, one worker per variant.
+
+Some peers patch Flask globally (sentry-sdk), so every variant lives in its own
+worker process. The driver interleaves rounds across the workers (A B C … A B C
+…), only one of them running at a time, and reports the median µs/request and
+its ratio to the bare app.
+
+    python -m bench.peers [--rounds 9] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from .hot_path import ClockFloor, make_flask, run_round
+
+PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
+
+
+def _bare() -> Flask:
+    return make_flask()
+
+
+def _floor() -> Flask:
+    app = make_flask()
+    app.wsgi_app = ClockFloor(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _wsgimon(storage: str) -> Callable[[], Flask]:
+    def build() -> Flask:
+        from wsgimon import MonitorMiddleware
+
+        app = make_flask()
+        url = storage.format(tmp=tempfile.mkdtemp(prefix="wsgimon-bench-"))
+        app.wsgi_app = MonitorMiddleware(app.wsgi_app, storage=url)  # type: ignore[method-assign]
+        return app
+
+    return build
+
+
+def _prometheus() -> Flask:
+    from prometheus_client import CollectorRegistry
+    from prometheus_flask_exporter import PrometheusMetrics
+
+    app = make_flask()
+    PrometheusMetrics(app, registry=CollectorRegistry())
+    return app
+
+
+def _monitoring_dashboard() -> Flask:
+    import flask_monitoringdashboard as dashboard
+
+    app = make_flask()
+    dashboard.config.database_name = f"sqlite:///{tempfile.mkdtemp()}/fmd.db"
+    dashboard.bind(app)
+    return app
+
+
+def _opentelemetry() -> Flask:
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    trace.set_tracer_provider(provider)
+    app = make_flask()
+    FlaskInstrumentor().instrument_app(app)
+    return app
+
+
+def _sentry() -> Flask:
+    import sentry_sdk
+    from sentry_sdk.integrations.flask import FlaskIntegration
+    from sentry_sdk.transport import Transport
+
+    class Discard(Transport):
+        def capture_envelope(self, envelope: Any) -> None:
+            return None
+
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",
+        traces_sample_rate=1.0,
+        integrations=[FlaskIntegration()],
+        transport=Discard,
+        default_integrations=True,
+    )
+    return make_flask()
+
+
+VARIANTS: dict[str, Callable[[], Flask]] = {
+    "bare Flask": _bare,
+    "floor (clock + append)": _floor,
+    "wsgimon (memory)": _wsgimon("memory://"),
+    "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
+    "prometheus-flask-exporter": _prometheus,
+    "Flask-MonitoringDashboard": _monitoring_dashboard,
+    "OpenTelemetry Flask + SDK": _opentelemetry,
+    "sentry-sdk (tracing)": _sentry,
+}
+
+
+def worker(name: str) -> None:
+    """Build one variant, then answer ``<requests> <path>`` with µs/request, ``mem <n> <s>`` with RSS."""
+    app = VARIANTS[name]()
+    for path in PATHS.values():
+        run_round(app, path, 200)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if command[0] == "mem":
+            print(memory_growth(app, int(command[1]), float(command[2])), flush=True)
+        else:
+            print(f"{run_round(app, command[1], int(command[0])) * 1e6:.3f}", flush=True)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_growth(app: Flask, requests: int, max_seconds: float) -> str:
+    """RSS after a tenth of the requests (warm-up) and at the end, over 100,000 distinct paths."""
+    deadline = time.monotonic() + max_seconds
+    warm = 0
+    done = 0
+    for done in range(1, requests + 1):
+        run_round(app, f"/items/{done % 100_000}", 1)
+        if done == requests // 10:
+            gc.collect()
+            warm = _rss()
+        if done % 1000 == 0 and time.monotonic() > deadline:
+            break
+    gc.collect()
+    return f"{done} {warm or _rss()} {_rss()}"
+
+
+def start(name: str) -> subprocess.Popen[str] | None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.peers", "--worker", name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # some peers print banners first
+        if line.strip() == "ready":
+            return process
+    process.kill()
+    process.wait()
+    return None
+
+
+def measure(rounds: int, requests: int) -> dict[str, dict[str, list[float] | None]]:
+    workers = {name: start(name) for name in VARIANTS}
+    results: dict[str, dict[str, list[float] | None]] = {kind: {} for kind in PATHS}
+    try:
+        for kind, path in PATHS.items():
+            samples: dict[str, list[float]] = {name: [] for name, w in workers.items() if w is not None}
+            for _ in range(rounds):
+                for name, process in workers.items():
+                    if process is None:
+                        continue
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(f"{requests} {path}\n")
+                    process.stdin.flush()
+                    samples[name].append(float(process.stdout.readline()))
+            for name in VARIANTS:
+                results[kind][name] = samples.get(name)
+    finally:
+        for process in workers.values():
+            if process is not None:
+                process.kill()
+                process.wait()
+    return results
+
+
+def measure_memory(requests: int, max_seconds: float) -> dict[str, tuple[int, int, int] | None]:
+    """Per variant: (requests done, RSS after warm-up, RSS at the end)."""
+    out: dict[str, tuple[int, int, int] | None] = {}
+    for name in VARIANTS:
+        process = start(name)
+        if process is None:
+            out[name] = None
+            continue
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(f"mem {requests} {max_seconds}\n")
+            process.stdin.flush()
+            done, warm, end = (int(v) for v in process.stdout.readline().split())
+            out[name] = (done, warm, end)
+        finally:
+            process.kill()
+            process.wait()
+    return out
+
+
+def render_memory(results: dict[str, tuple[int, int, int] | None]) -> str:
+    lines = [
+        "| variant | requests | RSS after warm-up (MiB) | RSS at end (MiB) | growth (MiB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in results.items():
+        if values is None:
+            lines.append(f"| {name} | not installed | | | |")
+            continue
+        done, warm, end = values
+        mib = 1024 * 1024
+        lines.append(f"| {name} | {done:,} | {warm / mib:.1f} | {end / mib:.1f} | {(end - warm) / mib:+.1f} |")
+    return "\n".join(lines)
+
+
+def render(results: dict[str, dict[str, list[float] | None]]) -> str:
+    lines = [
+        "| endpoint | variant | µs/request (median) | min–max | ratio to bare |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind, per_variant in results.items():
+        bare_samples = per_variant.get("bare Flask")
+        bare = statistics.median(bare_samples) if bare_samples else None
+        for name, values in per_variant.items():
+            if not values:
+                lines.append(f"| {kind} | {name} | not installed | | |")
+                continue
+            median = statistics.median(values)
+            ratio = f"{median / bare:.2f}" if bare else "–"
+            lines.append(f"| {kind} | {name} | {median:.1f} | {min(values):.1f}–{max(values):.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return
+    print(render(measure(args.rounds, args.requests)))
+
+
+if __name__ == "__main__":
+    main()
