@@ -126,9 +126,9 @@ def worker(name: str) -> None:
     for line in sys.stdin:
         command = line.split()
         if command[0] == "mem":
-            print(memory_growth(app, int(command[1]), float(command[2])), flush=True)
+            print("RESULT", memory_growth(app, int(command[1]), float(command[2])), flush=True)
         else:
-            print(f"{run_round(app, command[1], int(command[0])) * 1e6:.3f}", flush=True)
+            print(f"RESULT {run_round(app, command[1], int(command[0])) * 1e6:.3f}", flush=True)
 
 
 def _rss() -> int:
@@ -169,6 +169,15 @@ def start(name: str) -> subprocess.Popen[str] | None:
     return None
 
 
+def _result(process: subprocess.Popen[str]) -> str:
+    """The worker's answer; peers print their own messages on stdout too."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("RESULT "):
+            return line[len("RESULT ") :].strip()
+    raise RuntimeError("a benchmark worker exited without an answer")
+
+
 def measure(rounds: int, requests: int) -> dict[str, dict[str, list[float] | None]]:
     workers = {name: start(name) for name in VARIANTS}
     results: dict[str, dict[str, list[float] | None]] = {kind: {} for kind in PATHS}
@@ -182,7 +191,7 @@ def measure(rounds: int, requests: int) -> dict[str, dict[str, list[float] | Non
                     assert process.stdin is not None and process.stdout is not None
                     process.stdin.write(f"{requests} {path}\n")
                     process.stdin.flush()
-                    samples[name].append(float(process.stdout.readline()))
+                    samples[name].append(float(_result(process)))
             for name in VARIANTS:
                 results[kind][name] = samples.get(name)
     finally:
@@ -205,7 +214,7 @@ def measure_memory(requests: int, max_seconds: float) -> dict[str, tuple[int, in
             assert process.stdin is not None and process.stdout is not None
             process.stdin.write(f"mem {requests} {max_seconds}\n")
             process.stdin.flush()
-            done, warm, end = (int(v) for v in process.stdout.readline().split())
+            done, warm, end = (int(v) for v in _result(process).split())
             out[name] = (done, warm, end)
         finally:
             process.kill()
