@@ -1,8 +1,9 @@
 """Throughput and p99 under a real server: gunicorn (2 workers, gthread, 4 threads) and wrk, on 127.0.0.1.
 
 Each variant gets the same bounded load (``wrk -t2 -c16 -d<seconds>s``) in
-interleaved rounds; the table shows the median req/s and p99 and their ratios
-to the bare app.
+interleaved rounds, alone on the machine (its server is started for the
+measurement and stopped after); the table shows the median req/s and p99 and
+their ratios to the bare app.
 """
 
 from __future__ import annotations
@@ -63,25 +64,23 @@ def _wrk(url: str, seconds: int) -> tuple[float, float]:
 
 
 def measure(rounds: int, seconds: int) -> dict[str, list[tuple[float, float]]] | None:
+    """Interleaved rounds; only the variant being measured runs (some peers keep busy threads)."""
     if shutil.which("wrk") is None:
         return None
-    servers = {}
-    try:
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+    for _ in range(rounds):
         for name in VARIANTS:
             try:
-                servers[name] = _serve(name)
+                process, url = _serve(name)
             except RuntimeError:
                 continue
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
-        for _ in range(rounds):
-            for name, (_, url) in servers.items():
+            try:
                 _wrk(url, 1)  # warm
                 results[name].append(_wrk(url, seconds))
-        return results
-    finally:
-        for process, _ in servers.values():
-            process.send_signal(signal.SIGTERM)
-            process.wait(20)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+    return {name: samples for name, samples in results.items() if samples}
 
 
 def render(results: dict[str, list[tuple[float, float]]] | None) -> str:

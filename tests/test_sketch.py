@@ -92,3 +92,15 @@ def test_round_trip_through_bytes_keeps_everything() -> None:
     assert copy.count == sketch.count and copy.relative_accuracy == sketch.relative_accuracy
     with pytest.raises(ValueError):
         QuantileSketch.from_bytes(b"\x00" * 8)
+
+
+def test_adding_many_at_once_equals_adding_one_by_one() -> None:
+    rng = random.Random(9)
+    values = [0.0] + [rng.lognormvariate(1.0, 2.0) for _ in range(5000)]
+    one_by_one, at_once = QuantileSketch(), QuantileSketch()
+    for value in values:
+        one_by_one.add(value)
+    at_once.add_many(values)
+    assert at_once.to_bytes() == one_by_one.to_bytes()
+    assert at_once.quantiles(QUANTILES) == one_by_one.quantiles(QUANTILES)
+    assert at_once.count == one_by_one.count == len(values)

@@ -73,6 +73,37 @@ class Aggregate:
         if wall > self.last_seen:
             self.last_seen = wall
 
+    def add_many(
+        self,
+        durations_ms: list[float],
+        status: int,
+        is_error: bool,
+        is_client_error: bool,
+        error_type: str | None,
+        wall: float,
+    ) -> None:
+        """Add requests that differ only in duration (the fold groups them)."""
+        n = len(durations_ms)
+        self.count += n
+        if is_error:
+            self.errors += n
+        elif is_client_error:
+            self.client_errors += n
+        self.total_ms += sum(durations_ms)
+        low, high = min(durations_ms), max(durations_ms)
+        if low < self.min_ms:
+            self.min_ms = low
+        if high > self.max_ms:
+            self.max_ms = high
+        self.sketch.add_many(durations_ms)
+        codes = self.status_codes
+        codes[status] = codes.get(status, 0) + n
+        if error_type is not None:
+            types = self.error_types
+            types[error_type] = types.get(error_type, 0) + n
+        if wall > self.last_seen:
+            self.last_seen = wall
+
     def merge(self, other: Aggregate) -> None:
         self.count += other.count
         self.errors += other.errors

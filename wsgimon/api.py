@@ -48,13 +48,23 @@ _FAVICON = (
     '<path d="M2 11h3l2-6 2 8 2-4h3" fill="none" stroke="#fff" stroke-width="1.6"/></svg>'
 )
 _MAX_POINTS = 1500
-_STEPS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 21600: "6h", 43200: "12h", 86400: "1d"}
+_STEPS = {
+    60: "1m",
+    300: "5m",
+    600: "10m",
+    900: "15m",
+    1800: "30m",
+    3600: "1h",
+    21600: "6h",
+    43200: "12h",
+    86400: "1d",
+}
 
 
 def _default_step(span_s: float, minute_retention_s: float) -> str:
-    """At most 300 points, from buckets the store still has."""
+    """At most 200 points, from buckets the store still has."""
     for seconds, label in _STEPS.items():
-        if span_s / seconds <= 300 and (seconds >= HOUR or span_s <= minute_retention_s):
+        if span_s / seconds <= 200 and (seconds >= HOUR or span_s <= minute_retention_s):
             return label
     return "1d"
 

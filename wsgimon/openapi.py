@@ -227,7 +227,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                     {
                         "name": "step",
                         **query,
-                        "schema": {"enum": ["1m", "5m", "15m", "30m", "1h", "6h", "12h", "1d"]},
+                        "schema": {"enum": ["1m", "5m", "10m", "15m", "30m", "1h", "6h", "12h", "1d"]},
                     },
                     {"name": "endpoint", **query, "schema": {"type": "string"}},
                     {"name": "method", **query, "schema": {"type": "string"}},

@@ -38,6 +38,8 @@ RawRecord = tuple[
     float, str, str, str, "str | None", float, "float | None", "int | None", "BaseException | None", "str | None"
 ]
 
+# (minute, endpoint, method, status, error type, is an error)
+_Group = tuple[int, str, str, int, "str | None", bool]
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MAX_MESSAGE_CHARS = 2000
 _MAX_PENDING = 100_000
@@ -218,15 +220,37 @@ class Recorder:
         # Only the newest entries can survive in the bounded request log; at high
         # rates a process logs its newest _LOG_PER_FLUSH requests per flush.
         log_from = len(records) - min(self._recent_requests, _LOG_PER_FLUSH)
+        # Requests alike (same minute, endpoint, method, status, error type) are added to
+        # their aggregate together: one call per group instead of one per request.
+        groups: dict[_Group, list[float]] = {}
+        last_seen: dict[_Group, float] = {}
         for index, record in enumerate(records):
             try:
-                self._fold_one(batch, record, index >= log_from)
+                self._fold_one(batch, record, index >= log_from, groups, last_seen)
             except Exception as exc:
                 report_internal_error("fold", exc)
+        for group, durations in groups.items():
+            minute, endpoint, method, status, error_type, is_error = group
+            per_endpoint = batch.minutes.get(minute)
+            if per_endpoint is None:
+                per_endpoint = batch.minutes[minute] = {}
+            agg = per_endpoint.get((endpoint, method))
+            if agg is None:
+                agg = per_endpoint[(endpoint, method)] = Aggregate()
+            agg.add_many(
+                durations, status, is_error, not is_error and 400 <= status < 500, error_type, last_seen[group]
+            )
         batch.overflowed = namer.overflowed - overflow_before
         return batch
 
-    def _fold_one(self, batch: Batch, record: RawRecord, keep_in_log: bool) -> None:
+    def _fold_one(
+        self,
+        batch: Batch,
+        record: RawRecord,
+        keep_in_log: bool,
+        groups: dict[_Group, list[float]],
+        last_seen: dict[_Group, float],
+    ) -> None:
         start, method, path_info, query, status_line, duration, ttfb, size, exc, hint = record
         if exc is not None and isinstance(exc, _NOT_ERRORS):
             exc = None
@@ -240,8 +264,6 @@ class Recorder:
         wall = self._wall_anchor + (start - self._perf_anchor)
         path_only = _decode_path(path_info)
         endpoint = self.namer.name(method, path_only, status, hint)
-        is_error = exc is not None or status >= 500
-        is_client_error = not is_error and 400 <= status < 500
         if exc is not None:
             error_type: str | None = type(exc).__name__
         elif status >= 400:
@@ -249,15 +271,15 @@ class Recorder:
         else:
             error_type = None
         duration_ms = duration * 1000.0
-        key = (endpoint, method)
-        minute = int(wall // 60)
-        per_endpoint = batch.minutes.get(minute)
-        if per_endpoint is None:
-            per_endpoint = batch.minutes[minute] = {}
-        agg = per_endpoint.get(key)
-        if agg is None:
-            agg = per_endpoint[key] = Aggregate()
-        agg.add(duration_ms, status, is_error, is_client_error, error_type, wall)
+        group = (int(wall // 60), endpoint, method, status, error_type, exc is not None or status >= 500)
+        durations = groups.get(group)
+        if durations is None:
+            groups[group] = [duration_ms]
+            last_seen[group] = wall
+        else:
+            durations.append(duration_ms)
+            if wall > last_seen[group]:
+                last_seen[group] = wall
         if keep_in_log:
             batch.requests.append(
                 RequestEntry(

@@ -48,6 +48,22 @@ class QuantileSketch:
             bins[key] = bins.get(key, 0) + weight
         self.count += weight
 
+    def add_many(self, values: list[float]) -> None:
+        bins = self._bins
+        get = bins.get
+        log = math.log
+        ceil = math.ceil
+        gamma_ln = self._gamma_ln
+        zero = 0
+        for value in values:
+            if value <= _MIN_VALUE:
+                zero += 1
+            else:
+                key = ceil(log(value) / gamma_ln)
+                bins[key] = get(key, 0) + 1
+        self._zero += zero
+        self.count += len(values)
+
     def merge(self, other: QuantileSketch) -> None:
         if other._gamma_ln != self._gamma_ln:
             raise ValueError("cannot merge sketches of different accuracy")

@@ -16,6 +16,7 @@ __all__ = [
     "DAY",
     "HOUR",
     "MINUTE",
+    "TEN_MINUTES",
     "RESOLUTIONS",
     "TOTAL",
     "BucketRange",
@@ -26,10 +27,11 @@ __all__ = [
 ]
 
 MINUTE = 60
+TEN_MINUTES = 600
 HOUR = 3600
 DAY = 86400
 TOTAL = 0  # the all-time bucket
-RESOLUTIONS = (MINUTE, HOUR, DAY)
+RESOLUTIONS = (MINUTE, TEN_MINUTES, HOUR, DAY)
 
 _UNITS = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY}
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
@@ -80,17 +82,17 @@ def parse_window(text: str | None, default: str = "24h") -> Window:
 def plan_ranges(since: float, now: float, minute_floor: float, hour_floor: float) -> list[BucketRange]:
     """Cover [since, now] with the coarsest aligned buckets available.
 
-    ``minute_floor``/``hour_floor``: the oldest time for which minute/hour buckets
-    are still kept. Buckets after the leading edge may be partial (the current
+    ``minute_floor``/``hour_floor``: the oldest time for which minute (and
+    ten-minute) / hour buckets are still kept. Buckets after the leading edge may be partial (the current
     day holds data up to now), which is exactly what the window wants.
     """
     end = int(now) + 1
     t = int(since // MINUTE) * MINUTE
     ranges: list[BucketRange] = []
-    for resolution, coarser in ((MINUTE, HOUR), (HOUR, DAY)):
+    for resolution, coarser in ((MINUTE, TEN_MINUTES), (TEN_MINUTES, HOUR), (HOUR, DAY)):
         if t % coarser == 0:
             continue
-        floor = minute_floor if resolution == MINUTE else hour_floor
+        floor = hour_floor if resolution == HOUR else minute_floor
         if t < floor:
             t = t // coarser * coarser  # finer data pruned: start at the coarser boundary
             continue

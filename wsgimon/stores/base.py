@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..aggregate import Aggregate
-from ..windows import DAY, HOUR, MINUTE, TOTAL, plan_ranges
+from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
 
 __all__ = [
     "ALL",
@@ -137,6 +137,7 @@ def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]
         start = minute * MINUTE
         targets = [
             out.setdefault((MINUTE, start), {}),
+            out.setdefault((TEN_MINUTES, start - start % TEN_MINUTES), {}),
             out.setdefault((HOUR, start - start % HOUR), {}),
             out.setdefault((DAY, start - start % DAY), {}),
             out.setdefault((TOTAL, 0), {}),
@@ -234,8 +235,8 @@ class Store(ABC):
     def average_lines(self, since: float, now: float, points: int) -> dict[EndpointKey, list[float | None]]:
         """Average latency per endpoint in ``points`` equal slots of the window (sparklines)."""
         span = max(now - since, 60.0)
-        resolution = MINUTE
-        if since < now - self.minute_retention_s or span / MINUTE > 20_000:
+        resolution = MINUTE if span <= HOUR else TEN_MINUTES
+        if since < now - self.minute_retention_s or span / TEN_MINUTES > 20_000:
             resolution = HOUR if since >= now - self.hour_retention_s and span / HOUR <= 20_000 else DAY
         first = int(since // resolution) * resolution
         slot_s = (now - first) / points
@@ -253,7 +254,7 @@ class Store(ABC):
 
     def series(self, since: float, now: float, step: int, key: EndpointKey = ALL) -> list[tuple[int, Aggregate]]:
         """One aggregate per step from ``since`` to now, empty steps included."""
-        resolution = max(r for r in (MINUTE, HOUR, DAY) if step % r == 0)
+        resolution = max(r for r in RESOLUTIONS if step % r == 0)
         first = int(since // step) * step
         points: dict[int, Aggregate] = {t: Aggregate() for t in range(first, int(now) + 1, step)}
         for start, _key, agg in self.buckets(resolution, first, int(now) + 1, key):

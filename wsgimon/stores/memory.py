@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from ..aggregate import Aggregate
-from ..windows import DAY, HOUR, MINUTE, TOTAL
+from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     MAX_ERROR_SAMPLES,
@@ -29,7 +29,7 @@ from .base import (
 
 __all__ = ["MemoryStore"]
 
-_RETENTION = {MINUTE: HOUR, HOUR: 2 * DAY, DAY: 31 * DAY}
+_RETENTION = {MINUTE: HOUR, TEN_MINUTES: HOUR, HOUR: 2 * DAY, DAY: 31 * DAY}
 
 
 class MemoryStore(Store):
@@ -39,7 +39,7 @@ class MemoryStore(Store):
     def __init__(self, *, recent_requests: int) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, dict[int, dict[EndpointKey, Aggregate]]] = {
-            resolution: {} for resolution in (MINUTE, HOUR, DAY, TOTAL)
+            resolution: {} for resolution in (*_RETENTION, TOTAL)
         }
         self._recent: deque[RequestEntry] = deque(maxlen=recent_requests)
         self._errors: dict[tuple[str, str, str], ErrorSample] = {}

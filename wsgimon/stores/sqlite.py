@@ -19,7 +19,7 @@ from typing import Any
 
 from ..aggregate import Aggregate
 from ..sketch import QuantileSketch
-from ..windows import DAY, HOUR, MINUTE, TOTAL
+from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     Batch,
@@ -109,7 +109,7 @@ _INSERT_OWN = (
 )
 _SHARED = ""  # the writer of compacted rows
 # Rows of closed periods are folded into the shared row this long after the period ends.
-_COMPACT_AFTER = {MINUTE: 2 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
+_COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
 
 
 class SQLiteStore(Store):
@@ -246,7 +246,7 @@ class SQLiteStore(Store):
 
     def _forget_closed(self, now: float) -> None:
         # Late records for a forgotten bucket take the slow path (read our row, merge).
-        horizon = {MINUTE: now - 5 * MINUTE, HOUR: now - 2 * HOUR, DAY: now - 2 * DAY}
+        horizon = {MINUTE: now - 5 * MINUTE, TEN_MINUTES: now - HOUR, HOUR: now - 2 * HOUR, DAY: now - 2 * DAY}
         for key in [k for k in self._own if k[0] in horizon and k[1] < horizon[k[0]]]:
             del self._own[key]
 
@@ -254,6 +254,8 @@ class SQLiteStore(Store):
         """Overwrite this process's rows with its running totals; returns them for after COMMIT."""
         written: dict[tuple[int, int, str, str], Aggregate] = {}
         writer = self._writer
+        updates: list[tuple[Any, ...]] = []
+        updated: list[tuple[tuple[int, int, str, str], tuple[Any, ...], Aggregate, Aggregate]] = []
         for (resolution, start), per_key in rollups(batch).items():
             for (endpoint, method), delta in per_key.items():
                 own_key = (resolution, start, endpoint, method)
@@ -262,18 +264,27 @@ class SQLiteStore(Store):
                 if known is not None:
                     # Merged in place: if the transaction fails, write() forgets every row.
                     known.merge(delta)
-                    if conn.execute(_UPDATE_OWN, (*_encode(known), *where)).rowcount == 1:
-                        written[own_key] = known
-                        continue
-                    # Our row was compacted into the shared row meanwhile: start a new one.
-                    total = Aggregate()
-                    total.merge(delta)
-                else:
-                    stored = conn.execute(_SELECT_OWN, where).fetchone()
-                    total = _decode(stored) if stored is not None else Aggregate()
-                    total.merge(delta)
+                    updates.append((*_encode(known), *where))
+                    updated.append((own_key, where, known, delta))
+                    continue
+                stored = conn.execute(_SELECT_OWN, where).fetchone()
+                total = _decode(stored) if stored is not None else Aggregate()
+                total.merge(delta)
                 conn.execute(_INSERT_OWN, (*where, *_encode(total)))
                 written[own_key] = total
+        if updates and conn.executemany(_UPDATE_OWN, updates).rowcount != len(updates):
+            # Some of our rows were compacted into the shared row meanwhile: those start
+            # anew with only their delta, so nothing is counted twice.
+            for own_key, where, known, delta in updated:
+                if conn.execute(f"SELECT 1 FROM buckets WHERE {_WHERE_KEY}", where).fetchone() is None:
+                    fresh = Aggregate()
+                    fresh.merge(delta)
+                    conn.execute(_INSERT_OWN, (*where, *_encode(fresh)))
+                    written[own_key] = fresh
+                else:
+                    written[own_key] = known
+        else:
+            written.update((own_key, known) for own_key, _where, known, _delta in updated)
         return written
 
     def _write_requests(self, conn: sqlite3.Connection, requests: list[RequestEntry]) -> None:
@@ -347,6 +358,7 @@ class SQLiteStore(Store):
                     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('maintained_at', ?)", (repr(now),))
                     for resolution, keep_s in (
                         (MINUTE, self.minute_retention_s),
+                        (TEN_MINUTES, self.minute_retention_s),
                         (HOUR, self._retention_s),
                         (DAY, self._retention_s),
                     ):
