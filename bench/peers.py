@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -169,12 +170,16 @@ def start(name: str) -> subprocess.Popen[str] | None:
     return None
 
 
+_ANSWER = re.compile(r"^RESULT ([0-9. ]*[0-9])")
+
+
 def _result(process: subprocess.Popen[str]) -> str:
-    """The worker's answer; peers print their own messages on stdout too."""
+    """The worker's answer; peers print their own messages on stdout too, even mid-line."""
     assert process.stdout is not None
     for line in process.stdout:
-        if line.startswith("RESULT "):
-            return line[len("RESULT ") :].strip()
+        match = _ANSWER.match(line)
+        if match:
+            return match.group(1)
     raise RuntimeError("a benchmark worker exited without an answer")
 
 
