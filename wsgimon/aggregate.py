@@ -54,24 +54,7 @@ class Aggregate:
         error_type: str | None,
         wall: float,
     ) -> None:
-        self.count += 1
-        if is_error:
-            self.errors += 1
-        elif is_client_error:
-            self.client_errors += 1
-        self.total_ms += duration_ms
-        if duration_ms < self.min_ms:
-            self.min_ms = duration_ms
-        if duration_ms > self.max_ms:
-            self.max_ms = duration_ms
-        self.sketch.add(duration_ms)
-        codes = self.status_codes
-        codes[status] = codes.get(status, 0) + 1
-        if error_type is not None:
-            types = self.error_types
-            types[error_type] = types.get(error_type, 0) + 1
-        if wall > self.last_seen:
-            self.last_seen = wall
+        self.add_many([duration_ms], status, is_error, is_client_error, error_type, wall)
 
     def add_many(
         self,
