@@ -54,15 +54,6 @@ def test_merged_sketches_equal_one_sketch_of_everything() -> None:
     assert merged.quantiles(QUANTILES) == whole.quantiles(QUANTILES)
 
 
-def test_round_trip_through_dict_keeps_quantiles() -> None:
-    sketch = QuantileSketch()
-    for value in (0.0, 0.5, 1.0, 10.0, 250.0):
-        sketch.add(value)
-    copy = QuantileSketch.from_dict(sketch.to_dict())
-    assert copy.quantiles(QUANTILES) == sketch.quantiles(QUANTILES)
-    assert copy.count == 5
-
-
 def test_memory_is_bounded_by_value_range_not_count() -> None:
     sketch = QuantileSketch()
     rng = random.Random(3)

@@ -7,8 +7,6 @@ per-process deltas combine into one deployment-wide view.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .sketch import QuantileSketch
 
 __all__ = ["Aggregate", "LATENCY_KEYS"]
@@ -119,36 +117,6 @@ class Aggregate:
             # A bucket's representative may lie just outside the exact range.
             result[name] = None if value is None else _round(min(max(value, self.min_ms), self.max_ms))
         return result
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialised form for stores that persist aggregates."""
-        return {
-            "n": self.count,
-            "e": self.errors,
-            "c": self.client_errors,
-            "t": self.total_ms,
-            "lo": self.min_ms if self.count else None,
-            "hi": self.max_ms,
-            "s": self.sketch.to_dict(),
-            "sc": {str(k): v for k, v in self.status_codes.items()},
-            "et": self.error_types,
-            "ls": self.last_seen,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Aggregate:
-        agg = cls()
-        agg.count = int(data["n"])
-        agg.errors = int(data["e"])
-        agg.client_errors = int(data["c"])
-        agg.total_ms = float(data["t"])
-        agg.min_ms = float("inf") if data["lo"] is None else float(data["lo"])
-        agg.max_ms = float(data["hi"])
-        agg.sketch = QuantileSketch.from_dict(data["s"])
-        agg.status_codes = {int(k): int(v) for k, v in data["sc"].items()}
-        agg.error_types = {str(k): int(v) for k, v in data["et"].items()}
-        agg.last_seen = float(data["ls"])
-        return agg
 
 
 def _round(value: float) -> float:

@@ -12,7 +12,7 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import lru_cache
 
 __all__ = ["QuantileSketch"]
@@ -118,14 +118,6 @@ class QuantileSketch:
         # relative distance to both edges is relative_accuracy.
         return 2.0 * math.exp(key * self._gamma_ln) / (1.0 + gamma)
 
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-friendly form, used by stores that persist sketches."""
-        return {
-            "a": self.relative_accuracy,
-            "z": self._zero,
-            "b": {str(k): n for k, n in self._bins.items()},
-        }
-
     def to_bytes(self) -> bytes:
         """Compact little-endian form for stores: accuracy (ppm), zero count, keys, counts."""
         bins = self._bins
@@ -150,19 +142,6 @@ class QuantileSketch:
         sketch._zero = values[1]
         sketch._bins = dict(zip(values[3 : 3 + n], counts, strict=True))
         sketch.count = sketch._zero + sum(counts)
-        return sketch
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> QuantileSketch:
-        accuracy = data.get("a", 0.01)
-        zero = data.get("z", 0)
-        bins = data.get("b", {})
-        if not isinstance(accuracy, float) or not isinstance(zero, int) or not isinstance(bins, dict):
-            raise ValueError("malformed sketch")
-        sketch = cls(accuracy)
-        sketch._zero = zero
-        sketch._bins = {int(k): int(n) for k, n in bins.items()}
-        sketch.count = zero + sum(sketch._bins.values())
         return sketch
 
     def __len__(self) -> int:
