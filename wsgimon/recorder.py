@@ -73,7 +73,6 @@ class Recorder:
         self._max_traceback_chars = max_traceback_chars
         self._recent_requests = recent_requests
         self._status_codes: dict[str, int] = {}
-        self._clock = clock
         self._wall_clock = wall_clock
         self._fold_lock = threading.Lock()
         self._thread: threading.Thread | None = None
