@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -134,3 +135,20 @@ def test_recent_requests_ring_is_bounded() -> None:
     rows = get_json(monitor, "/monitoring/requests?limit=1000")["requests"]
     assert len(rows) == 50
     assert rows[0]["path"] == "/r/119" and rows[-1]["path"] == "/r/70"
+
+
+def test_errors_alike_on_many_paths_make_one_sample_with_the_latest_message() -> None:
+    def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise LookupError(f"no such item {environ['PATH_INFO']}")
+
+    monitor = MonitorMiddleware(failing)
+    for item in range(1, 6):
+        assert isinstance(call(monitor, f"/items/{item}").error, LookupError)
+        time.sleep(0.002)
+    errors = get_json(monitor, "/monitoring/errors")["errors"]
+    assert [(row["type"], row["endpoint"], row["count"]) for row in errors] == [("LookupError", "/items/<int>", 5)]
+    assert errors[0]["message"] == "no such item /items/5"
+    assert "LookupError: no such item /items/5" in errors[0]["traceback"]
+    assert errors[0]["first_seen"] < errors[0]["last_seen"]
+    rows = get_json(monitor, "/monitoring/endpoints")["endpoints"]
+    assert [(row["endpoint"], row["requests"], row["errors"]) for row in rows] == [("/items/<int>", 5, 5)]

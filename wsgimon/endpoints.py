@@ -56,7 +56,6 @@ class EndpointNamer:
         self.max_endpoints = max_endpoints
         self.matcher = matcher
         self._known: set[str] = set()
-        self.overflowed = 0
 
     def refresh(self) -> None:
         """Called once per fold: lets the matcher notice routes added since the last one."""
@@ -83,7 +82,6 @@ class EndpointNamer:
         if name in known:
             return name
         if len(known) >= self.max_endpoints:
-            self.overflowed += 1
             return OTHER
         known.add(name)
         return name

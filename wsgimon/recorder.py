@@ -21,9 +21,10 @@ from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
+from itertools import repeat
 
 from .aggregate import Aggregate
-from .endpoints import EndpointNamer
+from .endpoints import OTHER, EndpointNamer
 from .guard import logger, report_internal_error
 from .redaction import with_redacted_query
 from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
@@ -40,6 +41,10 @@ RawRecord = tuple[
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
+# (minute, method, PATH_INFO, status line, endpoint hint, exception type)
+_AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseException] | None"]
+# (endpoint, status, error type)
+_Naming = tuple[str, int, "str | None"]
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MAX_MESSAGE_CHARS = 2000
 _MAX_PENDING = 100_000
@@ -206,29 +211,93 @@ class Recorder:
         batch = Batch()
         pending = self.pending
         records: list[RawRecord] = []
-        while True:
-            try:
-                records.append(pending.popleft())
-            except IndexError:
-                break
+        # Popped in C; fewer than counted when the request path drops some (overfull).
+        with contextlib.suppress(IndexError):
+            records.extend(map(deque.popleft, repeat(pending, len(pending))))
         if not records:
             return batch
-        namer = self.namer
-        namer.refresh()
-        overflow_before = namer.overflowed
+        self.namer.refresh()
+        alike, to_log = self._collect(records)
+        resolved = self._resolve(batch, alike)
+        for record, key in to_log:
+            naming = resolved.get(key)
+            if naming is not None:
+                self._log(batch, record, naming)
+        return batch
+
+    def _collect(self, records: list[RawRecord]) -> tuple[dict[_AlikeKey, _Alike], list[tuple[RawRecord, _AlikeKey]]]:
+        """Sort records into requests alike in all that names and classifies them.
+
+        Naming, path decoding and status parsing then run once per distinct
+        key instead of once per request.
+        """
+        anchor = self._wall_anchor - self._perf_anchor
         # Only the newest entries can survive in the bounded request log; at high
         # rates a process logs its newest _LOG_PER_FLUSH requests per flush.
         log_from = len(records) - min(self._recent_requests, _LOG_PER_FLUSH)
-        # Requests alike (same minute, endpoint, method, status, error type) are added to
-        # their aggregate together: one call per group instead of one per request.
-        groups: dict[_Group, list[float]] = {}
-        last_seen: dict[_Group, float] = {}
+        alike: dict[_AlikeKey, _Alike] = {}
+        to_log: list[tuple[RawRecord, _AlikeKey]] = []
         for index, record in enumerate(records):
             try:
-                self._fold_one(batch, record, index >= log_from, groups, last_seen)
-            except Exception as exc:
-                report_internal_error("fold", exc)
-        for group, durations in groups.items():
+                start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint = record
+                wall = anchor + start
+                exc_type = None if exc is None or isinstance(exc, _NOT_ERRORS) else type(exc)
+                key = (wall // 60.0, method, path_info, status_line, hint, exc_type)
+                same = alike.get(key)
+                if same is None:
+                    alike[key] = _Alike(duration, wall, exc)
+                else:
+                    same.durations.append(duration)
+                    if wall >= same.last:
+                        same.last = wall
+                        same.exc = exc
+                    elif wall < same.first:
+                        same.first = wall
+            except Exception as internal:
+                report_internal_error("fold", internal)
+                continue
+            if index >= log_from:
+                to_log.append((record, key))
+        return alike, to_log
+
+    def _resolve(self, batch: Batch, alike: dict[_AlikeKey, _Alike]) -> dict[_AlikeKey, _Naming]:
+        """Name and classify each kind of request once; add them to their aggregates."""
+        namer = self.namer
+        resolved: dict[_AlikeKey, _Naming] = {}
+        # Kinds that differ only in path (``/users/1``, ``/users/2``) share an aggregate.
+        groups: dict[_Group, _Alike] = {}
+        errors: dict[tuple[str, str, str], _Occurrences] = {}
+        for key, same in alike.items():
+            minute, method, path_info, status_line, hint, exc_type = key
+            try:
+                status = 500 if status_line is None else self._status_code(status_line)
+                endpoint = namer.name(method, _decode_path(path_info), status, hint)
+            except Exception as internal:
+                report_internal_error("fold", internal)
+                continue
+            if exc_type is not None:
+                error_type: str | None = exc_type.__name__
+            elif status >= 400:
+                error_type = _status_text(status)
+            else:
+                error_type = None
+            resolved[key] = (endpoint, status, error_type)
+            if endpoint == OTHER:
+                batch.overflowed += len(same.durations)
+            group = (int(minute), endpoint, method, status, error_type, exc_type is not None or status >= 500)
+            known = groups.get(group)
+            if known is None:
+                groups[group] = same
+            else:
+                known.absorb(same)
+            if error_type is not None:
+                error_key = (error_type, endpoint, method)
+                seen = errors.get(error_key)
+                if seen is None:
+                    errors[error_key] = _Occurrences(same)
+                else:
+                    seen.add(same)
+        for group, same in groups.items():
             minute, endpoint, method, status, error_type, is_error = group
             per_endpoint = batch.minutes.get(minute)
             if per_endpoint is None:
@@ -237,91 +306,97 @@ class Recorder:
             if agg is None:
                 agg = per_endpoint[(endpoint, method)] = Aggregate()
             agg.add_many(
-                durations, status, is_error, not is_error and 400 <= status < 500, error_type, last_seen[group]
+                [duration * 1000.0 for duration in same.durations],
+                status,
+                is_error,
+                not is_error and 400 <= status < 500,
+                error_type,
+                same.last,
             )
-        batch.overflowed = namer.overflowed - overflow_before
-        return batch
-
-    def _fold_one(
-        self,
-        batch: Batch,
-        record: RawRecord,
-        keep_in_log: bool,
-        groups: dict[_Group, list[float]],
-        last_seen: dict[_Group, float],
-    ) -> None:
-        start, method, path_info, query, status_line, duration, ttfb, size, exc, hint = record
-        if exc is not None and isinstance(exc, _NOT_ERRORS):
-            exc = None
-        if status_line is None:
-            status = 500
-        else:
-            known = self._status_codes.get(status_line)
-            if known is None:
-                known = self._status_codes[status_line] = _status_code(status_line)
-            status = known
-        wall = self._wall_anchor + (start - self._perf_anchor)
-        path_only = _decode_path(path_info)
-        endpoint = self.namer.name(method, path_only, status, hint)
-        if exc is not None:
-            error_type: str | None = type(exc).__name__
-        elif status >= 400:
-            error_type = _status_text(status)
-        else:
-            error_type = None
-        duration_ms = duration * 1000.0
-        group = (int(wall // 60), endpoint, method, status, error_type, exc is not None or status >= 500)
-        durations = groups.get(group)
-        if durations is None:
-            groups[group] = [duration_ms]
-            last_seen[group] = wall
-        else:
-            durations.append(duration_ms)
-            if wall > last_seen[group]:
-                last_seen[group] = wall
-        if keep_in_log:
-            batch.requests.append(
-                RequestEntry(
-                    wall,
-                    method,
-                    with_redacted_query(path_only, query, self._redact_keys),
-                    endpoint,
-                    status,
-                    duration_ms,
-                    None if ttfb is None else ttfb * 1000.0,
-                    error_type,
-                    size,
+        for (error_type, endpoint, method), occurrences in errors.items():
+            try:
+                batch.errors[(error_type, endpoint, method)] = self._error_sample(
+                    error_type, endpoint, method, occurrences
                 )
-            )
-        if error_type is not None:
-            self._sample_error(batch, error_type, endpoint, method, wall, exc, status)
+            except Exception as internal:
+                report_internal_error("error sample", internal)
+        return resolved
 
-    def _sample_error(
-        self,
-        batch: Batch,
-        error_type: str,
-        endpoint: str,
-        method: str,
-        wall: float,
-        exc: BaseException | None,
-        status: int,
-    ) -> None:
+    def _status_code(self, status_line: str) -> int:
+        known = self._status_codes.get(status_line)
+        if known is None:
+            known = self._status_codes[status_line] = _status_code(status_line)
+        return known
+
+    def _log(self, batch: Batch, record: RawRecord, naming: _Naming) -> None:
+        start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint = record
+        endpoint, status, error_type = naming
+        batch.requests.append(
+            RequestEntry(
+                self._wall_anchor + (start - self._perf_anchor),
+                method,
+                with_redacted_query(_decode_path(path_info), query, self._redact_keys),
+                endpoint,
+                status,
+                duration * 1000.0,
+                None if ttfb is None else ttfb * 1000.0,
+                error_type,
+                size,
+            )
+        )
+
+    def _error_sample(self, error_type: str, endpoint: str, method: str, seen: _Occurrences) -> ErrorSample:
+        exc = seen.exc
         if exc is not None:
+            # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
             message = _bounded(_safe_str(exc), _MAX_MESSAGE_CHARS)
             tb: str | None = _bounded_tail(
                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
                 self._max_traceback_chars,
             )
         else:
-            message = _status_text(status)
+            message = error_type
             tb = None
-        key = (error_type, endpoint, method)
-        sample = ErrorSample(error_type, endpoint, method, 1, wall, wall, message, tb)
-        existing = batch.errors.get(key)
-        if existing is None:
-            batch.errors[key] = sample
-        else:
-            existing.merge(sample)
+        return ErrorSample(error_type, endpoint, method, seen.count, seen.first, seen.last, message, tb)
+
+
+class _Alike:
+    """Requests alike in all that names them: durations, first and last seen, the latest exception."""
+
+    __slots__ = ("durations", "first", "last", "exc")
+
+    def __init__(self, duration: float, wall: float, exc: BaseException | None) -> None:
+        self.durations = [duration]
+        self.first = self.last = wall
+        self.exc = exc
+
+    def absorb(self, other: _Alike) -> None:
+        self.durations.extend(other.durations)
+        if other.first < self.first:
+            self.first = other.first
+        if other.last >= self.last:
+            self.last = other.last
+            self.exc = other.exc
+
+
+class _Occurrences:
+    """How often one error was seen in a fold, when, and its latest exception."""
+
+    __slots__ = ("count", "first", "last", "exc")
+
+    def __init__(self, same: _Alike) -> None:
+        self.count = len(same.durations)
+        self.first = same.first
+        self.last = same.last
+        self.exc = same.exc
+
+    def add(self, same: _Alike) -> None:
+        self.count += len(same.durations)
+        if same.first < self.first:
+            self.first = same.first
+        if same.last >= self.last:
+            self.last = same.last
+            self.exc = same.exc
 
 
 def _status_code(status_line: str) -> int:

@@ -12,8 +12,11 @@ import math
 import struct
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import repeat
+from operator import truediv
 
 __all__ = ["QuantileSketch"]
 
@@ -49,20 +52,19 @@ class QuantileSketch:
         self.count += weight
 
     def add_many(self, values: list[float]) -> None:
+        if not values:
+            return
+        self.count += len(values)
+        if min(values) <= _MIN_VALUE:
+            positive = [value for value in values if value > _MIN_VALUE]
+            self._zero += len(values) - len(positive)
+            values = positive
+        # Bucket keys computed and counted in C (map and Counter): the fold's main cost.
+        keys = Counter(map(math.ceil, map(truediv, map(math.log, values), repeat(self._gamma_ln))))
         bins = self._bins
         get = bins.get
-        log = math.log
-        ceil = math.ceil
-        gamma_ln = self._gamma_ln
-        zero = 0
-        for value in values:
-            if value <= _MIN_VALUE:
-                zero += 1
-            else:
-                key = ceil(log(value) / gamma_ln)
-                bins[key] = get(key, 0) + 1
-        self._zero += zero
-        self.count += len(values)
+        for key, n in keys.items():
+            bins[key] = get(key, 0) + n
 
     def merge(self, other: QuantileSketch) -> None:
         if other._gamma_ln != self._gamma_ln:
