@@ -23,9 +23,13 @@ def explode(*args: Any, **kwargs: Any) -> Any:
     raise Broken("forced failure inside wsgimon")
 
 
+class BrokenQueue:
+    append = staticmethod(explode)
+
+
 def test_broken_recorder_still_serves_the_response(caplog: pytest.LogCaptureFixture) -> None:
     app, monitor = create_app()
-    monitor._finish = explode  # type: ignore[method-assign]
+    monitor._pending = BrokenQueue()  # type: ignore[assignment]
     for _ in range(3):
         result = call(monitor, "/items/3")
         assert result.status == "200 OK" and b'"id":3' in result.body

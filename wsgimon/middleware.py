@@ -8,9 +8,9 @@ Usage::
     application = MonitorMiddleware(application, token="...")  # any WSGI callable
 
 Everything costly happens in ``__init__`` or off the request thread. A request
-costs a clock read, a wrapped ``start_response``, a body wrapper that finishes
-the record at ``close()`` and one append to a deque. Any failure inside wsgimon
-is logged and the request goes on.
+costs a clock read, a wrapped ``start_response``, a generator that follows the
+body and finishes the record when the server closes it, and one append to a
+deque. Any failure inside wsgimon is logged and the request goes on.
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ class MonitorMiddleware:
         self._health_path = config.health_path
         self._exclude = config.exclude
         self._endpoint_func = config.endpoint
-        self._append = self.recorder.pending.append
         self._pending = self.recorder.pending
         self._background_started = False
         _live_monitors.add(self)
@@ -104,9 +103,7 @@ class MonitorMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path[: self._prefix_len] == self._prefix and (
-            len(path) == self._prefix_len or path[self._prefix_len] == "/"
-        ):
+        if path.startswith(self._prefix) and (len(path) == self._prefix_len or path[self._prefix_len] == "/"):
             return self._api(environ, start_response)
         if path == self._health_path:
             return self._api.serve_health(environ, start_response)
@@ -124,7 +121,18 @@ class MonitorMiddleware:
         except BaseException as exc:
             exchange.failed(exc)
             raise
-        return exchange.wrap(body)
+        try:
+            if type(body) is list:
+                if exchange.complete(body):
+                    return body
+            elif type(body) is environ.get("wsgi.file_wrapper"):
+                return exchange.follow_file(body)
+            following = exchange.follow(body)
+            next(following)  # to its first yield: from there on, close() runs its finally
+            return following
+        except Exception as exc:
+            report_internal_error("response wrap", exc)
+            return body
 
     def _start_background(self) -> None:
         self.recorder.ensure_started()
@@ -134,11 +142,6 @@ class MonitorMiddleware:
         # After a fork the child has none of the parent's threads: start anew on its first request.
         self._background_started = False
         self.recorder.after_fork()
-
-    def _finish(self, record: Any) -> None:
-        self._append(record)
-        if len(self._pending) > _MAX_PENDING:
-            self.recorder.overfull()
 
 
 _live_monitors: weakref.WeakSet[MonitorMiddleware] = weakref.WeakSet()
@@ -155,22 +158,18 @@ _NO_ROUTE_STATUSES = ("404", "405")
 
 
 class _Exchange:
-    """One request in flight: wraps ``start_response`` and the body; records at ``close()``."""
+    """One request in flight: its ``start_response`` and its record."""
 
     __slots__ = (
         "_mw",
         "_environ",
         "_start_response",
         "_path",
-        "_t0",
         "_status",
         "_headers",
-        "_ttfb",
-        "_size",
-        "_exc",
-        "_body",
-        "_done",
         "_route",
+        "_done",
+        "_t0",
     )
 
     def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
@@ -179,13 +178,9 @@ class _Exchange:
         self._start_response = start_response
         self._path = path
         self._status: str | None = None
-        self._headers: list[tuple[str, str]] = []
-        self._ttfb: float | None = None
-        self._size = 0
-        self._exc: BaseException | None = None
-        self._body: Iterable[bytes] = ()
-        self._done = False
+        self._headers: list[tuple[str, str]] | None = None
         self._route: str | None = None
+        self._done = False
         self._t0 = perf_counter()
 
     def start_response(
@@ -213,35 +208,57 @@ class _Exchange:
             # The worker is going away, not failing a request: nothing to record.
             self._done = True
             return
-        try:
-            self._exc = exc
-            self._status = None
-            self._record(perf_counter())
-        except Exception as internal:
-            report_internal_error("request failure", internal)
+        self._status = None
+        self._record(perf_counter(), None, 0, exc)
 
-    def wrap(self, body: Iterable[bytes]) -> Iterable[bytes]:
-        try:
-            self._body = body
-            file_wrapper = self._environ.get("wsgi.file_wrapper")
-            if file_wrapper is not None and isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
-                return self._wrap_file(body)
-            if type(body) is list and self._status is not None:
-                # A list body is complete: record now and keep the list (servers use its len()).
-                self._size = sum(map(len, body))
-                now = perf_counter()
-                if self._size:
-                    self._ttfb = now
-                self._record(now)
-                return body
-            return self
-        except Exception as exc:
-            report_internal_error("response wrap", exc)
-            return body
+    def complete(self, body: list[bytes]) -> bool:
+        """A list body is whole: record it now and let the server have the list (it uses its len())."""
+        if self._status is None:
+            return False
+        size = sum(map(len, body))
+        now = perf_counter()
+        self._record(now, now if size else None, size, None)
+        return True
 
-    def _wrap_file(self, body: Any) -> Iterable[bytes]:
-        # Servers use sendfile only for their own wrapper class: keep the object and
-        # finish the record from its close().
+    def follow(self, body: Iterable[bytes]) -> Iterator[bytes]:
+        """The body as the server sees it, timed to its first byte and its close().
+
+        A generator, primed by the caller: state stays in locals, and the
+        server's close() reaches the ``finally`` that closes the body and records.
+        """
+        yield b""
+        ttfb: float | None = None
+        size = 0
+        exc: BaseException | None = None
+        try:
+            for chunk in body:
+                if chunk:
+                    if ttfb is None:
+                        ttfb = perf_counter()
+                    size += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as error:
+            exc = error
+            if ttfb is None:
+                # Nothing was sent yet, so the server answers 500.
+                self._status = None
+            raise
+        finally:
+            try:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as error:
+                if exc is None:
+                    exc = error
+                raise
+            finally:
+                self._record(perf_counter(), ttfb, size, exc)
+
+    def follow_file(self, body: Any) -> Iterable[bytes]:
+        """Servers use sendfile only for their own wrapper class: keep it, record from its close()."""
         original_close = getattr(body, "close", None)
 
         def close() -> None:
@@ -249,84 +266,48 @@ class _Exchange:
                 if original_close is not None:
                     original_close()
             finally:
-                self._finish_file()
+                self._record(perf_counter(), None, _content_length(self._headers or []) or 0, None)
 
         body.close = close
         file_body: Iterable[bytes] = body
         return file_body
 
-    def _finish_file(self) -> None:
-        try:
-            self._size = _content_length(self._headers) or 0
-            self._record(perf_counter())
-        except Exception as exc:
-            report_internal_error("file response", exc)
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self._body:
-                if chunk:
-                    if self._ttfb is None:
-                        self._ttfb = perf_counter()
-                    self._size += len(chunk)
-                yield chunk
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            self._exc = exc
-            if self._ttfb is None:
-                # Nothing was sent yet, so the server answers 500.
-                self._status = None
-            raise
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        except BaseException as exc:
-            if self._exc is None:
-                self._exc = exc
-            raise
-        finally:
-            if not self._done:
-                try:
-                    self._record(perf_counter())
-                except Exception as internal:
-                    report_internal_error("request finish", internal)
-
-    def _record(self, now: float) -> None:
+    def _record(self, now: float, ttfb: float | None, size: int, exc: BaseException | None) -> None:
+        """Queue the request's record for the recorder; never raises."""
         if self._done:
             return
         self._done = True
-        mw = self._mw
-        environ = self._environ
-        exc = self._exc
-        if exc is None:
-            exc = environ.get(EXCEPTION_KEY)
-        hint = self._route
-        if mw._endpoint_func is not None:
-            try:
-                hint = mw._endpoint_func(environ)
-            except Exception as internal:
-                report_internal_error("endpoint callable", internal)
-        t0 = self._t0
-        ttfb = self._ttfb
-        mw._finish(
-            (
-                t0,
-                environ.get("REQUEST_METHOD", "GET"),
-                self._path,
-                environ.get("QUERY_STRING", ""),
-                self._status,
-                now - t0,
-                None if ttfb is None else ttfb - t0,
-                self._size,
-                exc,
-                hint,
+        try:
+            mw = self._mw
+            environ = self._environ
+            if exc is None:
+                exc = environ.get(EXCEPTION_KEY)
+            hint = self._route
+            if mw._endpoint_func is not None:
+                try:
+                    hint = mw._endpoint_func(environ)
+                except Exception as internal:
+                    report_internal_error("endpoint callable", internal)
+            t0 = self._t0
+            pending = mw._pending
+            pending.append(
+                (
+                    t0,
+                    environ.get("REQUEST_METHOD", "GET"),
+                    self._path,
+                    environ.get("QUERY_STRING", ""),
+                    self._status,
+                    now - t0,
+                    None if ttfb is None else ttfb - t0,
+                    size,
+                    exc,
+                    hint,
+                )
             )
-        )
-        self._body = ()
+            if len(pending) > _MAX_PENDING:
+                mw.recorder.overfull()
+        except Exception as internal:
+            report_internal_error("request finish", internal)
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:
