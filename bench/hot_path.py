@@ -11,7 +11,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -53,6 +53,40 @@ class ClockFloor:
         return body
 
 
+class StatusBodyFloor:
+    """The least a middleware that reports status and errors can cost.
+
+    It must see the status (a wrapped ``start_response``) and the end of the
+    body (a generator around it, closed by the server): that and one append,
+    nothing else — no route, no exceptions, no fail-open guards.
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self.records: list[tuple[float, float, str | None]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start = time.perf_counter()
+        seen: list[str] = []
+
+        def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen.append(status)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self._follow(self.app(environ, observed), start, seen)
+
+    def _follow(self, body: Iterable[bytes], start: float, seen: list[str]) -> Iterator[bytes]:
+        try:
+            yield from body
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            self.records.append((start, time.perf_counter(), seen[-1] if seen else None))
+            if len(self.records) > 100_000:
+                self.records.clear()
+
+
 def variants() -> dict[str, WSGIApp]:
     bare = make_flask()
     floor = make_flask()
@@ -64,9 +98,12 @@ def variants() -> dict[str, WSGIApp]:
     shared.wsgi_app = MonitorMiddleware(  # type: ignore[method-assign]
         shared.wsgi_app, storage=f"sqlite:///{directory}/bench.sqlite3"
     )
+    status_floor = make_flask()
+    status_floor.wsgi_app = StatusBodyFloor(status_floor.wsgi_app)  # type: ignore[method-assign]
     return {
         "bare": bare,
         "floor (clock + append)": floor,
+        "floor (status + body)": status_floor,
         "wsgimon (memory)": monitored,
         "wsgimon (sqlite)": shared,
     }

@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Flask
 
-from .hot_path import ClockFloor, make_flask, run_round
+from .hot_path import ClockFloor, StatusBodyFloor, make_flask, run_round
 
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 
@@ -36,6 +36,12 @@ def _bare() -> Flask:
 def _floor() -> Flask:
     app = make_flask()
     app.wsgi_app = ClockFloor(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _status_floor() -> Flask:
+    app = make_flask()
+    app.wsgi_app = StatusBodyFloor(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -106,9 +112,13 @@ def _sentry() -> Flask:
     return make_flask()
 
 
+# Peers that patch Flask itself, not one app: a bare app in their process is not bare.
+_PATCH_FLASK_GLOBALLY = {"sentry-sdk (tracing)"}
+
 VARIANTS: dict[str, Callable[[], Flask]] = {
     "bare Flask": _bare,
     "floor (clock + append)": _floor,
+    "floor (status + body)": _status_floor,
     "wsgimon (memory)": _wsgimon("memory://"),
     "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
     "prometheus-flask-exporter": _prometheus,
@@ -119,17 +129,32 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
 
 
 def worker(name: str) -> None:
-    """Build one variant, then answer ``<requests> <path>`` with µs/request, ``mem <n> <s>`` with RSS."""
+    """Build one variant, then answer ``<requests> <path>`` with µs/request, ``mem <n> <s>`` with RSS.
+
+    A round also runs a bare app in the same process just before or after the
+    variant, when the variant leaves other apps alone: the ratio of the two is
+    free of what differs between processes (memory layout, hash seeds).
+    """
+    bare = None if name in _PATCH_FLASK_GLOBALLY else make_flask()
     app = VARIANTS[name]()
     for path in PATHS.values():
         run_round(app, path, 200)
+        if bare is not None:
+            run_round(bare, path, 200)
     print("ready", flush=True)
     for line in sys.stdin:
         command = line.split()
         if command[0] == "mem":
             print("RESULT", memory_growth(app, int(command[1]), float(command[2])), flush=True)
-        else:
-            print(f"RESULT {run_round(app, command[1], int(command[0])) * 1e6:.3f}", flush=True)
+            continue
+        requests, path, bare_first = int(command[0]), command[1], command[2:] == ["bare-first"]
+        bare_us = -1.0
+        if bare is not None and bare_first:
+            bare_us = run_round(bare, path, requests) * 1e6
+        variant_us = run_round(app, path, requests) * 1e6
+        if bare is not None and not bare_first:
+            bare_us = run_round(bare, path, requests) * 1e6
+        print(f"RESULT {variant_us:.3f} {bare_us:.3f}", flush=True)
 
 
 def _rss() -> int:
@@ -170,7 +195,7 @@ def start(name: str) -> subprocess.Popen[str] | None:
     return None
 
 
-_ANSWER = re.compile(r"^RESULT ([0-9. ]*[0-9])")
+_ANSWER = re.compile(r"^RESULT (-?[0-9.]+(?: -?[0-9.]+)*)")
 
 
 def _result(process: subprocess.Popen[str]) -> str:
@@ -183,20 +208,31 @@ def _result(process: subprocess.Popen[str]) -> str:
     raise RuntimeError("a benchmark worker exited without an answer")
 
 
-def measure(rounds: int, requests: int) -> dict[str, dict[str, list[float] | None]]:
+Samples = dict[str, dict[str, tuple[list[float], list[float]] | None]]
+
+
+def measure(rounds: int, requests: int) -> Samples:
+    """Per endpoint kind and variant: µs/request of the variant and of a bare app in its process."""
     workers = {name: start(name) for name in VARIANTS}
-    results: dict[str, dict[str, list[float] | None]] = {kind: {} for kind in PATHS}
+    results: Samples = {kind: {} for kind in PATHS}
     try:
         for kind, path in PATHS.items():
-            samples: dict[str, list[float]] = {name: [] for name, w in workers.items() if w is not None}
-            for _ in range(rounds):
+            samples: dict[str, tuple[list[float], list[float]]] = {
+                name: ([], []) for name, w in workers.items() if w is not None
+            }
+            for round_number in range(rounds):
+                # Which of the pair runs first alternates: the second one inherits the first's caches.
+                order = " bare-first" if round_number % 2 else ""
                 for name, process in workers.items():
                     if process is None:
                         continue
                     assert process.stdin is not None and process.stdout is not None
-                    process.stdin.write(f"{requests} {path}\n")
+                    process.stdin.write(f"{requests} {path}{order}\n")
                     process.stdin.flush()
-                    samples[name].append(float(_result(process)))
+                    variant_us, bare_us = (float(v) for v in _result(process).split())
+                    samples[name][0].append(variant_us)
+                    if bare_us >= 0:
+                        samples[name][1].append(bare_us)
             for name in VARIANTS:
                 results[kind][name] = samples.get(name)
     finally:
@@ -242,21 +278,30 @@ def render_memory(results: dict[str, tuple[int, int, int] | None]) -> str:
     return "\n".join(lines)
 
 
-def render(results: dict[str, dict[str, list[float] | None]]) -> str:
+def render(results: Samples) -> str:
     lines = [
-        "| endpoint | variant | µs/request (median) | min–max | ratio to bare |",
-        "|---|---|---:|---:|---:|",
+        "| endpoint | variant | µs/request (median) | min–max | ratio to bare | ratio to bare, same process |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for kind, per_variant in results.items():
         bare_samples = per_variant.get("bare Flask")
-        bare = statistics.median(bare_samples) if bare_samples else None
+        bare = statistics.median(bare_samples[0]) if bare_samples else None
         for name, values in per_variant.items():
             if not values:
-                lines.append(f"| {kind} | {name} | not installed | | |")
+                lines.append(f"| {kind} | {name} | not installed | | | |")
                 continue
-            median = statistics.median(values)
+            variant_us, local_bare_us = values
+            median = statistics.median(variant_us)
             ratio = f"{median / bare:.2f}" if bare else "–"
-            lines.append(f"| {kind} | {name} | {median:.1f} | {min(values):.1f}–{max(values):.1f} | {ratio} |")
+            # Rounds pair the variant with a bare app run just after it in the same process.
+            local = (
+                f"{statistics.median(v / b for v, b in zip(variant_us, local_bare_us, strict=True)):.3f}"
+                if local_bare_us
+                else "– (patches Flask itself)"
+            )
+            lines.append(
+                f"| {kind} | {name} | {median:.1f} | {min(variant_us):.1f}–{max(variant_us):.1f} | {ratio} | {local} |"
+            )
     return "\n".join(lines)
 
 
