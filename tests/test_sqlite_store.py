@@ -233,3 +233,26 @@ def test_rows_of_several_writers_compact_without_loss_or_double_counting(tmp_pat
     with sqlite3.connect(first.path) as conn:
         writers = {row[0] for row in conn.execute("SELECT writer FROM buckets WHERE resolution = 3600")}
     assert "" in writers, "closed hours were compacted into the shared row"
+
+
+def test_a_lone_writers_closed_rows_become_shared_and_late_records_still_add_up(tmp_path: Path) -> None:
+    from wsgimon.stores.base import ProcessRow
+
+    now = time.time()
+    store = store_at(tmp_path)
+    writer = ProcessRow("host", 1, now - 100, now, 0)
+    then = now - 3 * HOUR
+    store.write(batch_of([(then, "/solo", "GET", 200, 1.0)] * 3), writer)
+    store.maintain(now)
+    with sqlite3.connect(store.path) as conn:
+        writers = {row[0] for row in conn.execute("SELECT writer FROM buckets WHERE resolution = 3600")}
+    assert writers == {""}, "a closed hour with one writer is taken over as the shared row"
+    for round_, late in enumerate((2, 4), start=1):  # late records for the same closed hour
+        store.write(batch_of([(then, "/solo", "GET", 500, 5.0)] * late), writer)
+        store.maintain(now + round_ * 61)  # maintenance runs at most once a minute
+    totals = store.endpoint_totals(now - 4 * HOUR, now)[("/solo", "GET")]
+    assert (totals.count, totals.errors) == (9, 6)
+    assert store.overall(None, now).count == 9
+    with sqlite3.connect(store.path) as conn:
+        rows = conn.execute("SELECT count(*) FROM buckets WHERE resolution = 3600 AND endpoint = '/solo'").fetchone()
+    assert rows == (1,), "late rows were merged into the one shared row"

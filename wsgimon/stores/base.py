@@ -130,22 +130,33 @@ def merge_into(target: dict[EndpointKey, Aggregate], key: EndpointKey, agg: Aggr
     existing.merge(agg)
 
 
+_ROLLUP_LEVELS = (MINUTE, TEN_MINUTES, HOUR, DAY, TOTAL)
+
+
 def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]:
-    """The batch's minute aggregates added up into every stored (resolution, start), with ALL."""
+    """The batch's minute aggregates added up into every stored (resolution, start), with ALL.
+
+    Each level is summed from the one below it (minutes into ten minutes into
+    hours …), not from the minutes again: a batch of many minutes, such as one
+    kept while the store was unavailable, costs a few merges per minute, not ten.
+    """
     out: dict[tuple[int, int], dict[EndpointKey, Aggregate]] = {}
+    level: dict[int, dict[EndpointKey, Aggregate]] = {}
     for minute, per_key in batch.minutes.items():
-        start = minute * MINUTE
-        targets = [
-            out.setdefault((MINUTE, start), {}),
-            out.setdefault((TEN_MINUTES, start - start % TEN_MINUTES), {}),
-            out.setdefault((HOUR, start - start % HOUR), {}),
-            out.setdefault((DAY, start - start % DAY), {}),
-            out.setdefault((TOTAL, 0), {}),
-        ]
+        target = level.setdefault(minute * MINUTE, {})
         for key, agg in per_key.items():
-            for target in targets:
+            merge_into(target, key, agg)
+            merge_into(target, ALL, agg)
+    for finer, resolution in zip(_ROLLUP_LEVELS, _ROLLUP_LEVELS[1:], strict=False):
+        coarser: dict[int, dict[EndpointKey, Aggregate]] = {}
+        for start, per_key in level.items():
+            out[(finer, start)] = per_key
+            target = coarser.setdefault(0 if resolution == TOTAL else start - start % resolution, {})
+            for key, agg in per_key.items():
                 merge_into(target, key, agg)
-                merge_into(target, ALL, agg)
+        level = coarser
+    for start, per_key in level.items():
+        out[(TOTAL, start)] = per_key
     return out
 
 

@@ -95,6 +95,14 @@ CREATE TABLE IF NOT EXISTS processes (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+_ADOPT_SOLE_ROWS = """
+UPDATE buckets SET writer = ?
+WHERE resolution = ? AND start < ? AND writer != ? AND NOT EXISTS (
+    SELECT 1 FROM buckets AS other
+    WHERE other.resolution = buckets.resolution AND other.endpoint = buckets.endpoint
+    AND other.method = buckets.method AND other.start = buckets.start AND other.writer != buckets.writer
+)
+"""
 _BUCKET_COLUMNS = "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen"
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
@@ -392,6 +400,8 @@ class SQLiteStore(Store):
         }
         rows = []
         for resolution, after in _COMPACT_AFTER.items():
+            # A closed bucket written by one process alone needs no merge: it becomes the shared row.
+            conn.execute(_ADOPT_SOLE_ROWS, (_SHARED, resolution, int(now - resolution - after), _SHARED))
             rows += conn.execute(
                 f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets "
                 "WHERE resolution = ? AND start < ? AND writer != ?",
