@@ -256,3 +256,21 @@ def test_a_lone_writers_closed_rows_become_shared_and_late_records_still_add_up(
     with sqlite3.connect(store.path) as conn:
         rows = conn.execute("SELECT count(*) FROM buckets WHERE resolution = 3600 AND endpoint = '/solo'").fetchone()
     assert rows == (1,), "late rows were merged into the one shared row"
+
+
+def test_late_records_for_a_forgotten_bucket_add_to_the_writers_own_row(tmp_path: Path) -> None:
+    from wsgimon.stores.base import ProcessRow
+
+    now = time.time()
+    store = store_at(tmp_path)
+    writer = ProcessRow("host", 1, now - 100, now, 0)
+    then = now - 3 * HOUR  # closed: the store stops holding its rows in memory after each write
+    for _ in range(3):
+        store.write(batch_of([(then, "/late", "GET", 200, 1.0)] * 2 + [(now, "/late", "GET", 200, 1.0)]), writer)
+    assert store.endpoint_totals(now - 4 * HOUR, now + 60)[("/late", "GET")].count == 9
+    with sqlite3.connect(store.path) as conn:
+        rows = conn.execute(
+            "SELECT resolution, count(*) FROM buckets WHERE endpoint = '/late' AND start < ? GROUP BY resolution",
+            (now - 2 * HOUR,),
+        ).fetchall()
+    assert rows and all(count == 1 for _resolution, count in rows), rows

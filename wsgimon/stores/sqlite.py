@@ -11,9 +11,11 @@ and a file deleted or replaced underneath is noticed and recreated.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -142,6 +144,9 @@ class SQLiteStore(Store):
         # This process's own bucket rows, exactly as last committed: a flush adds its
         # deltas here and overwrites its rows, with no read and no decode of stored data.
         self._own: dict[tuple[int, int, str, str], Aggregate] = {}
+        # Per resolution: buckets starting before this may hold a row of ours that _own
+        # no longer knows (forgotten when closed, or after a failed write); later ones cannot.
+        self._unsure_before: dict[int, float] = {}
         self._writer = ""
         self._conn_inode: int | None = None
         directory = os.path.dirname(self.path)
@@ -163,7 +168,7 @@ class SQLiteStore(Store):
         # A connection inherited through fork is abandoned, never used or closed; what we
         # knew of our own rows no longer matches a new file or a new process.
         self._conn = None
-        self._own.clear()
+        self._forget_own_rows()
         conn = self._open()
         self._conn, self._conn_pid, self._conn_inode = conn, pid, _inode(self.path)
         return conn
@@ -227,7 +232,9 @@ class SQLiteStore(Store):
                 conn = self._connection()
                 writer = f"{process.host}|{process.pid}|{process.started!r}"
                 if writer != self._writer:
+                    # A new identity has written nothing yet.
                     self._own.clear()
+                    self._unsure_before.clear()
                     self._writer = writer
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -243,7 +250,7 @@ class SQLiteStore(Store):
                     self._write_process(conn, process)
                     conn.execute("COMMIT")
                 except BaseException:
-                    self._own.clear()
+                    self._forget_own_rows()
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
@@ -252,17 +259,27 @@ class SQLiteStore(Store):
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
+    def _forget_own_rows(self) -> None:
+        self._own.clear()
+        unsure = time.time() + MINUTE
+        for resolution in (MINUTE, TEN_MINUTES, HOUR, DAY, TOTAL):
+            self._unsure_before[resolution] = unsure
+
     def _forget_closed(self, now: float) -> None:
         # Late records for a forgotten bucket take the slow path (read our row, merge).
         horizon = {MINUTE: now - 5 * MINUTE, TEN_MINUTES: now - HOUR, HOUR: now - 2 * HOUR, DAY: now - 2 * DAY}
         for key in [k for k in self._own if k[0] in horizon and k[1] < horizon[k[0]]]:
             del self._own[key]
+            resolution, start = key[0], key[1]
+            if start >= self._unsure_before.get(resolution, -math.inf):
+                self._unsure_before[resolution] = start + 1
 
     def _write_buckets(self, conn: sqlite3.Connection, batch: Batch) -> dict[tuple[int, int, str, str], Aggregate]:
         """Overwrite this process's rows with its running totals; returns them for after COMMIT."""
         written: dict[tuple[int, int, str, str], Aggregate] = {}
         writer = self._writer
         updates: list[tuple[Any, ...]] = []
+        inserts: list[tuple[Any, ...]] = []
         updated: list[tuple[tuple[int, int, str, str], tuple[Any, ...], Aggregate, Aggregate]] = []
         for (resolution, start), per_key in rollups(batch).items():
             for (endpoint, method), delta in per_key.items():
@@ -275,11 +292,18 @@ class SQLiteStore(Store):
                     updates.append((*_encode(known), *where))
                     updated.append((own_key, where, known, delta))
                     continue
+                if start >= self._unsure_before.get(resolution, -math.inf):
+                    # Surely no row of ours yet: insert without looking (the delta is ours to keep).
+                    inserts.append((*where, *_encode(delta)))
+                    written[own_key] = delta
+                    continue
                 stored = conn.execute(_SELECT_OWN, where).fetchone()
                 total = _decode(stored) if stored is not None else Aggregate()
                 total.merge(delta)
                 conn.execute(_INSERT_OWN, (*where, *_encode(total)))
                 written[own_key] = total
+        if inserts:
+            conn.executemany(_INSERT_OWN, inserts)
         if updates and conn.executemany(_UPDATE_OWN, updates).rowcount != len(updates):
             # Some of our rows were compacted into the shared row meanwhile: those start
             # anew with only their delta, so nothing is counted twice.
