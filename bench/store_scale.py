@@ -39,17 +39,12 @@ def _template(rng: random.Random) -> Aggregate:
     return agg
 
 
-def _copy(agg: Aggregate, wall: float) -> Aggregate:
-    copy = Aggregate()
-    copy.merge(agg)
-    copy.last_seen = wall
-    return copy
-
-
 def seed(monitor: MonitorMiddleware, endpoints: int, days: int, now: float) -> None:
     rng = random.Random(42)
     names = [(f"/api/resource{i}/<int:id>", "GET" if i % 3 else "POST") for i in range(endpoints)]
     templates = [_template(rng) for _ in names]
+    for template in templates:
+        template.last_seen = now  # the store copies what it is given: one template serves every minute
     minutes = [int(now // MINUTE) - m for m in range(48 * 60)]
     minutes += [int((now - 48 * HOUR) // HOUR * HOUR // MINUTE) - h * 60 for h in range(days * 24 - 48)]
     minutes.sort()
@@ -57,8 +52,7 @@ def seed(monitor: MonitorMiddleware, endpoints: int, days: int, now: float) -> N
     for chunk_start in range(0, len(minutes), 120):
         batch = Batch()
         for minute in minutes[chunk_start : chunk_start + 120]:
-            wall = minute * MINUTE + 30.0
-            batch.minutes[minute] = {key: _copy(t, wall) for key, t in zip(names, templates, strict=True)}
+            batch.minutes[minute] = dict(zip(names, templates, strict=True))
         monitor.store.write(batch, process)
     recent = Batch()
     for i in range(1000):
