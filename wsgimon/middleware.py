@@ -79,6 +79,8 @@ class MonitorMiddleware:
         self._prefix_len = len(config.prefix)
         self._health_path = config.health_path
         self._exclude = config.exclude
+        # Every path wsgimon treats apart, for one C-level startswith per request.
+        self._own_paths = (config.prefix, *filter(None, [config.health_path]), *config.exclude)
         self._endpoint_func = config.endpoint
         self._pending = self.recorder.pending
         self._background_started = False
@@ -103,12 +105,10 @@ class MonitorMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith(self._prefix) and (len(path) == self._prefix_len or path[self._prefix_len] == "/"):
-            return self._api(environ, start_response)
-        if path == self._health_path:
-            return self._api.serve_health(environ, start_response)
-        if self._exclude and path.startswith(self._exclude):
-            return self.app(environ, start_response)
+        if path.startswith(self._own_paths):
+            answer = self._serve_own(path, environ, start_response)
+            if answer is not None:
+                return answer
         try:
             if not self._background_started:
                 self._start_background()
@@ -133,6 +133,16 @@ class MonitorMiddleware:
         except Exception as exc:
             report_internal_error("response wrap", exc)
             return body
+
+    def _serve_own(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
+        """Monitoring API, health path and excluded paths; None for a path that only looks alike."""
+        if path.startswith(self._prefix) and (len(path) == self._prefix_len or path[self._prefix_len] == "/"):
+            return self._api(environ, start_response)
+        if path == self._health_path:
+            return self._api.serve_health(environ, start_response)
+        if self._exclude and path.startswith(self._exclude):
+            return self.app(environ, start_response)
+        return None
 
     def _start_background(self) -> None:
         self.recorder.ensure_started()
