@@ -17,7 +17,7 @@ from pathlib import Path
 
 import wsgimon
 
-from . import hot_path, peers, server_load, store_scale
+from . import goals, hot_path, peers, server_load, store_scale
 
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--memory-seconds", type=float, default=120.0, help="time cap per variant")
     parser.add_argument("--server-seconds", type=int, default=10)
-    parser.add_argument("--endpoints", type=int, nargs="+", default=[100], help="store sizes for the read side")
+    parser.add_argument("--server-rounds", type=int, default=3)
+    parser.add_argument("--endpoints", type=int, nargs="+", default=[100, 1000], help="store sizes for the read side")
     args = parser.parse_args()
 
     sections = [
@@ -86,22 +87,33 @@ def main() -> None:
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
         return
 
+    in_process = peers.measure(args.rounds, args.requests)
     section(
         f"In-process µs/request ({args.rounds} interleaved rounds of {args.requests} requests, "
         "one process per variant)",
-        peers.render(peers.measure(args.rounds, args.requests)),
+        peers.render(in_process)
+        + "\n\n“Same process”: each round also runs a bare app in the variant's own process, alternately "
+        "before and after it; the median of those paired ratios. The bare Flask row there compares two "
+        "identical bare apps: what two apps in one process differ by, the resolution of this column.",
     )
+    server = server_load.measure(args.server_rounds, args.server_seconds)
     section(
-        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c16, {args.server_seconds} s × 2 rounds, /hello",
-        server_load.render(server_load.measure(2, args.server_seconds)),
+        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c16, {args.server_seconds} s × "
+        f"{args.server_rounds} rounds, /hello",
+        server_load.render(server),
     )
+    memory = peers.measure_memory(args.memory_requests, args.memory_seconds)
     section(
         f"Memory: {args.memory_requests:,} requests over 100,000 distinct paths "
         f"(at most {args.memory_seconds:g} s per variant)",
-        peers.render_memory(peers.measure_memory(args.memory_requests, args.memory_seconds)),
+        peers.render_memory(memory),
     )
     reads, flush = store_scale.measure_reads(tuple(args.endpoints), 7, 20)
     section("Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7))
+    section("Goals", goals.render(in_process, server, memory))
+    notes = Path(__file__).with_name("NOTES.md")
+    if notes.exists():
+        sections.append(notes.read_text())
     if args.write:
         args.write.write_text("\n".join(sections))
 
