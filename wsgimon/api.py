@@ -291,8 +291,8 @@ class MonitoringApp:
         samples = store.error_samples()
         rows = []
         # Counts in the window come from the buckets; message and traceback from the latest sample.
-        for (endpoint, method), agg in store.endpoint_totals(window.since(now), now).items():
-            for error_type, count in agg.error_types.items():
+        for (endpoint, method), (error_types, last_seen) in store.error_totals(window.since(now), now).items():
+            for error_type, count in error_types.items():
                 sample = samples.get((error_type, endpoint, method))
                 rows.append(
                     {
@@ -301,7 +301,7 @@ class MonitoringApp:
                         "method": method,
                         "count": count,
                         "first_seen": iso(sample.first_seen) if sample else None,
-                        "last_seen": iso(sample.last_seen if sample else agg.last_seen),
+                        "last_seen": iso(sample.last_seen if sample else last_seen),
                         "message": sample.message if sample else error_type,
                         "traceback": sample.traceback if sample else None,
                     }

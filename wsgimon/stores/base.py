@@ -187,8 +187,18 @@ class Store(ABC):
         ``key`` is None, else only ``key``'s (``ALL`` for all endpoints together)."""
 
     @abstractmethod
-    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
-        """(start, key, count, total_ms) per endpoint bucket: cheap, no sketch is decoded."""
+    def sums(
+        self, resolution: int, first: int, end: int, slot_s: float
+    ) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        """(slot, key, count, total_ms) per endpoint and slot of ``slot_s`` seconds from ``first``.
+
+        Cheap: no sketch is decoded, and a back end may sum the slots itself."""
+
+    @abstractmethod
+    def error_counts(
+        self, resolution: int, first: int, end: int
+    ) -> Iterable[tuple[EndpointKey, dict[str, int], float]]:
+        """(key, error type counts, last seen) of the endpoint buckets that saw errors; no sketch is decoded."""
 
     @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:
@@ -235,6 +245,22 @@ class Store(ABC):
                 merge_into(result, key, agg)
         return result
 
+    def error_totals(self, since: float | None, now: float) -> dict[EndpointKey, tuple[dict[str, int], float]]:
+        """Error type counts and when last seen, per (endpoint, method), over the window."""
+        result: dict[EndpointKey, tuple[dict[str, int], float]] = {}
+        for resolution, first, end in self._ranges(since, now):
+            for key, types, last_seen in self.error_counts(resolution, first, end):
+                known = result.get(key)
+                if known is None:
+                    result[key] = (dict(types), last_seen)
+                    continue
+                counts, seen = known
+                for name, n in types.items():
+                    counts[name] = counts.get(name, 0) + n
+                if last_seen > seen:
+                    result[key] = (counts, last_seen)
+        return result
+
     def overall(self, since: float | None, now: float, key: EndpointKey = ALL) -> Aggregate:
         """All endpoints together (or one ``key``) over the window."""
         total = Aggregate()
@@ -252,11 +278,11 @@ class Store(ABC):
         first = int(since // resolution) * resolution
         slot_s = (now - first) / points
         sums: dict[EndpointKey, list[list[float]]] = {}
-        for start, key, count, total_ms in self.sums(resolution, first, int(now) + 1):
+        for index, key, count, total_ms in self.sums(resolution, first, int(now) + 1, slot_s):
             slots = sums.get(key)
             if slots is None:
                 slots = sums[key] = [[0, 0.0] for _ in range(points)]
-            slot = slots[min(points - 1, int((start - first) / slot_s))]
+            slot = slots[min(points - 1, index)]
             slot[0] += count
             slot[1] += total_ms
         return {

@@ -91,14 +91,33 @@ class MemoryStore(Store):
                     rows.append((start, key, _copy(per_key[key])))
         return rows
 
-    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
+    def sums(
+        self, resolution: int, first: int, end: int, slot_s: float
+    ) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        slots: dict[tuple[int, EndpointKey], list[float]] = {}
+        with self._lock:
+            for start, per_key in self._buckets[resolution].items():
+                if not first <= start < end:
+                    continue
+                index = int((start - first) / slot_s)
+                for key, agg in per_key.items():
+                    if key == ALL:
+                        continue
+                    slot = slots.setdefault((index, key), [0, 0.0])
+                    slot[0] += agg.count
+                    slot[1] += agg.total_ms
+        return [(index, key, int(count), total) for (index, key), (count, total) in slots.items()]
+
+    def error_counts(
+        self, resolution: int, first: int, end: int
+    ) -> Iterable[tuple[EndpointKey, dict[str, int], float]]:
         with self._lock:
             return [
-                (start, key, agg.count, agg.total_ms)
+                (key, dict(agg.error_types), agg.last_seen)
                 for start, per_key in self._buckets[resolution].items()
                 if first <= start < end
                 for key, agg in per_key.items()
-                if key != ALL
+                if key != ALL and agg.error_types
             ]
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:

@@ -475,13 +475,28 @@ class SQLiteStore(Store):
             )
         return [(row[0], (row[1], row[2]), _decode(row[3:])) for row in rows]
 
-    def sums(self, resolution: int, first: int, end: int) -> Iterable[tuple[int, EndpointKey, int, float]]:
+    def sums(
+        self, resolution: int, first: int, end: int, slot_s: float
+    ) -> Iterable[tuple[int, EndpointKey, int, float]]:
+        # Summed into slots by SQLite: a 1-hour window over 1,000 endpoints is 60,000 minute rows.
         rows = self._query(
-            "SELECT start, endpoint, method, count, total_ms FROM buckets "
-            "WHERE resolution = ? AND start >= ? AND start < ? AND NOT (endpoint = ? AND method = ?)",
-            (resolution, first, end, *ALL),
+            "SELECT CAST((start - ?) / ? AS INTEGER) AS slot, endpoint, method, sum(count), sum(total_ms) "
+            "FROM buckets WHERE resolution = ? AND start >= ? AND start < ? AND NOT (endpoint = ? AND method = ?) "
+            "GROUP BY endpoint, method, slot",
+            (first, float(slot_s), resolution, first, end, *ALL),
         )
         return [(row[0], (row[1], row[2]), row[3], row[4]) for row in rows]
+
+    def error_counts(
+        self, resolution: int, first: int, end: int
+    ) -> Iterable[tuple[EndpointKey, dict[str, int], float]]:
+        rows = self._query(
+            "SELECT endpoint, method, error_types, last_seen FROM buckets "
+            "WHERE resolution = ? AND start >= ? AND start < ? AND error_types != '{}' "
+            "AND NOT (endpoint = ? AND method = ?)",
+            (resolution, first, end, *ALL),
+        )
+        return [((row[0], row[1]), json.loads(row[2]), row[3]) for row in rows]
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         rows = self._query(
