@@ -43,7 +43,7 @@ $(BENCH_STAMP): setup.cfg pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
-# The full comparison (about 25 minutes); needs wrk for the server part (apt-get install wrk).
+# The full comparison (about 40 minutes); needs wrk for the server part (apt-get install wrk).
 bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BENCH_VENV)/bin/python -m bench --write bench/RESULTS.md

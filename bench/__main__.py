@@ -56,7 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="wsgimon benchmarks")
     parser.add_argument("--smoke", action="store_true", help="a few hundred requests, only to prove it runs")
     parser.add_argument("--write", type=Path, help="also write the results as Markdown to this file")
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per variant")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="interleaved rounds per variant (even: each order of a pair as often)"
+    )
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and variant")
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--memory-seconds", type=float, default=120.0, help="time cap per variant")
@@ -98,7 +100,7 @@ def main() -> None:
     )
     server = server_load.measure(args.server_rounds, args.server_seconds)
     section(
-        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c16, {args.server_seconds} s × "
+        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c64, {args.server_seconds} s × "
         f"{args.server_rounds} rounds, /hello",
         server_load.render(server),
     )

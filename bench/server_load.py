@@ -1,6 +1,8 @@
 """Throughput and p99 under a real server: gunicorn (2 workers, gthread, 4 threads) and wrk, on 127.0.0.1.
 
-Each variant gets the same bounded load (``wrk -t2 -c16 -d<seconds>s``) in
+Each variant gets the same bounded load (``wrk -t2 -c64 -d<seconds>s``; with
+only 16 keep-alive connections one worker could end up holding most of them, and
+req/s then varied by half from one server start to the next) in
 interleaved rounds, alone on the machine (its server is started for the
 measurement and stopped after); the table shows the median req/s and p99 and
 their ratios to the bare app.
@@ -53,7 +55,7 @@ def _serve(variant: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def _wrk(url: str, seconds: int) -> tuple[float, float]:
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url + "/hello"],
+        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url + "/hello"],
         capture_output=True,
         text=True,
         check=True,
