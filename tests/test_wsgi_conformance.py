@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from typing import Any
 
@@ -79,6 +80,25 @@ def test_close_is_forwarded_when_the_client_goes_away_mid_body() -> None:
     iterator = iter(body)
     next(iterator)
     body.close()  # type: ignore[attr-defined]
+    assert bodies[0].closed == 1
+    assert get_json(monitor, "/monitoring/stats")["requests"] == 1
+
+
+def test_a_body_closed_without_being_iterated_is_closed_and_recorded() -> None:
+    inner, bodies = wsgi_apps.make_close_counting_app()
+    monitor = MonitorMiddleware(inner)
+    body = monitor(call_environ(), lambda status, headers, exc_info=None: None)
+    body.close()  # type: ignore[attr-defined]
+    assert bodies[0].closed == 1
+    assert get_json(monitor, "/monitoring/stats")["requests"] == 1
+
+
+def test_a_body_the_server_drops_without_close_is_still_closed_and_recorded() -> None:
+    inner, bodies = wsgi_apps.make_close_counting_app()
+    monitor = MonitorMiddleware(inner)
+    body = monitor(call_environ(), lambda status, headers, exc_info=None: None)
+    del body  # a server that breaks PEP 3333: garbage collection closes the body
+    gc.collect()
     assert bodies[0].closed == 1
     assert get_json(monitor, "/monitoring/stats")["requests"] == 1
 

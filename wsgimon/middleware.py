@@ -236,11 +236,11 @@ class _Exchange:
         A generator, primed by the caller: state stays in locals, and the
         server's close() reaches the ``finally`` that closes the body and records.
         """
-        yield b""
         ttfb: float | None = None
         size = 0
         exc: BaseException | None = None
         try:
+            yield b""  # the caller's priming stops here
             for chunk in body:
                 if chunk:
                     if ttfb is None:
