@@ -19,6 +19,7 @@ import wsgimon
 
 from . import goals, hot_path, peers, server_load, store_scale
 
+_SECTIONS = ("in-process", "server", "memory", "reads")
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
     "flask",
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--server-seconds", type=int, default=10)
     parser.add_argument("--server-rounds", type=int, default=3)
     parser.add_argument("--endpoints", type=int, nargs="+", default=[100, 1000], help="store sizes for the read side")
+    parser.add_argument("--only", nargs="+", choices=_SECTIONS, default=list(_SECTIONS), help="run only these parts")
     args = parser.parse_args()
 
     sections = [
@@ -89,29 +91,38 @@ def main() -> None:
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
         return
 
-    in_process = peers.measure(args.rounds, args.requests)
-    section(
-        f"In-process µs/request ({args.rounds} interleaved rounds of {args.requests} requests, "
-        "one process per variant)",
-        peers.render(in_process)
-        + "\n\n“Same process”: each round also runs a bare app in the variant's own process, alternately "
-        "before and after it; the median of those paired ratios. The bare Flask row there compares two "
-        "identical bare apps: what two apps in one process differ by, the resolution of this column.",
-    )
-    server = server_load.measure(args.server_rounds, args.server_seconds)
-    section(
-        f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c64, {args.server_seconds} s × "
-        f"{args.server_rounds} rounds, /hello",
-        server_load.render(server),
-    )
-    memory = peers.measure_memory(args.memory_requests, args.memory_seconds)
-    section(
-        f"Memory: {args.memory_requests:,} requests over 100,000 distinct paths "
-        f"(at most {args.memory_seconds:g} s per variant)",
-        peers.render_memory(memory),
-    )
-    reads, flush = store_scale.measure_reads(tuple(args.endpoints), 7, 20)
-    section("Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7))
+    in_process: peers.Samples = {}
+    if "in-process" in args.only:
+        in_process = peers.measure(args.rounds, args.requests)
+        section(
+            f"In-process µs/request ({args.rounds} interleaved rounds of {args.requests} requests, "
+            "one process per variant)",
+            peers.render(in_process)
+            + "\n\n“Same process”: each round also runs a bare app in the variant's own process, alternately "
+            "before and after it; the median of those paired ratios. The bare Flask row there compares two "
+            "identical bare apps: what two apps in one process differ by, the resolution of this column.",
+        )
+    server = None
+    if "server" in args.only:
+        server = server_load.measure(args.server_rounds, args.server_seconds)
+        section(
+            f"Under gunicorn -w 2 -k gthread --threads 4, wrk -t2 -c64, {args.server_seconds} s × "
+            f"{args.server_rounds} rounds, /hello",
+            server_load.render(server),
+        )
+    memory: dict[str, tuple[int, int, int] | None] = {}
+    if "memory" in args.only:
+        memory = peers.measure_memory(args.memory_requests, args.memory_seconds)
+        section(
+            f"Memory: {args.memory_requests:,} requests over 100,000 distinct paths "
+            f"(at most {args.memory_seconds:g} s per variant)",
+            peers.render_memory(memory),
+        )
+    if "reads" in args.only:
+        reads, flush = store_scale.measure_reads(tuple(args.endpoints), 7, 20)
+        section(
+            "Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7)
+        )
     section("Goals", goals.render(in_process, server, memory))
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists():

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -195,17 +196,27 @@ def start(name: str) -> subprocess.Popen[str] | None:
     return None
 
 
-_ANSWER = re.compile(r"^RESULT (-?[0-9.]+(?: -?[0-9.]+)*)")
+_ANSWER = re.compile(r"RESULT (-?[0-9.]+(?: -?[0-9.]+)*)")
+_ANSWER_TIMEOUT_S = 600.0
 
 
 def _result(process: subprocess.Popen[str]) -> str:
-    """The worker's answer; peers print their own messages on stdout too, even mid-line."""
+    """The worker's answer; peers print their own messages on stdout too, even mid-line.
+
+    The answer is found anywhere on a line (a peer may have printed a partial line just
+    before it), and a worker silent for ten minutes is stopped: an error, not a hang.
+    """
     assert process.stdout is not None
-    for line in process.stdout:
-        match = _ANSWER.match(line)
-        if match:
-            return match.group(1)
-    raise RuntimeError("a benchmark worker exited without an answer")
+    watchdog = threading.Timer(_ANSWER_TIMEOUT_S, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            answers = _ANSWER.findall(line)
+            if answers:
+                return str(answers[-1])
+    finally:
+        watchdog.cancel()
+    raise RuntimeError("a benchmark worker exited, or was stopped after ten minutes, without an answer")
 
 
 Samples = dict[str, dict[str, tuple[list[float], list[float]] | None]]
@@ -255,7 +266,11 @@ def measure_memory(requests: int, max_seconds: float) -> dict[str, tuple[int, in
             assert process.stdin is not None and process.stdout is not None
             process.stdin.write(f"mem {requests} {max_seconds}\n")
             process.stdin.flush()
-            done, warm, end = (int(v) for v in _result(process).split())
+            try:
+                done, warm, end = (int(v) for v in _result(process).split())
+            except RuntimeError:
+                out[name] = None
+                continue
             out[name] = (done, warm, end)
         finally:
             process.kill()
@@ -270,7 +285,7 @@ def render_memory(results: dict[str, tuple[int, int, int] | None]) -> str:
     ]
     for name, values in results.items():
         if values is None:
-            lines.append(f"| {name} | not installed | | | |")
+            lines.append(f"| {name} | not installed, or no answer | | | |")
             continue
         done, warm, end = values
         mib = 1024 * 1024
