@@ -113,3 +113,20 @@ def test_health_reports_the_deployment(monitor: MonitorMiddleware) -> None:
     pids = [p["pid"] for p in health["deployment"]["processes"]]
     assert os.getpid() in pids
     assert health["process"]["uptime_s"] <= health["uptime_s"] + 1
+
+
+@pytest.mark.parametrize("storage", ["memory://", "sqlite"])
+def test_sparklines_average_each_slot_in_both_stores(tmp_path: Path, storage: str) -> None:
+    url = f"sqlite:///{tmp_path}/s.sqlite3" if storage == "sqlite" else storage
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage=url)
+    now = time.time()
+    history = [
+        (now - 90, "/spark", "GET", 200, 10.0),
+        (now - 100, "/spark", "GET", 200, 30.0),
+        (now - 50 * 60, "/spark", "GET", 200, 4.0),
+        (now - 3 * HOUR, "/spark", "GET", 200, 999.0),  # outside the window
+    ]
+    monitor.store.write(batch_of(history), process())
+    rows = get_json(monitor, "/monitoring/endpoints?window=1h&sparkline=4")["endpoints"]
+    assert [(row["endpoint"], row["sparkline"]) for row in rows] == [("/spark", [4.0, None, None, 20.0])]
+    monitor.close()
