@@ -360,18 +360,17 @@ class Recorder:
         return ErrorSample(error_type, endpoint, method, seen.count, seen.first, seen.last, message, tb)
 
 
-class _Alike:
-    """Requests alike in all that names them: durations, first and last seen, the latest exception."""
+class _Seen:
+    """When something was first and last seen in a fold, and the latest exception with it."""
 
-    __slots__ = ("durations", "first", "last", "exc")
+    __slots__ = ("first", "last", "exc")
 
-    def __init__(self, duration: float, wall: float, exc: BaseException | None) -> None:
-        self.durations = [duration]
-        self.first = self.last = wall
+    def __init__(self, first: float, last: float, exc: BaseException | None) -> None:
+        self.first = first
+        self.last = last
         self.exc = exc
 
-    def absorb(self, other: _Alike) -> None:
-        self.durations.extend(other.durations)
+    def see(self, other: _Seen) -> None:
         if other.first < self.first:
             self.first = other.first
         if other.last >= self.last:
@@ -379,24 +378,32 @@ class _Alike:
             self.exc = other.exc
 
 
-class _Occurrences:
+class _Alike(_Seen):
+    """Requests alike in all that names them: their durations, and when they were seen."""
+
+    __slots__ = ("durations",)
+
+    def __init__(self, duration: float, wall: float, exc: BaseException | None) -> None:
+        super().__init__(wall, wall, exc)
+        self.durations = [duration]
+
+    def absorb(self, other: _Alike) -> None:
+        self.durations.extend(other.durations)
+        self.see(other)
+
+
+class _Occurrences(_Seen):
     """How often one error was seen in a fold, when, and its latest exception."""
 
-    __slots__ = ("count", "first", "last", "exc")
+    __slots__ = ("count",)
 
     def __init__(self, same: _Alike) -> None:
+        super().__init__(same.first, same.last, same.exc)
         self.count = len(same.durations)
-        self.first = same.first
-        self.last = same.last
-        self.exc = same.exc
 
     def add(self, same: _Alike) -> None:
         self.count += len(same.durations)
-        if same.first < self.first:
-            self.first = same.first
-        if same.last >= self.last:
-            self.last = same.last
-            self.exc = same.exc
+        self.see(same)
 
 
 def _status_code(status_line: str) -> int:

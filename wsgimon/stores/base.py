@@ -25,6 +25,7 @@ __all__ = [
     "ErrorSample",
     "ProcessRow",
     "RequestEntry",
+    "STORED_RESOLUTIONS",
     "Store",
     "StoreUnavailable",
 ]
@@ -130,7 +131,8 @@ def merge_into(target: dict[EndpointKey, Aggregate], key: EndpointKey, agg: Aggr
     existing.merge(agg)
 
 
-_ROLLUP_LEVELS = (MINUTE, TEN_MINUTES, HOUR, DAY, TOTAL)
+# Every stored resolution, finest first.
+STORED_RESOLUTIONS = (*RESOLUTIONS, TOTAL)
 
 
 def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]:
@@ -147,7 +149,7 @@ def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]
         for key, agg in per_key.items():
             merge_into(target, key, agg)
             merge_into(target, ALL, agg)
-    for finer, resolution in zip(_ROLLUP_LEVELS, _ROLLUP_LEVELS[1:], strict=False):
+    for finer, resolution in zip(STORED_RESOLUTIONS, STORED_RESOLUTIONS[1:], strict=False):
         coarser: dict[int, dict[EndpointKey, Aggregate]] = {}
         for start, per_key in level.items():
             out[(finer, start)] = per_key

@@ -24,6 +24,7 @@ from ..sketch import QuantileSketch
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
+    STORED_RESOLUTIONS,
     Batch,
     EndpointKey,
     ErrorSample,
@@ -261,9 +262,7 @@ class SQLiteStore(Store):
 
     def _forget_own_rows(self) -> None:
         self._own.clear()
-        unsure = time.time() + MINUTE
-        for resolution in (MINUTE, TEN_MINUTES, HOUR, DAY, TOTAL):
-            self._unsure_before[resolution] = unsure
+        self._unsure_before = dict.fromkeys(STORED_RESOLUTIONS, time.time() + MINUTE)
 
     def _forget_closed(self, now: float) -> None:
         # Late records for a forgotten bucket take the slow path (read our row, merge).
