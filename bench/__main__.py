@@ -17,9 +17,9 @@ from pathlib import Path
 
 import wsgimon
 
-from . import goals, hot_path, peers, server_load, store_scale
+from . import dashboard_render, goals, hot_path, lifecycle, peers, server_load, store_scale
 
-_SECTIONS = ("in-process", "server", "memory", "reads")
+_SECTIONS = ("in-process", "server", "memory", "reads", "lifecycle", "dashboard")
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
     "flask",
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--server-seconds", type=int, default=10)
     parser.add_argument("--server-rounds", type=int, default=3)
     parser.add_argument("--endpoints", type=int, nargs="+", default=[100, 1000], help="store sizes for the read side")
+    parser.add_argument("--apps", type=int, default=1000, help="apps made in the many-apps part")
     parser.add_argument("--only", nargs="+", choices=_SECTIONS, default=list(_SECTIONS), help="run only these parts")
     args = parser.parse_args()
 
@@ -88,6 +89,8 @@ def main() -> None:
         section("In-process (smoke)", hot_path.render(rows))
         reads, flush = store_scale.measure_reads((5,), 3, 3)
         section("Read side and flush (smoke)", store_scale.render(reads, flush, 3))
+        section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
+        section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
         return
 
@@ -123,6 +126,13 @@ def main() -> None:
         section(
             "Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7)
         )
+    if "lifecycle" in args.only:
+        section(
+            f"Many apps in one process: {args.apps} Flask apps made, served two requests each and dropped",
+            lifecycle.render(lifecycle.measure(args.apps)),
+        )
+    if "dashboard" in args.only:
+        section("The dashboard in headless Chromium at scale", dashboard_render.render(dashboard_render.measure()))
     section("Goals", goals.render(in_process, server, memory))
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists():

@@ -290,32 +290,35 @@ def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: An
             page.close()
 
 
-def test_renders_500_endpoints_and_a_1000_row_log_quickly(browser: Any, tmp_path: Path) -> None:
+def test_renders_500_endpoints_and_a_1000_row_log_and_sorts_them(browser: Any, tmp_path: Path) -> None:
+    """Every row renders and sorting is right at scale; how fast is measured in bench/ (dashboard part)."""
     app, monitor = make_app(recent_requests=1000, max_endpoints=600)
-    now = time.time()
-    history = [
-        (now - (i % 50), f"/api/e{i % 500}/<int:id>", "GET", 200 if i % 7 else 500, 5.0 + i % 40) for i in range(5000)
-    ]
-    monitor.store.write(batch_of(history), process())
+    monitor.store.write(big_history(), process())
     with werkzeug_server(app) as url:
         page = Page(browser, url + "/monitoring/")
         try:
             page.wait_refreshes(1)
             assert page.page.locator("#endpoints tbody tr").count() == 500
             assert page.page.locator("#log tbody tr").count() == 1000
-            # Every auto-refresh re-renders everything: that is what must stay fast.
-            timings = [float(page.page.evaluate("document.body.dataset.renderMs"))]
-            for _ in range(3):
-                count = page.refreshes()
-                page.page.click("#refresh-now")
-                page.wait_refreshes(count + 1)
-                timings.append(float(page.page.evaluate("document.body.dataset.renderMs")))
-            steady = sorted(timings[1:])[1]
-            assert steady < 200, f"rendering took {timings} ms"
-            print(f"render of 500 endpoints and 1000 log rows: first {timings[0]} ms, then {timings[1:]} ms")
-            started = time.perf_counter()
+            count = page.refreshes()
+            page.page.click("#refresh-now")
+            page.wait_refreshes(count + 1)
+            assert page.page.locator("#endpoints tbody tr").count() == 500
             page.page.click("#endpoints th[data-key=p95]")
             page.wait_for("document.querySelector('#endpoints th[data-key=p95]').classList.contains('sorted-desc')")
-            assert (time.perf_counter() - started) * 1000 < 1000
+            p95_column = page.page.eval_on_selector(
+                "#endpoints thead", "head => [...head.querySelectorAll('th')].findIndex(th => th.dataset.key === 'p95')"
+            )
+            shown = [float(text.split()[0]) for text in page.column("endpoints", int(p95_column))]
+            assert len(shown) == 500 and shown == sorted(shown, reverse=True)
+            assert not page.console
         finally:
             page.close()
+
+
+def big_history() -> Any:
+    """500 endpoints and 5,000 requests in the last minute (also what the dashboard benchmark renders)."""
+    now = time.time()
+    return batch_of(
+        (now - (i % 50), f"/api/e{i % 500}/<int:id>", "GET", 200 if i % 7 else 500, 5.0 + i % 40) for i in range(5000)
+    )

@@ -93,3 +93,26 @@ def test_bad_check_registration_is_refused() -> None:
         monitor.add_health_check("", lambda: True)
     with pytest.raises(ValueError):
         monitor.add_health_check("x", "not callable")  # type: ignore[arg-type]
+
+
+def test_a_hung_check_is_not_resubmitted_and_does_not_starve_the_others() -> None:
+    """Four hung checks would fill a pool of four; each is reported still running instead."""
+    monitor = MonitorMiddleware(wsgi_apps.list_app, health_check_timeout=0.2)
+    release = threading.Event()
+    calls = []
+
+    def hangs() -> None:
+        calls.append(1)
+        release.wait(30)
+
+    monitor.add_health_check("hangs", hangs)
+    monitor.add_health_check("database", lambda: True)
+    try:
+        for _ in range(8):
+            _, body = health(monitor)
+            assert body["checks"]["database"]["status"] == "ok", body["checks"]["database"]
+            assert body["checks"]["hangs"]["status"] == "fail"
+        assert len(calls) == 1, "the hung check was submitted again while it still ran"
+        assert "still running" in body["checks"]["hangs"]["detail"]
+    finally:
+        release.set()

@@ -7,6 +7,7 @@ Every response is ``Cache-Control: no-store``; bad parameters get a 400 with
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -69,6 +70,26 @@ def _default_step(span_s: float, minute_retention_s: float) -> str:
     return "1d"
 
 
+_ROUTES = (
+    ("/", "dashboard"),
+    ("/index.json", "index"),
+    ("/favicon.svg", "favicon"),
+    ("/stats", "stats"),
+    ("/endpoints", "endpoints"),
+    ("/requests", "requests"),
+    ("/errors", "errors"),
+    ("/timeseries", "timeseries"),
+    ("/health", "health"),
+    ("/openapi.json", "openapi"),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _url_map() -> Map:
+    """Built once per process: building a werkzeug Map costs more than making a Flask app."""
+    return Map([Rule(path, endpoint=name) for path, name in _ROUTES], strict_slashes=False)
+
+
 class BadRequest(Exception):
     """A query parameter the API cannot use; becomes a 400 with the message."""
 
@@ -79,21 +100,6 @@ class MonitoringApp:
         self.config = monitor.config
         self.health = HealthRegistry(self.config.health_check_timeout)
         self._internal_errors_before = internal_error_count()
-        self.url_map = Map(
-            [
-                Rule("/", endpoint="dashboard"),
-                Rule("/index.json", endpoint="index"),
-                Rule("/favicon.svg", endpoint="favicon"),
-                Rule("/stats", endpoint="stats"),
-                Rule("/endpoints", endpoint="endpoints"),
-                Rule("/requests", endpoint="requests"),
-                Rule("/errors", endpoint="errors"),
-                Rule("/timeseries", endpoint="timeseries"),
-                Rule("/health", endpoint="health"),
-                Rule("/openapi.json", endpoint="openapi"),
-            ],
-            strict_slashes=False,
-        )
         self._views: dict[str, Callable[[Request], Response]] = {
             "dashboard": self.dashboard,
             "index": self.index,
@@ -130,7 +136,7 @@ class MonitoringApp:
                     response.headers["WWW-Authenticate"] = denial.challenge
                 return response
             if fixed_endpoint is None:
-                adapter = self.url_map.bind_to_environ(environ)
+                adapter = _url_map().bind_to_environ(environ)
                 endpoint, _ = adapter.match(method="GET")
             else:
                 endpoint = fixed_endpoint

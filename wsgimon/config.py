@@ -30,6 +30,7 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "code",
 )
 
+_BOOLEANS = ("enabled", "allow_remote")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -38,6 +39,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 class Config:
     """All options of the middleware; see the README's configuration table."""
 
+    enabled: bool = True
     prefix: str = "/monitoring"
     storage: str = "sqlite:///wsgimon.sqlite3"
     health_path: str | None = None
@@ -139,7 +141,7 @@ def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
         raise ValueError(f"{name} must be a list of strings or a comma-separated string")
-    if name == "allow_remote":
+    if name in _BOOLEANS:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:

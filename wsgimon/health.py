@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -40,13 +40,17 @@ class HealthCheck:
 
 
 class HealthRegistry:
-    """User checks by name, run with a timeout."""
+    """User checks by name, run with a timeout in one small pool shared by the process.
+
+    A check still running from an earlier call (it hung) is not submitted again:
+    it reports that it is still running, so one hung check neither queues up
+    calls without bound nor delays the others.
+    """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.checks: dict[str, HealthCheck] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = -1
+        self._running: dict[str, tuple[Future[CheckResult], float]] = {}
         self._lock = threading.Lock()
 
     def add(self, name: str, func: Callable[[], object]) -> None:
@@ -60,24 +64,45 @@ class HealthRegistry:
         checks = list(self.checks.values())
         if not checks:
             return {}
-        pool = self._executor()
         started = time.perf_counter()
-        futures = [(check, pool.submit(_run_one, check)) for check in checks]
+        futures: list[tuple[HealthCheck, Future[CheckResult], float]] = []
         results: dict[str, CheckResult] = {}
-        for check, future in futures:
+        with self._lock:
+            for check in checks:
+                running = self._running.get(check.name)
+                if running is not None and not running[0].done():
+                    since = running[1]
+                    results[check.name] = CheckResult(
+                        FAIL,
+                        f"still running since {started - since:.1f} s (timed out after {self.timeout:g} s)",
+                        round((started - since) * 1000, 3),
+                    )
+                    continue
+                future = _executor().submit(_run_one, check)
+                self._running[check.name] = (future, started)
+                futures.append((check, future, started))
+        for check, future, _ in futures:
             remaining = max(0.0, self.timeout - (time.perf_counter() - started))
             try:
                 results[check.name] = future.result(timeout=remaining)
             except FutureTimeout:
                 results[check.name] = CheckResult(FAIL, f"timed out after {self.timeout:g} s", self.timeout * 1000)
-        return results
+        return {check.name: results[check.name] for check in checks}
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None or self._pool_pid != os.getpid():
-                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsgimon-health")
-                self._pool_pid = os.getpid()
-            return self._pool
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = -1
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process's pool for user checks, made on first use and anew after a fork."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsgimon-health")
+            _pool_pid = os.getpid()
+        return _pool
 
 
 def _run_one(check: HealthCheck) -> CheckResult:

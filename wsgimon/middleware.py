@@ -22,10 +22,11 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import background
+from .captured import EXCEPTION_KEY
 from .config import Config
 from .endpoints import UNMATCHED, EndpointNamer, RouteMatcher
 from .guard import report_internal_error
-from .integrations.flask import EXCEPTION_KEY
 from .recorder import _MAX_PENDING, Recorder
 from .stores import open_store
 
@@ -47,8 +48,9 @@ class MonitorMiddleware:
     def __init__(self, app: WSGIApp, **options: Any) -> None:
         self.app = app
         self.config = config = Config.build(options)
+        self.enabled = config.enabled
         self.store = open_store(
-            config.storage,
+            config.storage if config.enabled else "memory://",
             recent_requests=config.recent_requests,
             minute_retention_s=config.minute_retention_h * 3600,
             retention_s=config.retention_days * 86400,
@@ -56,7 +58,7 @@ class MonitorMiddleware:
         matcher: RouteMatcher | None = None
         from .integrations.flask import find_flask_app
 
-        flask_app = find_flask_app(app)
+        flask_app = find_flask_app(app) if config.enabled else None
         if flask_app is not None:
             from .integrations.flask import FlaskRouteMatcher, connect_exception_signal
 
@@ -64,7 +66,7 @@ class MonitorMiddleware:
             matcher = FlaskRouteMatcher(flask_app)
         self.flask_app = flask_app
         self._reads_flask_rule = flask_app is not None
-        self.recorder = Recorder(
+        self.recorder = recorder = Recorder(
             self.store,
             EndpointNamer(config.max_endpoints, matcher),
             redact_keys=config.redact_keys,
@@ -80,10 +82,17 @@ class MonitorMiddleware:
         self._health_path = config.health_path
         self._exclude = config.exclude
         # Every path wsgimon treats apart, for one C-level startswith per request.
-        self._own_paths = (config.prefix, *filter(None, [config.health_path]), *config.exclude)
+        self._own_paths: tuple[str, ...] = (config.prefix, *filter(None, [config.health_path]), *config.exclude)
+        if not config.enabled:
+            self._own_paths = ()
         self._endpoint_func = config.endpoint
-        self._pending = self.recorder.pending
+        self._pending = recorder.pending
         self._background_started = False
+        self._closed = False
+        # When the middleware is collected without close(), its recorder gets a last
+        # flush in the background; the recorder holds neither the middleware nor the app.
+        self._finalizer = weakref.finalize(self, background.retire, recorder)
+        self._finalizer.atexit = False
         _live_monitors.add(self)
 
     def add_health_check(self, name: str, check: Callable[[], object]) -> None:
@@ -99,9 +108,25 @@ class MonitorMiddleware:
         self.recorder.flush()
 
     def close(self) -> None:
-        """Stop the background thread, write what is pending and close the store (also done at exit)."""
-        self.recorder.shutdown()
-        self.store.close()
+        """Write what is pending, release the store and let go of the app's signals; idempotent.
+
+        Done at exit for every middleware still open. A closed middleware passes
+        requests (``/monitoring/*`` included) straight to the app, unrecorded.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._own_paths = ()
+        self._background_started = False
+        self._finalizer.detach()
+        if self.flask_app is not None:
+            from .integrations.flask import disconnect_exception_signal
+
+            try:
+                disconnect_exception_signal(self.flask_app)
+            except Exception as exc:
+                report_internal_error("close", exc)
+        self.recorder.final_flush()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -109,9 +134,9 @@ class MonitorMiddleware:
             answer = self._serve_own(path, environ, start_response)
             if answer is not None:
                 return answer
+        if not self._background_started and not self._start_background():
+            return self.app(environ, start_response)
         try:
-            if not self._background_started:
-                self._start_background()
             exchange = _Exchange(self, environ, start_response, path)
         except Exception as exc:
             report_internal_error("request start", exc)
@@ -127,9 +152,9 @@ class MonitorMiddleware:
                     return body
             elif type(body) is environ.get("wsgi.file_wrapper"):
                 return exchange.follow_file(body)
-            following = exchange.follow(body)
-            next(following)  # to its first yield: from there on, close() runs its finally
-            return following
+            # Not a local here: an exception handed over in the environ keeps this frame
+            # (and its locals) alive until a GC run, and the server must be able to drop it.
+            return exchange.follow_primed(body)
         except Exception as exc:
             report_internal_error("response wrap", exc)
             return body
@@ -144,14 +169,23 @@ class MonitorMiddleware:
             return self.app(environ, start_response)
         return None
 
-    def _start_background(self) -> None:
-        self.recorder.ensure_started()
+    def _start_background(self) -> bool:
+        """Start recording in this process; False when disabled or closed (a pass-through)."""
+        if self._closed or not self.enabled:
+            return False
+        try:
+            self.recorder.ensure_started()
+        except Exception as exc:
+            report_internal_error("request start", exc)
+            return False
         self._background_started = True
+        return True
 
     def _forget_background(self) -> None:
         # After a fork the child has none of the parent's threads: start anew on its first request.
-        self._background_started = False
-        self.recorder.after_fork()
+        if not self._closed:
+            self._background_started = False
+            self.recorder.after_fork()
 
 
 _live_monitors: weakref.WeakSet[MonitorMiddleware] = weakref.WeakSet()
@@ -230,6 +264,11 @@ class _Exchange:
         self._record(now, now if size else None, size, None)
         return True
 
+    def follow_primed(self, body: Iterable[bytes]) -> Iterator[bytes]:
+        following = self.follow(body)
+        next(following)  # to its first yield: from there on, close() runs its finally
+        return following
+
     def follow(self, body: Iterable[bytes]) -> Iterator[bytes]:
         """The body as the server sees it, timed to its first byte and its close().
 
@@ -291,7 +330,8 @@ class _Exchange:
             mw = self._mw
             environ = self._environ
             if exc is None:
-                exc = environ.get(EXCEPTION_KEY)
+                # Taken out: the exception's frames would tie the environ into a cycle.
+                exc = environ.pop(EXCEPTION_KEY, None)
             hint = self._route
             if mw._endpoint_func is not None:
                 try:

@@ -10,20 +10,20 @@ monitoring API, and at exit.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import socket
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
 from itertools import repeat
 
+from . import background
 from .aggregate import Aggregate
+from .captured import CapturedException, capture, exception_type
 from .endpoints import OTHER, EndpointNamer
 from .guard import logger, report_internal_error
 from .redaction import with_redacted_query
@@ -35,9 +35,8 @@ __all__ = ["RawRecord", "Recorder"]
 #  app raised before a response started (the server answers 500),
 #  duration s, time to first byte s or None, response bytes or None,
 #  exception or None, endpoint hint or None)
-RawRecord = tuple[
-    float, str, str, str, "str | None", float, "float | None", "int | None", "BaseException | None", "str | None"
-]
+_Exc = BaseException | CapturedException | None
+RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None"]
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
@@ -74,14 +73,12 @@ class Recorder:
         self.pending: deque[RawRecord] = deque()
         self.dropped = 0
         self._redact_keys = redact_keys
-        self._flush_interval = flush_interval
+        self.flush_interval = flush_interval
         self._max_traceback_chars = max_traceback_chars
         self._recent_requests = recent_requests
         self._status_codes: dict[str, int] = {}
         self._wall_clock = wall_clock
         self._fold_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._pid = os.getpid()
         self._host = socket.gethostname()
         self.started_at = wall_clock()
@@ -89,58 +86,38 @@ class Recorder:
         self.requests_flushed = 0
         self._perf_anchor = clock()
         self._wall_anchor = wall_clock()
-        self._atexit_registered = False
         self._unsent: Batch | None = None
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
         self._last_maintenance = 0.0
 
-    # -- background thread -------------------------------------------------------
+    # -- background flushing ------------------------------------------------------
     def ensure_started(self) -> None:
-        """Start the flusher in this process; after a fork the child starts its own."""
+        """Have this process's flusher thread flush this recorder; after a fork, as a new process."""
         pid = os.getpid()
         if pid != self._pid:
             self._after_fork(pid)
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._fold_lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="wsgimon-flusher", daemon=True)
-            self._thread.start()
-        if not self._atexit_registered:
-            atexit.register(self.shutdown)
-            self._atexit_registered = True
+        background.register(self)
 
     def after_fork(self) -> None:
-        """In a forked child: a new process with its own lock, thread and identity."""
+        """In a forked child: a new process with its own lock and identity."""
         self._after_fork(os.getpid())
 
     def _after_fork(self, pid: int) -> None:
-        # Locks and threads of the parent are unusable in the child, and what the
-        # parent had pending is the parent's to write.
+        # Locks of the parent are unusable in the child, and what the parent had
+        # pending is the parent's to write.
         self._pid = pid
         self._fold_lock = threading.Lock()
-        self._thread = None
-        self._stop = threading.Event()
         self.pending.clear()
         self._unsent = None
         self.started_at = self._wall_clock()
         self.requests_flushed = 0
         self.last_flush = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._flush_interval):
-            self.flush()
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop the flusher and write what is pending; used at exit."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+    def shutdown(self) -> None:
+        """Stop being flushed in the background and write what is pending; at close and at exit."""
+        background.unregister(self)
         self.flush()
         if self.last_flush is not None:
             process = ProcessRow(self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed)
@@ -148,6 +125,11 @@ class Recorder:
                 self.store.process_stopped(process)
             except Exception as exc:
                 report_internal_error("shutdown", exc)
+
+    def final_flush(self) -> None:
+        """The last flush of a recorder whose middleware is gone: write, then release the store."""
+        self.shutdown()
+        self.store.close()
 
     # -- folding -------------------------------------------------------------------
     def overfull(self) -> None:
@@ -241,7 +223,9 @@ class Recorder:
             try:
                 start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint = record
                 wall = anchor + start
-                exc_type = None if exc is None or isinstance(exc, _NOT_ERRORS) else type(exc)
+                exc_type = None if exc is None else exception_type(exc)
+                if exc_type is not None and issubclass(exc_type, _NOT_ERRORS):
+                    exc_type = None
                 key = (wall // 60.0, method, path_info, status_line, hint, exc_type)
                 same = alike.get(key)
                 if same is None:
@@ -346,14 +330,11 @@ class Recorder:
         )
 
     def _error_sample(self, error_type: str, endpoint: str, method: str, seen: _Occurrences) -> ErrorSample:
-        exc = seen.exc
-        if exc is not None:
+        if seen.exc is not None:
             # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
-            message = _bounded(_safe_str(exc), _MAX_MESSAGE_CHARS)
-            tb: str | None = _bounded_tail(
-                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                self._max_traceback_chars,
-            )
+            exc = capture(seen.exc)
+            message = _bounded(exc.message, _MAX_MESSAGE_CHARS)
+            tb: str | None = _bounded_tail(exc.traceback_text(), self._max_traceback_chars)
         else:
             message = error_type
             tb = None
@@ -365,7 +346,7 @@ class _Seen:
 
     __slots__ = ("first", "last", "exc")
 
-    def __init__(self, first: float, last: float, exc: BaseException | None) -> None:
+    def __init__(self, first: float, last: float, exc: BaseException | CapturedException | None) -> None:
         self.first = first
         self.last = last
         self.exc = exc
@@ -383,7 +364,7 @@ class _Alike(_Seen):
 
     __slots__ = ("durations",)
 
-    def __init__(self, duration: float, wall: float, exc: BaseException | None) -> None:
+    def __init__(self, duration: float, wall: float, exc: BaseException | CapturedException | None) -> None:
         super().__init__(wall, wall, exc)
         self.durations = [duration]
 
@@ -427,13 +408,6 @@ def _status_text(status: int) -> str:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         return str(status)
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return f"<unprintable {type(exc).__name__}>"
 
 
 def _bounded(text: str, limit: int) -> str:

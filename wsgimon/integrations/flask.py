@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from collections import OrderedDict
 from threading import Lock
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["EXCEPTION_KEY", "FlaskRouteMatcher", "find_flask_app", "connect_exception_signal"]
+__all__ = [
+    "EXCEPTION_KEY",
+    "FlaskRouteMatcher",
+    "find_flask_app",
+    "connect_exception_signal",
+    "disconnect_exception_signal",
+]
 
-EXCEPTION_KEY = "wsgimon.exception"
+from ..captured import EXCEPTION_KEY, CapturedException
 
 
 def find_flask_app(wsgi_app: Any) -> Any | None:
@@ -38,24 +45,39 @@ def find_flask_app(wsgi_app: Any) -> Any | None:
     return None
 
 
-def connect_exception_signal(app: Any) -> None:
-    """Hand the exception Flask handled over to the middleware through the environ."""
+def _on_exception(sender: Any, exception: BaseException, **_: Any) -> None:
     import flask
+
+    with contextlib.suppress(RuntimeError):
+        flask.request.environ[EXCEPTION_KEY] = CapturedException(exception)
+
+
+def connect_exception_signal(app: Any) -> None:
+    """Hand the exception Flask handled over to the middleware through the environ.
+
+    One module-level receiver, connected per app: blinker holds the app weakly and
+    drops the connection when the app is collected, so nothing piles up.
+    """
     from flask.signals import got_request_exception
 
-    def on_exception(sender: Any, exception: BaseException, **_: Any) -> None:
-        with contextlib.suppress(RuntimeError):
-            flask.request.environ[EXCEPTION_KEY] = exception
+    got_request_exception.connect(_on_exception, app)
 
-    # weak=False: the receiver is a closure that nothing else holds.
-    got_request_exception.connect(on_exception, app, weak=False)
+
+def disconnect_exception_signal(app: Any) -> None:
+    from flask.signals import got_request_exception
+
+    got_request_exception.disconnect(_on_exception, app)
 
 
 class FlaskRouteMatcher:
-    """Matches (method, path) against the app's url_map; an LRU cache keeps repeats cheap."""
+    """Matches (method, path) against the app's url_map; an LRU cache keeps repeats cheap.
+
+    Holds the app weakly: the recorder that owns the matcher may outlive the app
+    for its last flush, and must not keep it alive.
+    """
 
     def __init__(self, app: Any, cache_size: int = 4096) -> None:
-        self._app = app
+        self._app = weakref.ref(app)
         self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
@@ -67,6 +89,8 @@ class FlaskRouteMatcher:
         with self._lock:
             if self._adapter is None:
                 self._refresh()
+                if self._adapter is None:
+                    return None
             cache = self._cache
             if key in cache:
                 cache.move_to_end(key)
@@ -82,10 +106,13 @@ class FlaskRouteMatcher:
             self._refresh()
 
     def _refresh(self) -> None:
-        url_map = self._app.url_map
+        app = self._app()
+        if app is None:
+            return
+        url_map = app.url_map
         count = len(getattr(url_map, "_rules", ()))
         if count != self._rule_count:
-            server_name = self._app.config.get("SERVER_NAME") or "localhost"
+            server_name = app.config.get("SERVER_NAME") or "localhost"
             self._adapter = url_map.bind(server_name, url_scheme="http")
             self._rule_count = count
             self._cache.clear()

@@ -1,0 +1,103 @@
+"""Exceptions an app handled itself, kept without their frames.
+
+A framework hook (Flask's ``got_request_exception``, Django's, a user's code)
+hands wsgimon an exception while the request is still running. Kept as it is,
+the exception's traceback would hold every frame of the call stack, the
+server's included, and with them the response body wsgimon follows. A
+:class:`CapturedException` keeps the type, the message and, per frame, only
+file, line and function: no locals, and no file system access on the request
+thread (the standard library's ``TracebackException`` stats every file of the
+stack). Source lines are looked up when the traceback is formatted, off the
+request thread.
+"""
+
+from __future__ import annotations
+
+import builtins
+import linecache
+from types import TracebackType
+
+__all__ = ["EXCEPTION_KEY", "CapturedException", "capture", "exception_type"]
+
+#: The environ key through which any code may hand an exception to wsgimon.
+EXCEPTION_KEY = "wsgimon.exception"
+
+_MAX_CHAIN = 5
+_MAX_FRAMES = 200
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+# (file, line, function) per frame, outermost first
+Frames = list[tuple[str, int, str]]
+
+
+class CapturedException:
+    __slots__ = ("type", "message", "_chain")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.type: type[BaseException] = type(exc)
+        self.message = _safe_str(exc)
+        # (type, message, frames, how it led to the next one out), innermost cause first.
+        chain: list[tuple[type[BaseException], str, Frames, str]] = []
+        link = ""
+        current: BaseException | None = exc
+        seen: set[int] = set()
+        while current is not None and id(current) not in seen and len(chain) < _MAX_CHAIN:
+            seen.add(id(current))
+            message = self.message if current is exc else _safe_str(current)
+            chain.append((type(current), message, _frames(current.__traceback__), link))
+            if current.__cause__ is not None:
+                current, link = current.__cause__, _CAUSE
+            elif current.__context__ is not None and not current.__suppress_context__:
+                current, link = current.__context__, _CONTEXT
+            else:
+                current = None
+        chain.reverse()
+        self._chain = chain
+
+    def traceback_text(self) -> str:
+        """Formatted as Python prints it; reads source lines, so call it off the request thread."""
+        parts: list[str] = []
+        for index, (kind, message, frames, _) in enumerate(self._chain):
+            if frames:
+                parts.append("Traceback (most recent call last):\n")
+                for filename, lineno, name in frames:
+                    parts.append(f'  File "{filename}", line {lineno}, in {name}\n')
+                    line = linecache.getline(filename, lineno).strip()
+                    if line:
+                        parts.append(f"    {line}\n")
+            parts.append(f"{_qualified(kind)}: {message}\n" if message else f"{_qualified(kind)}\n")
+            if index + 1 < len(self._chain):
+                parts.append(self._chain[index][3])
+        return "".join(parts)
+
+
+def capture(exc: BaseException | CapturedException) -> CapturedException:
+    return exc if isinstance(exc, CapturedException) else CapturedException(exc)
+
+
+def exception_type(exc: BaseException | CapturedException) -> type[BaseException]:
+    return exc.type if isinstance(exc, CapturedException) else type(exc)
+
+
+def _frames(tb: TracebackType | None) -> Frames:
+    frames: Frames = []
+    while tb is not None and len(frames) < _MAX_FRAMES:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames
+
+
+def _qualified(kind: type[BaseException]) -> str:
+    module = kind.__module__
+    if module in ("builtins", "__main__") or getattr(builtins, kind.__qualname__, None) is kind:
+        return kind.__qualname__
+    return f"{module}.{kind.__qualname__}"
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
