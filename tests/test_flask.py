@@ -77,7 +77,7 @@ def test_routes_added_after_wrapping_are_named() -> None:
 
 def test_importing_wsgimon_does_not_need_flask_for_plain_apps() -> None:
     monitor = MonitorMiddleware(lambda environ, start_response: [])
-    assert monitor.flask_app is None
+    assert monitor.integration is None
 
 
 def test_strict_slash_redirects_are_named_by_their_target() -> None:

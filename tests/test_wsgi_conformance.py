@@ -62,6 +62,29 @@ def test_exc_info_is_passed_through() -> None:
     result = call(app, "/exc")
     assert (result.status, result.body) == ("500 Internal Server Error", b"handled")
     assert last_request(monitor)["status"] == 500
+    # The exception the app reported through exc_info is recorded with what it was.
+    (error,) = get_json(monitor, "/monitoring/errors")["errors"]
+    assert (error["type"], error["message"]) == ("KeyError", "'lookup failed'")
+    assert 'raise KeyError("lookup failed")' in error["traceback"]
+
+
+def test_environ_contract_names_the_endpoint_and_hands_over_the_exception() -> None:
+    def app(environ: dict, start_response: Any) -> list[bytes]:  # type: ignore[type-arg]
+        environ["wsgimon.endpoint"] = "/orders/{order_id}"
+        try:
+            raise LookupError("no such order")
+        except LookupError as exc:
+            environ["wsgimon.exception"] = exc
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+        return [b"failed"]
+
+    _, monitor = validated(app)
+    for n in range(3):
+        call(monitor, f"/orders/{n}")
+    (row,) = get_json(monitor, "/monitoring/endpoints")["endpoints"]
+    assert (row["endpoint"], row["requests"], row["errors"]) == ("/orders/{order_id}", 3, 3)
+    (error,) = get_json(monitor, "/monitoring/errors")["errors"]
+    assert (error["type"], error["endpoint"], error["count"]) == ("LookupError", "/orders/{order_id}", 3)
 
 
 def test_close_is_called_exactly_once() -> None:

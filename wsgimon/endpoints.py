@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 __all__ = [
+    "ENDPOINT_KEY",
     "OTHER",
     "UNMATCHED",
     "EndpointNamer",
@@ -22,6 +23,8 @@ __all__ = [
     "normalise_path",
 ]
 
+#: The environ key through which any code may name the request's endpoint (a route template).
+ENDPOINT_KEY = "wsgimon.endpoint"
 UNMATCHED = "<unmatched>"
 OTHER = "<other>"
 

@@ -23,9 +23,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import background
-from .captured import EXCEPTION_KEY
+from .captured import EXCEPTION_KEY, CapturedException
 from .config import Config
-from .endpoints import UNMATCHED, EndpointNamer, RouteMatcher
+from .endpoints import ENDPOINT_KEY, EndpointNamer
 from .guard import report_internal_error
 from .recorder import _MAX_PENDING, Recorder
 from .stores import open_store
@@ -55,20 +55,14 @@ class MonitorMiddleware:
             minute_retention_s=config.minute_retention_h * 3600,
             retention_s=config.retention_days * 86400,
         )
-        matcher: RouteMatcher | None = None
-        from .integrations.flask import find_flask_app
+        from .integrations import find_integration
 
-        flask_app = find_flask_app(app) if config.enabled else None
-        if flask_app is not None:
-            from .integrations.flask import FlaskRouteMatcher, connect_exception_signal
-
-            connect_exception_signal(flask_app)
-            matcher = FlaskRouteMatcher(flask_app)
-        self.flask_app = flask_app
-        self._reads_flask_rule = flask_app is not None
+        self.integration = integration = find_integration(app) if config.enabled else None
+        self._route_at_start = None if integration is None else integration.route_at_start
+        self._route_at_end = None if integration is None else integration.route_at_end
         self.recorder = recorder = Recorder(
             self.store,
-            EndpointNamer(config.max_endpoints, matcher),
+            EndpointNamer(config.max_endpoints, None if integration is None else integration.matcher),
             redact_keys=config.redact_keys,
             recent_requests=config.recent_requests,
             flush_interval=config.flush_interval,
@@ -119,11 +113,9 @@ class MonitorMiddleware:
         self._own_paths = ()
         self._background_started = False
         self._finalizer.detach()
-        if self.flask_app is not None:
-            from .integrations.flask import disconnect_exception_signal
-
+        if self.integration is not None and self.integration.close is not None:
             try:
-                disconnect_exception_signal(self.flask_app)
+                self.integration.close()
             except Exception as exc:
                 report_internal_error("close", exc)
         self.recorder.final_flush()
@@ -198,7 +190,6 @@ def _reset_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
-_NO_ROUTE_STATUSES = ("404", "405")
 
 
 class _Exchange:
@@ -212,6 +203,7 @@ class _Exchange:
         "_status",
         "_headers",
         "_route",
+        "_exc",
         "_done",
         "_t0",
     )
@@ -224,6 +216,7 @@ class _Exchange:
         self._status: str | None = None
         self._headers: list[tuple[str, str]] | None = None
         self._route: str | None = None
+        self._exc: CapturedException | None = None
         self._done = False
         self._t0 = perf_counter()
 
@@ -232,17 +225,14 @@ class _Exchange:
     ) -> Callable[[bytes], object]:
         self._status = status
         self._headers = headers
-        if self._mw._reads_flask_rule:
-            # Flask's request (and the rule it matched) is gone once the request ends.
-            request = self._environ.get("werkzeug.request")
-            if request is not None:
-                rule = request.url_rule
-                if rule is not None:
-                    self._route = rule.rule
-                elif status[:3] in _NO_ROUTE_STATUSES:
-                    self._route = UNMATCHED
+        route_at_start = self._mw._route_at_start
+        if route_at_start is not None:
+            self._route = route_at_start(self._environ, status)
         if exc_info is None:
             return self._start_response(status, headers)
+        if exc_info[1] is not None:
+            # The app (Bottle, for one) reports the exception it turned into this response.
+            self._exc = CapturedException(exc_info[1])
         # With headers already sent the server re-raises exc_info: let it through.
         return self._start_response(status, headers, exc_info)
 
@@ -321,7 +311,7 @@ class _Exchange:
         file_body: Iterable[bytes] = body
         return file_body
 
-    def _record(self, now: float, ttfb: float | None, size: int, exc: BaseException | None) -> None:
+    def _record(self, now: float, ttfb: float | None, size: int, exc: BaseException | CapturedException | None) -> None:
         """Queue the request's record for the recorder; never raises."""
         if self._done:
             return
@@ -331,11 +321,14 @@ class _Exchange:
             environ = self._environ
             if exc is None:
                 # Taken out: the exception's frames would tie the environ into a cycle.
-                exc = environ.pop(EXCEPTION_KEY, None)
-            hint = self._route
+                exc = environ.pop(EXCEPTION_KEY, None) or self._exc
+            hint = self._route or environ.get(ENDPOINT_KEY)
+            if hint is None and mw._route_at_end is not None:
+                hint = mw._route_at_end(environ)
             if mw._endpoint_func is not None:
+                # The user's own naming wins; None leaves it to the framework or the path.
                 try:
-                    hint = mw._endpoint_func(environ)
+                    hint = mw._endpoint_func(environ) or hint
                 except Exception as internal:
                     report_internal_error("endpoint callable", internal)
             t0 = self._t0

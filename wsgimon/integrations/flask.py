@@ -20,15 +20,41 @@ from threading import Lock
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = [
-    "EXCEPTION_KEY",
-    "FlaskRouteMatcher",
-    "find_flask_app",
-    "connect_exception_signal",
-    "disconnect_exception_signal",
-]
-
 from ..captured import EXCEPTION_KEY, CapturedException
+from ..endpoints import UNMATCHED
+from . import Integration
+
+__all__ = ["FlaskRouteMatcher", "detect", "find_flask_app"]
+
+_NO_ROUTE_STATUSES = ("404", "405")
+
+
+def detect(wsgi_app: Any) -> Integration | None:
+    """Flask behind ``app.wsgi_app``: route templates and the exceptions Flask handles itself."""
+    app = find_flask_app(wsgi_app)
+    if app is None:
+        return None
+    connect_exception_signal(app)
+    app_ref = weakref.ref(app)
+
+    def close() -> None:
+        known = app_ref()
+        if known is not None:
+            disconnect_exception_signal(known)
+
+    return Integration("flask", route_at_start=route_at_start, matcher=FlaskRouteMatcher(app), close=close)
+
+
+def route_at_start(environ: dict[str, Any], status: str) -> str | None:
+    """Flask's request (and the rule it matched) is gone once the request ends: read it now."""
+    request = environ.get("werkzeug.request")
+    if request is not None:
+        rule = request.url_rule
+        if rule is not None:
+            return str(rule.rule)
+        if status[:3] in _NO_ROUTE_STATUSES:
+            return UNMATCHED
+    return None
 
 
 def find_flask_app(wsgi_app: Any) -> Any | None:
