@@ -26,7 +26,7 @@ from .guard import internal_error_count, report_internal_error
 from .health import DEGRADED, FAIL, OK, CheckResult, HealthRegistry, overall_status
 from .openapi import openapi_document
 from .process_info import process_info
-from .stores.base import ALL, StoreUnavailable
+from .stores.base import ALL, READ_TIMEOUT_S, StoreUnavailable
 from .windows import HOUR, Window, parse_duration, parse_window
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 _MAX_LIMIT = 10_000
 _MIN_REQUESTS_FOR_THRESHOLDS = 20
 _ALIVE_S = 60.0
+_READ_FLUSH_S = 0.25  # how long a read waits to write its own process's requests first
+_HEALTH_FLUSH_S = 0.02
+_HEALTH_BUDGET_S = 0.06  # all the store reads of one health answer
 _FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1c7ed6"/>'
     '<path d="M2 11h3l2-6 2 8 2-4h3" fill="none" stroke="#fff" stroke-width="1.6"/></svg>'
@@ -142,7 +145,11 @@ class MonitoringApp:
                 endpoint = fixed_endpoint
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
-            return self._views[endpoint](request)
+            # A load balancer's health probe must be answered at once whatever the store does;
+            # other reads wait for a locked store at most READ_TIMEOUT_S.
+            budget = _HEALTH_BUDGET_S if endpoint == "health" else READ_TIMEOUT_S + _READ_FLUSH_S
+            with self.monitor.store.time_limit(budget):
+                return self._views[endpoint](request)
         except BadRequest as exc:
             return _json({"error": str(exc)}, 400)
         except StoreUnavailable as exc:
@@ -160,6 +167,10 @@ class MonitoringApp:
         except Exception as exc:
             report_internal_error("monitoring api", exc)
             return _json({"error": "internal error in wsgimon; see the application log"}, 500)
+
+    def _flush_own(self, timeout: float = _READ_FLUSH_S) -> None:
+        """This process's own requests into the answer, without waiting long for a locked store."""
+        self.monitor.recorder.flush(timeout=timeout)
 
     def _url(self, path: str) -> str:
         return self.config.prefix + path
@@ -189,7 +200,7 @@ class MonitoringApp:
     def stats(self, request: Request) -> Response:
         _reject_unknown(request, {"window"})
         window, now = self._window(request)
-        self.monitor.flush()
+        self._flush_own()
         store = self.monitor.store
         overall = store.overall(window.since(now), now)
         started = self._deployment_started(now)
@@ -228,7 +239,7 @@ class MonitoringApp:
             raise BadRequest(f"sort must be one of {', '.join(_SORT_KEYS)}, got {sort!r}")
         limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
         window, now = self._window(request)
-        self.monitor.flush()
+        self._flush_own()
         rows: list[dict[str, Any]] = [
             {
                 "endpoint": endpoint,
@@ -262,7 +273,7 @@ class MonitoringApp:
         status_filter = _status_filter(request.args.get("status"))
         endpoint = request.args.get("endpoint")
         min_ms = _float_arg(request, "min_ms")
-        self.monitor.flush()
+        self._flush_own()
         rows = []
         for entry in self.monitor.store.recent_requests(cap):
             if status_filter is not None and not status_filter(entry.status):
@@ -292,7 +303,7 @@ class MonitoringApp:
         _reject_unknown(request, {"limit", "window"})
         limit = _int_arg(request, "limit", default=_MAX_LIMIT, maximum=_MAX_LIMIT)
         window, now = self._window(request)
-        self.monitor.flush()
+        self._flush_own()
         store = self.monitor.store
         samples = store.error_samples()
         rows = []
@@ -342,7 +353,7 @@ class MonitoringApp:
         if (endpoint is None) != (method is None):
             raise BadRequest("endpoint and method must be given together")
         key = ALL if endpoint is None or method is None else (endpoint, method)
-        self.monitor.flush()
+        self._flush_own()
         points = []
         for start, agg in store.series(since, now, step, key):
             latency = agg.latency_ms()
@@ -362,7 +373,7 @@ class MonitoringApp:
 
     def health_view(self, request: Request) -> Response:
         _reject_unknown(request, set())
-        self.monitor.flush()
+        self._flush_own(_HEALTH_FLUSH_S)
         checks: dict[str, CheckResult] = {}
         checks.update(self._builtin_checks())
         checks.update(self.health.run_all())
@@ -402,10 +413,9 @@ class MonitoringApp:
         healthy, detail = store.health()
         if recorder.store_error is not None:
             healthy = False
-            detail = (
-                f"writes failing ({recorder.store_error}); {recorder.unsent_requests} requests kept in "
-                "memory and retried"
-            )
+            detail = f"writes failing ({recorder.store_error})"
+        if not healthy and recorder.unsent_requests:
+            detail += f"; {recorder.unsent_requests} requests kept in memory and retried"
         results["store"] = CheckResult(OK if healthy else DEGRADED, detail, 0.0)
         now = time.time()
         window = f"last {config.health_window_s:g} s"

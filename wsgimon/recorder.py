@@ -142,15 +142,27 @@ class Recorder:
                 break
             self.dropped += 1
 
-    def flush(self) -> None:
-        """Fold pending records and write them with what earlier failed writes kept; never raises."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Fold pending records and write them with what earlier failed writes kept; never raises.
+
+        With a ``timeout`` (a reader that wants its own requests in the answer, but must
+        not wait for a locked store), the flush gives up after that long: what it folded
+        waits in memory for the background flush, and nothing is reported as failing.
+        """
         try:
-            with self._fold_lock:
-                self._flush_locked()
+            if timeout is None:
+                with self._fold_lock:
+                    self._flush_locked(None)
+            elif self._fold_lock.acquire(timeout=timeout):
+                try:
+                    with self.store.time_limit(timeout):
+                        self._flush_locked(timeout)
+                finally:
+                    self._fold_lock.release()
         except Exception as exc:
             report_internal_error("flush", exc)
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, timeout: float | None) -> None:
         batch = self._fold()
         if self._unsent is not None:
             self.lost_to_store += self._unsent.absorb(batch, self._recent_requests, _MAX_UNSENT_MINUTES)
@@ -165,6 +177,8 @@ class Recorder:
         except Exception as exc:
             # Kept (bounded) and retried on the next flush, whatever the cause.
             self._unsent = batch
+            if timeout is not None and isinstance(exc, StoreUnavailable):
+                return
             if not isinstance(exc, StoreUnavailable):
                 report_internal_error("store write", exc)
             elif self.store_error is None:
@@ -179,7 +193,7 @@ class Recorder:
         if self.store_error is not None:
             logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
             self.store_error = None
-        if now - self._last_maintenance >= _MAINTENANCE_S:
+        if timeout is None and now - self._last_maintenance >= _MAINTENANCE_S:
             self._last_maintenance = now
             with contextlib.suppress(StoreUnavailable):
                 self.store.maintain(now)

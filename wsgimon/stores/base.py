@@ -10,8 +10,11 @@ talks to.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -162,6 +165,10 @@ def rollups(batch: Batch) -> dict[tuple[int, int], dict[EndpointKey, Aggregate]]
     return out
 
 
+#: How long a read of the API may wait for a store that is locked or slow.
+READ_TIMEOUT_S = 1.0
+
+
 class Store(ABC):
     """Persists batches and answers merged queries over time windows."""
 
@@ -169,10 +176,36 @@ class Store(ABC):
     minute_retention_s: float
     hour_retention_s: float
 
+    _limits = threading.local()
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float) -> Iterator[None]:
+        """Every store call of this thread in the block shares one deadline; past it they raise StoreUnavailable."""
+        previous = getattr(self._limits, "deadline", None)
+        deadline = time.monotonic() + seconds
+        self._limits.deadline = deadline if previous is None else min(previous, deadline)
+        try:
+            yield
+        finally:
+            self._limits.deadline = previous
+
+    def remaining(self, default: float) -> float:
+        """Seconds left to this thread's deadline (``default`` without one); StoreUnavailable when none are."""
+        deadline: float | None = getattr(self._limits, "deadline", None)
+        if deadline is None:
+            return default
+        left = min(default, deadline - time.monotonic())
+        if left <= 0:
+            raise StoreUnavailable("no time left to wait for the store")
+        return left
+
     # -- writing ---------------------------------------------------------------------
     @abstractmethod
     def write(self, batch: Batch, process: ProcessRow) -> None:
-        """Add one process's deltas atomically; raise StoreUnavailable to have it retried."""
+        """Add one process's deltas atomically; raise StoreUnavailable to have it retried.
+
+        Waits for a busy store at most until the thread's :meth:`time_limit`, if one is set.
+        """
 
     def process_stopped(self, process: ProcessRow) -> None:  # noqa: B027 - optional hook
         """A process exited cleanly: it is no longer part of the deployment."""

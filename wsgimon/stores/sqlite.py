@@ -10,20 +10,25 @@ and a file deleted or replaced underneath is noticed and recreated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+import urllib.parse
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..aggregate import Aggregate
+from ..guard import logger
 from ..sketch import QuantileSketch
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
+from . import sqlite_file
 from .base import (
     ALL,
+    READ_TIMEOUT_S,
     STORED_RESOLUTIONS,
     Batch,
     EndpointKey,
@@ -123,7 +128,29 @@ _SHARED = ""  # the writer of compacted rows
 _COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
 
 
+class _Link:
+    """One connection of this process, and the file it was opened on."""
+
+    __slots__ = ("conn", "pid", "inode", "busy_ms")
+
+    def __init__(self, conn: sqlite3.Connection, inode: int, busy_ms: int) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+        self.inode = inode
+        self.busy_ms = busy_ms
+
+    def wait_at_most(self, seconds: float) -> None:
+        busy_ms = max(1, int(seconds * 1000))
+        if busy_ms != self.busy_ms:
+            self.conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+            self.busy_ms = busy_ms
+
+
 class SQLiteStore(Store):
+    """Construction never fails for a condition that may pass (locked, unwritable, missing):
+    the store starts unavailable and every write retries; only a file that must not be used
+    (foreign, corrupt, newer, unsafe) or a missing directory is a ``ValueError``."""
+
     def __init__(
         self,
         path: str,
@@ -139,9 +166,14 @@ class SQLiteStore(Store):
         self._retention_s = retention_s
         self._recent_requests = recent_requests
         self._busy_timeout_s = busy_timeout_s
+        # Writes and reads have a connection each, so a read never waits behind a flush
+        # that waits for a locked file.
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._conn_pid = -1
+        self._read_lock = threading.Lock()
+        self._write_link: _Link | None = None
+        self._read_link: _Link | None = None
+        # The connection to a file deleted under us: the source to restore it from.
+        self._orphan: _Link | None = None
         # This process's own bucket rows, exactly as last committed: a flush adds its
         # deltas here and overwrites its rows, with no read and no decode of stored data.
         self._own: dict[tuple[int, int, str, str], Aggregate] = {}
@@ -149,68 +181,156 @@ class SQLiteStore(Store):
         # no longer knows (forgotten when closed, or after a failed write); later ones cannot.
         self._unsure_before: dict[int, float] = {}
         self._writer = ""
-        self._conn_inode: int | None = None
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise ValueError(f"storage: directory {directory!r} does not exist")
-        # Validate now: a corrupt or foreign file is a clear error at start.
+        # A foreign, corrupt, newer or unsafe file is a clear error at start; a file that
+        # cannot be opened now (locked, read-only, a directory in its place) is retried later.
         with self._lock:
-            self._connection()
+            try:
+                self._write_connection(at_start=True)
+            except StoreUnavailable as exc:
+                logger.warning("wsgimon: the store is unavailable at start (%s); retrying in the background", exc)
 
-    # -- connection ----------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        """This process's connection; reopened after a fork or when the file was replaced."""
-        pid = os.getpid()
-        inode = _inode(self.path)
-        if self._conn is not None and self._conn_pid == pid and inode is not None and inode == self._conn_inode:
-            return self._conn
-        if self._conn is not None and self._conn_pid == pid:
-            self._conn.close()
-        # A connection inherited through fork is abandoned, never used or closed; what we
-        # knew of our own rows no longer matches a new file or a new process.
-        self._conn = None
+    # -- connections -----------------------------------------------------------------
+    def _write_connection(self, at_start: bool = False) -> _Link:
+        """This process's write connection; reopened after a fork, a failure, or a new file at the path."""
+        link = self._write_link
+        status = self._current_file(at_start)
+        if link is not None and link.pid == os.getpid():
+            if status is not None and status.st_ino == link.inode:
+                return link
+            self._write_link = None
+            if status is None and self._orphan is None:
+                # Deleted under us: keep the open connection to restore the file from.
+                self._orphan = link
+            else:
+                link.conn.close()
+        elif link is not None:
+            # Inherited through fork: abandoned, never used or closed here.
+            self._write_link = None
+        # What we knew of our own rows no longer matches a new file or a new process.
         self._forget_own_rows()
-        conn = self._open()
-        self._conn, self._conn_pid, self._conn_inode = conn, pid, _inode(self.path)
-        return conn
+        if status is None and self._orphan is not None and self._orphan_is_ours():
+            self._restore()
+            status = self._current_file(at_start)
+        link = self._open(status, at_start)
+        self._write_link = link
+        return link
 
-    def _open(self) -> sqlite3.Connection:
+    def _read_connection(self) -> _Link:
+        link = self._read_link
+        status = self._current_file(False)
+        if link is not None and link.pid == os.getpid():
+            if status is not None and status.st_ino == link.inode:
+                return link
+            link.conn.close()
+        self._read_link = None
+        if status is None:
+            raise StoreUnavailable(f"{self.path} is missing")
+        link = self._open(status, False)
+        self._read_link = link
+        return link
+
+    def _current_file(self, at_start: bool) -> os.stat_result | None:
         try:
+            return sqlite_file.check_path(self.path)
+        except sqlite_file.UnsafeStoreFile as exc:
+            if at_start:
+                raise
+            raise StoreUnavailable(str(exc)) from None
+
+    def _orphan_is_ours(self) -> bool:
+        return self._orphan is not None and self._orphan.pid == os.getpid()
+
+    def _restore(self) -> None:
+        orphan = self._orphan
+        assert orphan is not None
+        if sqlite_file.restore_into(self.path, orphan.conn):
+            logger.warning(
+                "wsgimon: the store %s was deleted while in use; it was restored with all its history "
+                "from this process's open connection",
+                self.path,
+            )
+        orphan.conn.close()
+        self._orphan = None
+
+    def _open(self, status: os.stat_result | None, at_start: bool) -> _Link:
+        if status is None:
+            sqlite_file.create_private(self.path)
+            status = self._current_file(at_start)
+            if status is None:
+                raise StoreUnavailable(f"{self.path} vanished while it was created")
+        elif at_start:
+            sqlite_file.warn_if_readable_by_others(self.path, status)
+        try:
+            # Checked read-only first: nothing is written to a file that is not ours.
+            self._validate(status)
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        except ValueError as exc:
+            if at_start:
+                raise
+            raise StoreUnavailable(str(exc)) from None
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
             self._ensure_schema(conn)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and _is_transient(exc):
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
-            raise ValueError(f"storage {self.path!r} is not a usable wsgimon database: {exc}") from exc
-        return conn
+            message = str(exc) if isinstance(exc, ValueError) else f"storage {self.path!r}: {exc}"
+            if at_start:
+                raise ValueError(message) from None
+            raise StoreUnavailable(message) from None
+        after = self._current_file(at_start)
+        if after is None or after.st_ino != status.st_ino:
+            conn.close()
+            raise StoreUnavailable(f"{self.path} was replaced while it was opened")
+        return _Link(conn, status.st_ino, int(self._busy_timeout_s * 1000))
+
+    def _validate(self, status: os.stat_result) -> None:
+        """Refuse a file that is not a wsgimon database (or a newer one) without writing to it."""
+        if status.st_size == 0:
+            return
+        # Only through SQLite: closing any other descriptor of the file would drop the POSIX
+        # locks this process's connections hold on it, and another process could then
+        # checkpoint and delete a WAL that is still in use.
+        check = sqlite3.connect(f"file:{urllib.parse.quote(self.path)}?mode=ro", uri=True, timeout=0.5)
+        try:
+            tables = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise ValueError(
+                    f"storage {self.path!r} is a SQLite database of another application "
+                    f"(tables: {', '.join(sorted(tables)[:5])}); choose another path"
+                )
+            if "meta" in tables:
+                meta = dict(check.execute("SELECT key, value FROM meta").fetchall())
+                if meta.get("application") != APPLICATION:
+                    raise ValueError(f"storage {self.path!r} is not a wsgimon database")
+                version = int(meta.get("schema_version", "0"))
+                if version > SCHEMA_VERSION:
+                    raise ValueError(
+                        f"storage {self.path!r} has schema version {version}, newer than this wsgimon "
+                        f"supports ({SCHEMA_VERSION}); upgrade wsgimon"
+                    )
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_transient(exc):
+                raise
+            raise ValueError(f"storage {self.path!r} is not a usable wsgimon database: {exc}") from None
+        finally:
+            check.close()
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "meta" not in tables:
-            raise ValueError(
-                f"storage {self.path!r} is a SQLite database of another application "
-                f"(tables: {', '.join(sorted(tables)[:5])}); choose another path"
-            )
         if "meta" in tables:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if meta.get("application") != APPLICATION:
-                raise ValueError(f"storage {self.path!r} is not a wsgimon database")
-            version = int(meta.get("schema_version", "0"))
-            if version > SCHEMA_VERSION:
-                raise ValueError(
-                    f"storage {self.path!r} has schema version {version}, newer than this wsgimon "
-                    f"supports ({SCHEMA_VERSION}); upgrade wsgimon"
-                )
-            if version == SCHEMA_VERSION:
+            if meta.get("application") == APPLICATION and int(meta.get("schema_version", "0")) == SCHEMA_VERSION:
                 return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -226,39 +346,60 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK")
             raise
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The write connection, waiting for it no longer than the thread's time limit."""
+        if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s)):
+            raise StoreUnavailable("another write of this process is waiting for the store")
+        try:
+            link = self._write_connection()
+            link.wait_at_most(self.remaining(self._busy_timeout_s))
+            try:
+                yield link.conn
+            except sqlite3.OperationalError as exc:
+                # Reopened next time, whatever the cause: a connection opened while the file was
+                # read-only stays read-only for ever.
+                self._drop(link)
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def _drop(self, link: _Link) -> None:
+        if self._write_link is link:
+            self._write_link = None
+            self._forget_own_rows()
+            with contextlib.suppress(sqlite3.Error):
+                link.conn.close()
+
     # -- writing ---------------------------------------------------------------------
     def write(self, batch: Batch, process: ProcessRow) -> None:
-        with self._lock:
+        with self._writing() as conn:
+            writer = f"{process.host}|{process.pid}|{process.started!r}"
+            if writer != self._writer:
+                # A new identity has written nothing yet.
+                self._own.clear()
+                self._unsure_before.clear()
+                self._writer = writer
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn = self._connection()
-                writer = f"{process.host}|{process.pid}|{process.started!r}"
-                if writer != self._writer:
-                    # A new identity has written nothing yet.
-                    self._own.clear()
-                    self._unsure_before.clear()
-                    self._writer = writer
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    own = self._write_buckets(conn, batch)
-                    self._write_requests(conn, batch.requests)
-                    self._write_errors(conn, batch)
-                    if batch.overflowed:
-                        conn.execute(
-                            "INSERT INTO counters (name, value) VALUES ('overflowed', ?) "
-                            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                            (batch.overflowed,),
-                        )
-                    self._write_process(conn, process)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    self._forget_own_rows()
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                self._own.update(own)
-                self._forget_closed(process.last_flush)
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                own = self._write_buckets(conn, batch)
+                self._write_requests(conn, batch.requests)
+                self._write_errors(conn, batch)
+                if batch.overflowed:
+                    conn.execute(
+                        "INSERT INTO counters (name, value) VALUES ('overflowed', ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                        (batch.overflowed,),
+                    )
+                self._write_process(conn, process)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._forget_own_rows()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._own.update(own)
+            self._forget_closed(process.last_flush)
 
     def _forget_own_rows(self) -> None:
         self._own.clear()
@@ -366,48 +507,41 @@ class SQLiteStore(Store):
         )
 
     def process_stopped(self, process: ProcessRow) -> None:
-        with self._lock:
-            try:
-                self._connection().execute(
-                    "UPDATE processes SET stopped = ? WHERE host = ? AND pid = ? AND started = ?",
-                    (process.last_flush, process.host, process.pid, process.started),
-                )
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        with self._writing() as conn:
+            conn.execute(
+                "UPDATE processes SET stopped = ? WHERE host = ? AND pid = ? AND started = ?",
+                (process.last_flush, process.host, process.pid, process.started),
+            )
 
     def maintain(self, now: float) -> None:
         """Prune expired buckets; one process per minute does it, decided by a claimed row."""
-        with self._lock:
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = conn.execute("SELECT value FROM meta WHERE key = 'maintained_at'").fetchone()
-                    if row is not None and float(row[0]) > now - _MAINTENANCE_EVERY_S:
-                        conn.execute("COMMIT")
-                        return
-                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('maintained_at', ?)", (repr(now),))
-                    for resolution, keep_s in (
-                        (MINUTE, self.minute_retention_s),
-                        (TEN_MINUTES, self.minute_retention_s),
-                        (HOUR, self._retention_s),
-                        (DAY, self._retention_s),
-                    ):
-                        conn.execute(
-                            "DELETE FROM buckets WHERE resolution = ? AND start < ?",
-                            (resolution, int(now - keep_s) - resolution),
-                        )
-                    self._compact(conn, now)
-                    conn.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
-                    conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
+                row = conn.execute("SELECT value FROM meta WHERE key = 'maintained_at'").fetchone()
+                if row is not None and float(row[0]) > now - _MAINTENANCE_EVERY_S:
                     conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                    return
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('maintained_at', ?)", (repr(now),))
+                for resolution, keep_s in (
+                    (MINUTE, self.minute_retention_s),
+                    (TEN_MINUTES, self.minute_retention_s),
+                    (HOUR, self._retention_s),
+                    (DAY, self._retention_s),
+                ):
+                    conn.execute(
+                        "DELETE FROM buckets WHERE resolution = ? AND start < ?",
+                        (resolution, int(now - keep_s) - resolution),
+                    )
+                self._compact(conn, now)
+                conn.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
+                conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _compact(self, conn: sqlite3.Connection, now: float) -> None:
         """Fold per-process rows of closed periods (and of gone processes' totals) into one row.
@@ -451,11 +585,20 @@ class SQLiteStore(Store):
 
     # -- reading ---------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
+        if not self._read_lock.acquire(timeout=self.remaining(READ_TIMEOUT_S)):
+            raise StoreUnavailable("another read of this process is waiting for the store")
+        try:
+            link = self._read_connection()
+            link.wait_at_most(self.remaining(READ_TIMEOUT_S))
             try:
-                return self._connection().execute(sql, params).fetchall()
+                return link.conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                self._read_link = None
+                with contextlib.suppress(sqlite3.Error):
+                    link.conn.close()
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        finally:
+            self._read_lock.release()
 
     def buckets(
         self, resolution: int, first: int, end: int, key: EndpointKey | None
@@ -528,22 +671,28 @@ class SQLiteStore(Store):
         return float(rows[0][0]) if rows else None
 
     def health(self) -> tuple[bool, str]:
-        if not os.path.exists(self.path):
+        """The file as every process sees it, so each worker answers the same."""
+        try:
+            status = sqlite_file.check_path(self.path)
+        except (StoreUnavailable, sqlite_file.UnsafeStoreFile) as exc:
+            return False, str(exc)
+        if status is None:
             return False, f"{self.path} is missing"
+        if not os.access(self.path, os.R_OK | os.W_OK) or not os.access(os.path.dirname(self.path), os.W_OK):
+            return False, f"{self.path} (or its directory) is not writable"
         return True, f"sqlite {self.path}"
 
     def close(self) -> None:
+        for lock, name in ((self._lock, "_write_link"), (self._read_lock, "_read_link")):
+            with lock:
+                link: _Link | None = getattr(self, name)
+                if link is not None and link.pid == os.getpid():
+                    link.conn.close()
+                setattr(self, name, None)
         with self._lock:
-            if self._conn is not None and self._conn_pid == os.getpid():
-                self._conn.close()
-            self._conn = None
-
-
-def _inode(path: str) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
+            if self._orphan is not None and self._orphan_is_ours():
+                self._orphan.conn.close()
+            self._orphan = None
 
 
 def _is_transient(exc: sqlite3.OperationalError) -> bool:
