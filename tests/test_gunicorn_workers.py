@@ -77,7 +77,7 @@ def worker_pids(master: int) -> list[int]:
 
 def every_view_is(url: str, requests: int) -> bool:
     """Whichever worker answers, it counts exactly ``requests``."""
-    return {s["requests"] for s in views_from_workers(url, 8)[1]} == {requests}
+    return {s.get("requests") for s in views_from_workers(url, 8)[1]} == {requests}
 
 
 def total_requests(url: str) -> int:

@@ -226,6 +226,15 @@ class SQLiteStore(Store):
                 return link
             link.conn.close()
         self._read_link = None
+        if status is None and self._lock.acquire(blocking=False):
+            # Deleted: the write connection may still have it open to restore it from.
+            try:
+                self._write_connection()
+            except StoreUnavailable:
+                pass
+            finally:
+                self._lock.release()
+            status = self._current_file(False)
         if status is None:
             raise StoreUnavailable(f"{self.path} is missing")
         link = self._open(status, False)
