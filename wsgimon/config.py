@@ -21,12 +21,17 @@ EndpointFunc = Callable[[dict[str, Any]], str]
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
+    "pass",
+    "pwd",
     "token",
     "secret",
     "key",
     "auth",
     "session",
     "signature",
+    "sig",
+    "jwt",
+    "credential",
     "code",
 )
 

@@ -15,7 +15,11 @@ from collections.abc import Callable
 from functools import lru_cache
 
 __all__ = [
+    "CACHED_PATH_CHARS",
+    "MAX_PATH_CHARS",
     "ENDPOINT_KEY",
+    "OTHER_METHOD",
+    "STANDARD_METHODS",
     "OTHER",
     "UNMATCHED",
     "EndpointNamer",
@@ -27,6 +31,13 @@ __all__ = [
 ENDPOINT_KEY = "wsgimon.endpoint"
 UNMATCHED = "<unmatched>"
 OTHER = "<other>"
+#: Requests with a method outside the standard set (and the app's own routes' methods).
+OTHER_METHOD = "OTHER"
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+#: Stored and named paths (and query strings) are cut to this many characters, marked with "…".
+MAX_PATH_CHARS = 2048
+#: Paths longer than this are not cached (each cache stays small whatever the paths' length).
+CACHED_PATH_CHARS = 256
 
 # A route matcher answers the template of (method, path), or None when no route matches.
 RouteMatcher = Callable[[str, str], "str | None"]
@@ -36,9 +47,12 @@ _HEX = re.compile(r"^(?=.*[0-9])(?=.*[a-fA-F])[0-9a-fA-F]{8,}$")
 _INT = re.compile(r"^-?[0-9]+$")
 
 
-@lru_cache(maxsize=4096)
 def normalise_path(path: str) -> str:
     """Replace the id-like segments of a path so that ``/users/42`` becomes ``/users/<int>``."""
+    return _normalise_short(path) if len(path) <= CACHED_PATH_CHARS else _normalise(path)
+
+
+def _normalise(path: str) -> str:
     segments = path.split("/")
     for i, segment in enumerate(segments):
         if not segment:
@@ -52,6 +66,9 @@ def normalise_path(path: str) -> str:
     return "/".join(segments)
 
 
+_normalise_short = lru_cache(maxsize=4096)(_normalise)
+
+
 class EndpointNamer:
     """Turns (method, path, status, hint) into an endpoint name under the cardinality cap."""
 
@@ -59,12 +76,20 @@ class EndpointNamer:
         self.max_endpoints = max_endpoints
         self.matcher = matcher
         self._known: set[str] = set()
+        self._methods: frozenset[str] = STANDARD_METHODS
 
     def refresh(self) -> None:
-        """Called once per fold: lets the matcher notice routes added since the last one."""
+        """Called once per fold: lets the matcher notice routes (and their methods) added since the last one."""
         refresh = getattr(self.matcher, "refresh", None)
         if refresh is not None:
             refresh()
+        methods = getattr(self.matcher, "methods", None)
+        if methods is not None:
+            self._methods = STANDARD_METHODS | frozenset(list(methods())[:100])
+
+    def method(self, method: str) -> str:
+        """The method as recorded: anything a client may make up is one ``OTHER``, so keys stay bounded."""
+        return method if method in self._methods else OTHER_METHOD
 
     def name(self, method: str, path: str, status: int, hint: str | None) -> str:
         if hint:

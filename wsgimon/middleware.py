@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import background
 from .captured import EXCEPTION_KEY, CapturedException
 from .config import Config
-from .endpoints import ENDPOINT_KEY, EndpointNamer
+from .endpoints import ENDPOINT_KEY, MAX_PATH_CHARS, EndpointNamer
 from .guard import report_internal_error
 from .recorder import _MAX_PENDING, Recorder
 from .stores import open_store
@@ -190,6 +190,7 @@ def _reset_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+MAX_METHOD_CHARS = 32
 
 
 class _Exchange:
@@ -332,13 +333,18 @@ class _Exchange:
                 except Exception as internal:
                     report_internal_error("endpoint callable", internal)
             t0 = self._t0
+            path = self._path
+            query = environ.get("QUERY_STRING", "")
+            if len(path) > MAX_PATH_CHARS or len(query) > MAX_PATH_CHARS:
+                # Hostile lengths: bounded before they reach any queue, cache or row.
+                path, query = _cut(path), _cut(query)
             pending = mw._pending
             pending.append(
                 (
                     t0,
-                    environ.get("REQUEST_METHOD", "GET"),
-                    self._path,
-                    environ.get("QUERY_STRING", ""),
+                    environ.get("REQUEST_METHOD", "GET")[:MAX_METHOD_CHARS],
+                    path,
+                    query,
                     self._status,
                     now - t0,
                     None if ttfb is None else ttfb - t0,
@@ -351,6 +357,10 @@ class _Exchange:
                 mw.recorder.overfull()
         except Exception as internal:
             report_internal_error("request finish", internal)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_PATH_CHARS else text[: MAX_PATH_CHARS - 1] + "…"
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:

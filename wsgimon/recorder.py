@@ -24,9 +24,9 @@ from itertools import repeat
 from . import background
 from .aggregate import Aggregate
 from .captured import CapturedException, capture, exception_type
-from .endpoints import OTHER, EndpointNamer
+from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .guard import logger, report_internal_error
-from .redaction import with_redacted_query
+from .redaction import scrub, with_redacted_query
 from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
 
 __all__ = ["RawRecord", "Recorder"]
@@ -51,6 +51,7 @@ _MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavai
 _HEARTBEAT_S = 10.0  # an idle process still shows up as alive
 _MAINTENANCE_S = 60.0
 _LOG_PER_FLUSH = 250
+_MAX_STATUS_LINES = 1000
 
 
 class Recorder:
@@ -243,12 +244,13 @@ class Recorder:
                 key = (wall // 60.0, method, path_info, status_line, hint, exc_type)
                 same = alike.get(key)
                 if same is None:
-                    alike[key] = _Alike(duration, wall, exc)
+                    alike[key] = _Alike(duration, wall, exc, _query)
                 else:
                     same.durations.append(duration)
                     if wall >= same.last:
                         same.last = wall
                         same.exc = exc
+                        same.query = _query
                     elif wall < same.first:
                         same.first = wall
             except Exception as internal:
@@ -266,8 +268,9 @@ class Recorder:
         groups: dict[_Group, _Alike] = {}
         errors: dict[tuple[str, str, str], _Occurrences] = {}
         for key, same in alike.items():
-            minute, method, path_info, status_line, hint, exc_type = key
+            minute, raw_method, path_info, status_line, hint, exc_type = key
             try:
+                method = namer.method(raw_method)
                 status = 500 if status_line is None else self._status_code(status_line)
                 endpoint = namer.name(method, _decode_path(path_info), status, hint)
             except Exception as internal:
@@ -323,7 +326,9 @@ class Recorder:
     def _status_code(self, status_line: str) -> int:
         known = self._status_codes.get(status_line)
         if known is None:
-            known = self._status_codes[status_line] = _status_code(status_line)
+            known = _status_code(status_line)
+            if len(self._status_codes) < _MAX_STATUS_LINES:
+                self._status_codes[status_line] = known
         return known
 
     def _log(self, batch: Batch, record: RawRecord, naming: _Naming) -> None:
@@ -332,7 +337,7 @@ class Recorder:
         batch.requests.append(
             RequestEntry(
                 self._wall_anchor + (start - self._perf_anchor),
-                method,
+                self.namer.method(method),
                 with_redacted_query(_decode_path(path_info), query, self._redact_keys),
                 endpoint,
                 status,
@@ -347,8 +352,11 @@ class Recorder:
         if seen.exc is not None:
             # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
             exc = capture(seen.exc)
-            message = _bounded(exc.message, _MAX_MESSAGE_CHARS)
-            tb: str | None = _bounded_tail(exc.traceback_text(), self._max_traceback_chars)
+            # Secrets of the request (and any sensitive key=value) never reach the store.
+            message = _bounded(scrub(exc.message, seen.query, self._redact_keys), _MAX_MESSAGE_CHARS)
+            tb: str | None = _bounded_tail(
+                scrub(exc.traceback_text(), seen.query, self._redact_keys), self._max_traceback_chars
+            )
         else:
             message = error_type
             tb = None
@@ -358,12 +366,13 @@ class Recorder:
 class _Seen:
     """When something was first and last seen in a fold, and the latest exception with it."""
 
-    __slots__ = ("first", "last", "exc")
+    __slots__ = ("first", "last", "exc", "query")
 
-    def __init__(self, first: float, last: float, exc: BaseException | CapturedException | None) -> None:
+    def __init__(self, first: float, last: float, exc: _Exc, query: str) -> None:
         self.first = first
         self.last = last
         self.exc = exc
+        self.query = query  # of the request that raised ``exc``: whose secrets to scrub
 
     def see(self, other: _Seen) -> None:
         if other.first < self.first:
@@ -371,6 +380,7 @@ class _Seen:
         if other.last >= self.last:
             self.last = other.last
             self.exc = other.exc
+            self.query = other.query
 
 
 class _Alike(_Seen):
@@ -378,8 +388,8 @@ class _Alike(_Seen):
 
     __slots__ = ("durations",)
 
-    def __init__(self, duration: float, wall: float, exc: BaseException | CapturedException | None) -> None:
-        super().__init__(wall, wall, exc)
+    def __init__(self, duration: float, wall: float, exc: _Exc, query: str) -> None:
+        super().__init__(wall, wall, exc, query)
         self.durations = [duration]
 
     def absorb(self, other: _Alike) -> None:
@@ -393,7 +403,7 @@ class _Occurrences(_Seen):
     __slots__ = ("count",)
 
     def __init__(self, same: _Alike) -> None:
-        super().__init__(same.first, same.last, same.exc)
+        super().__init__(same.first, same.last, same.exc, same.query)
         self.count = len(same.durations)
 
     def add(self, same: _Alike) -> None:
@@ -408,13 +418,20 @@ def _status_code(status_line: str) -> int:
         return 500
 
 
-@lru_cache(maxsize=4096)
 def _decode_path(path_info: str) -> str:
+    # Cached for the usual short paths only: the cache stays small whatever the paths' length.
+    return _decode_short(path_info) if len(path_info) <= CACHED_PATH_CHARS else _decode(path_info)
+
+
+def _decode(path_info: str) -> str:
     # WSGI hands over the raw bytes as latin-1; users typed UTF-8.
     try:
         return path_info.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
         return path_info
+
+
+_decode_short = lru_cache(maxsize=4096)(_decode)
 
 
 def _status_text(status: int) -> str:

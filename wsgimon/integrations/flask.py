@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..captured import EXCEPTION_KEY, CapturedException
-from ..endpoints import UNMATCHED
+from ..endpoints import CACHED_PATH_CHARS, UNMATCHED
 from . import Integration
 
 __all__ = ["FlaskRouteMatcher", "detect", "find_flask_app"]
@@ -122,6 +122,8 @@ class FlaskRouteMatcher:
                 cache.move_to_end(key)
                 return cache[key]
             template = self._match(method, path, redirects=2)
+            if len(path) > CACHED_PATH_CHARS:
+                return template  # the cache stays small whatever the paths' length
             cache[key] = template
             if len(cache) > self._cache_size:
                 cache.popitem(last=False)
@@ -130,6 +132,13 @@ class FlaskRouteMatcher:
     def refresh(self) -> None:
         with self._lock:
             self._refresh()
+
+    def methods(self) -> set[str]:
+        """The methods the app's routes accept (custom ones such as PROPFIND included)."""
+        app = self._app()
+        if app is None:
+            return set()
+        return {method for rule in app.url_map.iter_rules() for method in (rule.methods or ())}
 
     def _refresh(self) -> None:
         app = self._app()
