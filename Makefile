@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chromium lint typecheck bench bench-smoke check clean
+.PHONY: demo test chromium lint typecheck bench bench-smoke flask-suite check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict wsgimon
 
-check: lint typecheck test
+# Flask's own test suite (from its sdist, for the installed version) plain and with every app wrapped.
+flask-suite: $(STAMP)
+	$(PY) -m tests.flask_suite.run
+
+check: lint typecheck test flask-suite
 
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import pytest
 
 from tests import wsgi_apps
-from tests.helpers import call
+from tests.helpers import call, get_json
 from tests.servers import werkzeug_server
 from wsgimon import MonitorMiddleware
 
@@ -72,12 +73,86 @@ def test_basic_credentials() -> None:
         assert call(monitor, "/monitoring/stats", HTTP_AUTHORIZATION=garbage).status.startswith("401")  # type: ignore[union-attr]
 
 
-def test_health_alias_is_protected_too() -> None:
-    monitor = MonitorMiddleware(wsgi_apps.list_app, health_path="/health", token="t0ken")
-    assert call(monitor, "/health").status.startswith("401")  # type: ignore[union-attr]
-    assert call(monitor, "/health", HTTP_AUTHORIZATION="Bearer t0ken").status == "200 OK"
+def test_the_health_path_tells_anyone_its_status_and_nothing_more() -> None:
+    """A load balancer or kubelet has no credentials; the details stay behind access control."""
+    monitor = MonitorMiddleware(wsgi_apps.list_app, health_path="/health", token="t0ken-long-enough-1234")
+    public = call(monitor, "/health", REMOTE_ADDR="203.0.113.5")
+    assert (public.status, json.loads(public.body)) == ("200 OK", {"status": "ok"})
+    assert call(monitor, "/monitoring/health", REMOTE_ADDR="203.0.113.5").status.startswith("401")  # type: ignore[union-attr]
+    monitor.add_health_check("database", lambda: False)
+    failing = call(monitor, "/health", REMOTE_ADDR="203.0.113.5")
+    assert (failing.status, json.loads(failing.body)) == ("503 SERVICE UNAVAILABLE", {"status": "fail"})
 
 
 def test_the_application_itself_is_not_affected() -> None:
     monitor = MonitorMiddleware(wsgi_apps.list_app, token="t0ken")
     assert call(monitor, "/anything", REMOTE_ADDR="203.0.113.5").body == b"hello"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_VIA",
+        "HTTP_CF_CONNECTING_IP",
+        "HTTP_TRUE_CLIENT_IP",
+        "HTTP_X_CLIENT_IP",
+        "HTTP_X_FORWARDED_FOR",
+    ],
+)
+def test_any_proxy_header_even_empty_means_not_local(header: str) -> None:
+    monitor = MonitorMiddleware(wsgi_apps.list_app)
+    denied = call(monitor, "/monitoring/stats", **{header: ""})
+    assert denied.status is not None and denied.status.startswith("403")
+    assert b"proxy" in denied.body
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8011", "attacker.example", "127.0.0.1.nip.io", "[::2]:80"])
+def test_a_foreign_host_name_from_loopback_is_refused(host: str) -> None:
+    """DNS rebinding: a page on another site whose name now resolves to 127.0.0.1."""
+    monitor = MonitorMiddleware(wsgi_apps.list_app)
+    denied = call(monitor, "/monitoring/errors", HTTP_HOST=host)
+    assert denied.status is not None and denied.status.startswith("403")
+
+
+@pytest.mark.parametrize("host", ["localhost:5000", "127.0.0.1:8000", "[::1]:8000", "app.localhost", "127.3.4.5"])
+def test_loopback_host_names_are_local(host: str) -> None:
+    monitor = MonitorMiddleware(wsgi_apps.list_app)
+    assert call(monitor, "/monitoring/stats", HTTP_HOST=host).status == "200 OK"
+
+
+def test_allowed_hosts_and_cross_site_requests() -> None:
+    monitor = MonitorMiddleware(wsgi_apps.list_app, allowed_hosts="devbox.internal")
+    assert call(monitor, "/monitoring/stats", HTTP_HOST="devbox.internal:8000").status == "200 OK"
+    cross_site = call(monitor, "/monitoring/stats", HTTP_HOST="localhost:5000", HTTP_SEC_FETCH_SITE="cross-site")
+    assert cross_site.status is not None and cross_site.status.startswith("403")
+    foreign_origin = call(
+        monitor, "/monitoring/stats", HTTP_HOST="localhost:5000", HTTP_ORIGIN="https://attacker.example"
+    )
+    assert foreign_origin.status is not None and foreign_origin.status.startswith("403")
+    same_origin = call(monitor, "/monitoring/stats", HTTP_HOST="localhost:5000", HTTP_ORIGIN="http://localhost:5000")
+    assert same_origin.status == "200 OK"
+
+
+def test_secrets_that_can_never_match_are_refused_and_short_ones_warned(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ValueError, match="white space"):
+        MonitorMiddleware(wsgi_apps.list_app, token=" ")
+    with pytest.raises(ValueError, match="white space"):
+        MonitorMiddleware(wsgi_apps.list_app, token="abc ")
+    MonitorMiddleware(wsgi_apps.list_app, token="a")
+    assert any("1 characters long" in r.getMessage() for r in caplog.records)
+
+
+def test_failed_attempts_are_counted_and_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    from wsgimon.access import failed_attempts
+
+    monitor = MonitorMiddleware(wsgi_apps.list_app, token="a-long-enough-token-value")
+    before = failed_attempts()
+    for _ in range(5):
+        call(monitor, "/monitoring/stats", HTTP_AUTHORIZATION="Bearer wrong")
+    assert failed_attempts() == before + 5
+    logged = [r for r in caplog.records if "failed authentication" in r.getMessage()]
+    assert len(logged) <= 1
+    health = get_json(monitor, "/monitoring/health", HTTP_AUTHORIZATION="Bearer a-long-enough-token-value")
+    assert "failed authentication" in health["checks"]["wsgimon"]["detail"]

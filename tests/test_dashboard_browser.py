@@ -279,13 +279,20 @@ def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: An
         finally:
             allowed.close()
 
-    app, _ = make_app(token="t0ken-value")
+    # With a token only, the page (which holds no data) loads, asks for the token and then shows the data.
+    app, _ = make_app(token="t0ken-value-of-some-length")
     with werkzeug_server(app) as url:
         record_traffic(url)
         page = Page(browser, url + "/monitoring/")
         try:
-            assert page.response.status == 401
-            assert "WSGIMON_TOKEN" in page.page.locator("body").inner_text()
+            assert page.response.status == 200
+            page.wait_for("document.querySelector('#message input[type=password]') !== null")
+            assert "WSGIMON_TOKEN" in page.page.locator("#message").inner_text()
+            assert page.page.locator(".card .value").count() == 0
+            page.page.fill("#message input[type=password]", "t0ken-value-of-some-length")
+            page.page.click("#message button")
+            page.wait_for("document.querySelectorAll('.card .value').length > 0")
+            assert page.page.locator(".card .value").first.inner_text() == "46"
         finally:
             page.close()
 

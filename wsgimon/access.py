@@ -1,9 +1,17 @@
 """Who may read ``/monitoring/*``.
 
-Secure by default: with no credentials configured only a direct loopback client
-(no proxy header in between) gets in. Configured Basic credentials or a bearer
-token are compared in constant time, as bytes, so a non-ASCII header is a 401,
-never a crash.
+Secure by default. With no credentials configured only a direct loopback
+client gets in, and "direct" is checked as far as a server can see it: no
+proxy header of any kind (a same-host proxy connects from 127.0.0.1 too), a
+``Host`` that names this machine's loopback or an ``allowed_hosts`` entry (a
+page on another site that rebinds its name to 127.0.0.1 sends its own name),
+and no cross-site ``Origin`` or ``Sec-Fetch-Site``. A TCP-level relay that
+adds no header cannot be told apart from a local client: production should
+set a token.
+
+Configured Basic credentials or a bearer token are compared in constant time,
+as bytes, so a non-ASCII header is a 401, never a crash. Failed attempts are
+counted (``/monitoring/health`` shows them) and logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -12,14 +20,35 @@ import base64
 import binascii
 import hmac
 import ipaddress
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import Config
+from .guard import logger
 
-__all__ = ["Denial", "check_access"]
+__all__ = ["Denial", "check_access", "failed_attempts"]
 
-_PROXY_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+# Any of these means a proxy (or a client pretending to be one) is in between.
+_PROXY_HEADERS = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_SERVER",
+    "HTTP_X_REAL_IP",
+    "HTTP_VIA",
+    "HTTP_CF_CONNECTING_IP",
+    "HTTP_TRUE_CLIENT_IP",
+    "HTTP_X_CLIENT_IP",
+    "HTTP_X_CLUSTER_CLIENT_IP",
+    "HTTP_FASTLY_CLIENT_IP",
+)
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_FAILED_LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -29,17 +58,46 @@ class Denial:
     challenge: str | None = None
 
 
+class _Failures:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.logged_at = 0.0
+        self.since_log = 0
+
+    def add(self, remote: str) -> None:
+        with self.lock:
+            self.count += 1
+            self.since_log += 1
+            now = time.monotonic()
+            if now - self.logged_at < _FAILED_LOG_EVERY_S:
+                return
+            self.logged_at, attempts, self.since_log = now, self.since_log, 0
+        logger.warning(
+            "wsgimon: %d failed authentication attempt(s) on the monitoring API (latest from %s)", attempts, remote
+        )
+
+
+_failures = _Failures()
+
+
+def failed_attempts() -> int:
+    """Failed authentication attempts on the monitoring API in this process."""
+    return _failures.count
+
+
 def check_access(environ: dict[str, Any], config: Config) -> Denial | None:
     """None when the request may read monitoring data, else why not."""
     if config.has_credentials:
         return _check_credentials(environ, config)
     if config.allow_remote:
         return None
-    if _is_direct_loopback(environ):
+    why = _not_direct_loopback(environ, config)
+    if why is None:
         return None
     return Denial(
         403,
-        "monitoring data is only served to local clients by default; set WSGIMON_TOKEN "
+        f"monitoring data is only served to local clients by default ({why}); set WSGIMON_TOKEN "
         "(or WSGIMON_USERNAME and WSGIMON_PASSWORD) to allow authenticated remote access, "
         "or WSGIMON_ALLOW_REMOTE=1 to open it deliberately",
     )
@@ -60,6 +118,8 @@ def _check_credentials(environ: dict[str, Any], config: Config) -> Denial | None
             password_ok = _same_bytes(password, config.password.encode())
             if user_ok and password_ok:
                 return None
+    if header:
+        _failures.add(str(environ.get("REMOTE_ADDR", "?"))[:64])
     challenge = 'Basic realm="wsgimon", charset="UTF-8"' if config.username is not None else "Bearer"
     return Denial(
         401,
@@ -92,11 +152,43 @@ def _same_bytes(given: bytes, expected: bytes) -> bool:
     return hmac.compare_digest(given, expected)
 
 
-def _is_direct_loopback(environ: dict[str, Any]) -> bool:
-    if any(environ.get(name) for name in _PROXY_HEADERS):
-        return False
+def _not_direct_loopback(environ: dict[str, Any], config: Config) -> str | None:
+    """None for a direct local client, else what says otherwise."""
+    for name in _PROXY_HEADERS:
+        if name in environ:
+            return f"a {name[5:].replace('_', '-').title()} header says a proxy is in between"
+    if not _is_loopback_address(str(environ.get("REMOTE_ADDR", ""))):
+        return "the client is not on this machine"
+    host = _host_name(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
+    if not (_is_loopback_name(host) or host in config.allowed_hosts):
+        return f"the Host {host[:64]!r} is not a loopback name; add it to WSGIMON_ALLOWED_HOSTS if it is yours"
+    if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
+        return "a page of another site sent the request"
+    origin = environ.get("HTTP_ORIGIN")
+    if origin and origin != "null":
+        origin_host = _host_name(urlsplit(origin).netloc)
+        if origin_host != host:
+            return "a page of another site sent the request"
+    return None
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header (``[::1]:8000`` -> ``::1``), lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+def _is_loopback_name(host: str) -> bool:
+    return host in _LOOPBACK_NAMES or host.endswith(".localhost") or _is_loopback_address(host)
+
+
+def _is_loopback_address(text: str) -> bool:
     try:
-        address = ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")).split("%", 1)[0])
+        address = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .guard import logger
+
 __all__ = ["Config", "DEFAULT_REDACT_KEYS"]
 
 EndpointFunc = Callable[[dict[str, Any]], str]
@@ -36,6 +38,7 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 )
 
 _BOOLEANS = ("enabled", "allow_remote")
+_SHORT_SECRET = 16
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -56,6 +59,7 @@ class Config:
     password: str | None = None
     token: str | None = None
     allow_remote: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
     flush_interval: float = 1.0
     minute_retention_h: float = 48.0
@@ -118,6 +122,19 @@ class Config:
             value = getattr(self, name)
             if value is not None and not value:
                 raise ValueError(f"{name} must not be empty")
+            if value is not None and value != value.strip():
+                # Headers are stripped before comparison: such a secret could never match.
+                raise ValueError(f"{name} must not start or end with white space")
+        for name in ("password", "token"):
+            value = getattr(self, name)
+            if value is not None and len(value) < _SHORT_SECRET:
+                logger.warning(
+                    "wsgimon: the %s is %d characters long; use at least %d random characters "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                    name,
+                    len(value),
+                    _SHORT_SECRET,
+                )
         if self.username is not None and ":" in self.username:
             raise ValueError("username must not contain ':'")
         if self.endpoint is not None and not callable(self.endpoint):
@@ -139,7 +156,7 @@ class Config:
 
 
 def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
-    if name in ("exclude", "redact_keys"):
+    if name in ("exclude", "redact_keys", "allowed_hosts"):
         if isinstance(value, str):
             items = [part.strip() for part in value.split(",")]
             return tuple(item for item in items if item)

@@ -323,7 +323,7 @@ class _Exchange:
             if exc is None:
                 # Taken out: the exception's frames would tie the environ into a cycle.
                 exc = environ.pop(EXCEPTION_KEY, None) or self._exc
-            hint = self._route or environ.get(ENDPOINT_KEY)
+            hint = environ.get(ENDPOINT_KEY) or self._route
             if hint is None and mw._route_at_end is not None:
                 hint = mw._route_at_end(environ)
             if mw._endpoint_func is not None:

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from ..endpoints import RouteMatcher
+from ..endpoints import CACHED_PATH_CHARS, RouteMatcher
+from ..guard import report_internal_error
 
-__all__ = ["Integration", "find_integration", "FRAMEWORKS"]
+__all__ = ["CachedMatcher", "Integration", "UNSET", "find_integration", "FRAMEWORKS"]
 
 Environ = dict[str, Any]
 
@@ -54,7 +57,54 @@ def find_integration(app: Any) -> Integration | None:
             module = importlib.import_module(f"{__name__}.{module_name}")
         except ImportError:
             continue
-        integration: Integration | None = module.detect(app)
+        try:
+            integration: Integration | None = module.detect(app)
+        except Exception as exc:
+            # Fail open: the app runs, named by its paths, rather than not at all.
+            report_internal_error(f"{framework} integration", exc)
+            continue
         if integration is not None:
             return integration
     return None
+
+
+_UNSET = object()
+
+
+class CachedMatcher:
+    """What every framework's route matcher shares: answers cached per (method, path), for short
+    paths only (the cache stays small whatever the paths' length), dropped when the routes change.
+
+    A subclass says what changes with the routes (``routes_version``) and matches one path
+    (``match``); both run off the request thread.
+    """
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._version: object = _UNSET
+        self._cached = lru_cache(maxsize=cache_size)(self.match)
+
+    def __call__(self, method: str, path: str) -> str | None:
+        if self._version is _UNSET:
+            self.refresh()
+        if len(path) > CACHED_PATH_CHARS:
+            return self.match(method, path)
+        return self._cached(method, path)
+
+    def refresh(self) -> None:
+        """Called once per fold: routes added since the last one are seen."""
+        with self._lock:
+            version = self.routes_version()
+            if version is not _UNSET and version != self._version:
+                self._cached.cache_clear()
+                self._version = version
+
+    def routes_version(self) -> object:
+        """Anything that changes when the routes change; ``UNSET`` while they cannot be read."""
+        raise NotImplementedError
+
+    def match(self, method: str, path: str) -> str | None:
+        raise NotImplementedError
+
+
+UNSET = _UNSET

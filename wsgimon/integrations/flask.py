@@ -15,14 +15,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
-from collections import OrderedDict
-from threading import Lock
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..captured import EXCEPTION_KEY, CapturedException
-from ..endpoints import CACHED_PATH_CHARS, UNMATCHED
-from . import Integration
+from ..endpoints import UNMATCHED
+from . import UNSET, CachedMatcher, Integration
 
 __all__ = ["FlaskRouteMatcher", "detect", "find_flask_app"]
 
@@ -95,8 +93,8 @@ def disconnect_exception_signal(app: Any) -> None:
     got_request_exception.disconnect(_on_exception, app)
 
 
-class FlaskRouteMatcher:
-    """Matches (method, path) against the app's url_map; an LRU cache keeps repeats cheap.
+class FlaskRouteMatcher(CachedMatcher):
+    """Matches (method, path) against the app's url_map, following redirects (trailing slashes).
 
     Holds the app weakly: the recorder that owns the matcher may outlive the app
     for its last flush, and must not keep it alive.
@@ -104,34 +102,18 @@ class FlaskRouteMatcher:
 
     def __init__(self, app: Any, cache_size: int = 4096) -> None:
         self._app = weakref.ref(app)
-        self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = Lock()
         self._adapter: Any = None
-        self._rule_count = -1
+        super().__init__(cache_size)
 
-    def __call__(self, method: str, path: str) -> str | None:
-        key = (method, path)
-        with self._lock:
-            if self._adapter is None:
-                self._refresh()
-                if self._adapter is None:
-                    return None
-            cache = self._cache
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key]
-            template = self._match(method, path, redirects=2)
-            if len(path) > CACHED_PATH_CHARS:
-                return template  # the cache stays small whatever the paths' length
-            cache[key] = template
-            if len(cache) > self._cache_size:
-                cache.popitem(last=False)
-            return template
-
-    def refresh(self) -> None:
-        with self._lock:
-            self._refresh()
+    def routes_version(self) -> object:
+        app = self._app()
+        if app is None:
+            return UNSET
+        url_map = app.url_map
+        count = len(getattr(url_map, "_rules", ()))
+        server_name = app.config.get("SERVER_NAME") or "localhost"
+        self._adapter = url_map.bind(server_name, url_scheme="http")
+        return count
 
     def methods(self) -> set[str]:
         """The methods the app's routes accept (custom ones such as PROPFIND included)."""
@@ -140,17 +122,10 @@ class FlaskRouteMatcher:
             return set()
         return {method for rule in app.url_map.iter_rules() for method in (rule.methods or ())}
 
-    def _refresh(self) -> None:
-        app = self._app()
-        if app is None:
-            return
-        url_map = app.url_map
-        count = len(getattr(url_map, "_rules", ()))
-        if count != self._rule_count:
-            server_name = app.config.get("SERVER_NAME") or "localhost"
-            self._adapter = url_map.bind(server_name, url_scheme="http")
-            self._rule_count = count
-            self._cache.clear()
+    def match(self, method: str, path: str) -> str | None:
+        if self._adapter is None:
+            return None
+        return self._match(method, path, redirects=2)
 
     def _match(self, method: str, path: str, redirects: int) -> str | None:
         from werkzeug.exceptions import HTTPException

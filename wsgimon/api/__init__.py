@@ -1,0 +1,188 @@
+"""The monitoring endpoints under the prefix: a small werkzeug app that serves JSON and the dashboard.
+
+Each resource is a module with a ``PARAMETERS`` set and an ``answer(context,
+query)`` that reads the store and returns a dict: it knows nothing of WSGI.
+Here the request is checked for access, routed, bounded in time and turned
+into a response. Every answer is ``Cache-Control: no-store``; bad parameters
+get a 400 with ``{"error": ...}``, unknown paths a JSON 404, other methods a
+405 with ``Allow``, a store that cannot answer in time a 503.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .. import __version__
+from ..access import check_access
+from ..dashboard import render_dashboard
+from ..guard import report_internal_error
+from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
+from . import endpoints, errors, health, requests, stats, timeseries
+from .context import READ_FLUSH_S, Context
+from .openapi import openapi_document
+from .params import BadRequest, Query
+from .values import to_json
+
+if TYPE_CHECKING:
+    from ..health import HealthCheck, HealthRegistry
+    from ..middleware import MonitorMiddleware
+
+__all__ = ["BadRequest", "MonitoringApp"]
+
+#: path under the prefix -> resource module answering JSON
+RESOURCES: dict[str, ModuleType] = {
+    "/stats": stats,
+    "/endpoints": endpoints,
+    "/requests": requests,
+    "/errors": errors,
+    "/timeseries": timeseries,
+    "/health": health,
+}
+_PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json")
+_FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1c7ed6"/>'
+    '<path d="M2 11h3l2-6 2 8 2-4h3" fill="none" stroke="#fff" stroke-width="1.6"/></svg>'
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _url_map() -> Map:
+    """Built once per process: building a werkzeug Map costs more than making a Flask app."""
+    return Map([Rule(path, endpoint=path) for path in (*_PAGES, *RESOURCES)], strict_slashes=False)
+
+
+class MonitoringApp:
+    def __init__(self, monitor: MonitorMiddleware) -> None:
+        self.context = Context(monitor)
+        self.config = monitor.config
+
+    @property
+    def health(self) -> HealthRegistry:
+        return self.context.health
+
+    @property
+    def checks(self) -> dict[str, HealthCheck]:
+        return self.context.health.checks
+
+    # -- dispatch ------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        prefix = self.config.prefix
+        sub_environ = dict(environ)
+        sub_environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+        sub_environ["PATH_INFO"] = environ.get("PATH_INFO", "")[len(prefix) :] or "/"
+        return self._respond(sub_environ, None)(environ, start_response)
+
+    def serve_health(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """The ``health_path``: its status to anyone (a load balancer has no credentials), nothing more."""
+        return self._respond(environ, "health_path")(environ, start_response)
+
+    def _respond(self, environ: dict[str, Any], fixed: str | None) -> Response:
+        request = Request(environ)
+        try:
+            if fixed is None:
+                denial = check_access(environ, self.config)
+                if denial is not None:
+                    if denial.status == 401 and self.config.username is None and request.path == "/":
+                        # With a token only, a browser cannot send it for the page itself: the page
+                        # holds no data, asks for the token and sends it with every call.
+                        return render_dashboard(self.config.prefix, __version__)
+                    if request.path == "/favicon.svg":
+                        return self._favicon(request)
+                    response = _json({"error": denial.message}, denial.status)
+                    if denial.challenge:
+                        response.headers["WWW-Authenticate"] = denial.challenge
+                    return response
+                path, _ = _url_map().bind_to_environ(environ).match(method="GET")
+            else:
+                path = fixed
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            return self._answer(path, request)
+        except BadRequest as exc:
+            return _json({"error": str(exc)}, 400)
+        except StoreUnavailable as exc:
+            return _json({"error": f"the statistics store cannot be read now: {exc}"}, 503)
+        except MethodNotAllowed:
+            response = _json({"error": f"method {request.method} not allowed; use GET"}, 405)
+            response.headers["Allow"] = "GET, HEAD"
+            return response
+        except NotFound:
+            return _json(
+                {"error": f"no monitoring endpoint at {self._url(request.path)!r}", "see": self._url("/")}, 404
+            )
+        except HTTPException as exc:
+            return _json({"error": exc.description or exc.name}, exc.code or 400)
+        except Exception as exc:
+            report_internal_error("monitoring api", exc)
+            return _json({"error": "internal error in wsgimon; see the application log"}, 500)
+
+    def _answer(self, path: str, request: Request) -> Response:
+        pages: dict[str, Callable[[Request], Response]] = {
+            "/": self._dashboard,
+            "/index.json": self._index,
+            "/favicon.svg": self._favicon,
+            "/openapi.json": self._openapi,
+        }
+        if path in pages:
+            Query(request.args, set())
+            return pages[path](request)
+        if path == "health_path":
+            resource: Callable[[Context, Query], Any] = health.status_only
+            parameters: set[str] = set()
+        else:
+            module = RESOURCES[path]
+            resource, parameters = module.answer, module.PARAMETERS
+        query = Query(request.args, parameters)
+        # A health probe is answered at once whatever the store does; other reads wait at most
+        # READ_TIMEOUT_S for a locked store.
+        budget = health.BUDGET_S if resource in (health.answer, health.status_only) else READ_TIMEOUT_S + READ_FLUSH_S
+        with self.context.store.time_limit(budget):
+            result = resource(self.context, query)
+        body, status = result if isinstance(result, tuple) else (result, 200)
+        return _json(body, status)
+
+    def _url(self, path: str) -> str:
+        return self.config.prefix + path
+
+    # -- pages ---------------------------------------------------------------------
+    def _dashboard(self, request: Request) -> Response:
+        return render_dashboard(self.config.prefix, __version__)
+
+    def _favicon(self, request: Request) -> Response:
+        response = Response(_FAVICON, mimetype="image/svg+xml")
+        response.headers["Cache-Control"] = "max-age=86400"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def _index(self, request: Request) -> Response:
+        links = {name: self._url(path) for name, path in _LINKS}
+        return _json({"name": "wsgimon", "version": __version__, "links": links})
+
+    def _openapi(self, request: Request) -> Response:
+        return _json(openapi_document(self.config.prefix, __version__))
+
+
+_LINKS = (
+    ("dashboard", "/"),
+    ("stats", "/stats"),
+    ("endpoints", "/endpoints"),
+    ("requests", "/requests"),
+    ("errors", "/errors"),
+    ("timeseries", "/timeseries"),
+    ("health", "/health"),
+    ("openapi", "/openapi.json"),
+)
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    response = Response(to_json(body), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,135 @@
+"""``/health``: the application's health, from built-in thresholds and the user's checks.
+
+Answered within a fixed budget whatever the store does: a load balancer that
+waits too long takes a healthy host out. What the store cannot say in time is
+reported as a degraded store, not waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from .. import __version__
+from ..access import failed_attempts
+from ..aggregate import Aggregate
+from ..guard import internal_error_count
+from ..health import DEGRADED, FAIL, OK, CheckResult, overall_status
+from ..process_info import process_info
+from ..stores.base import ProcessRow, StoreUnavailable
+from .context import HEALTH_FLUSH_S, Context
+from .params import Query
+from .values import iso
+
+__all__ = ["BUDGET_S", "PARAMETERS", "answer", "status_only"]
+
+PARAMETERS: set[str] = set()
+BUDGET_S = 0.06  # all the store reads of one health answer
+ALIVE_S = 60.0  # a process that flushed this recently is alive (it flushes at least every 10 s)
+MIN_REQUESTS_FOR_THRESHOLDS = 20
+_HOST = socket.gethostname()
+
+
+def answer(ctx: Context, query: Query) -> tuple[dict[str, Any], int]:
+    ctx.flush_own(HEALTH_FLUSH_S)
+    checks: dict[str, CheckResult] = {}
+    checks.update(_builtin_checks(ctx))
+    checks.update(ctx.health.run_all())
+    status = overall_status(checks)
+    now = time.time()
+    try:
+        processes = _alive(ctx.store.processes(now - ALIVE_S))
+    except StoreUnavailable:
+        processes = []
+    body = {
+        "status": status,
+        "checks": {name: result.to_json() for name, result in checks.items()},
+        "uptime_s": round(now - ctx.deployment_started(), 3),
+        "version": __version__,
+        "process": {**process_info(), "uptime_s": round(now - ctx.recorder.started_at, 3)},
+        "deployment": {
+            "processes": [
+                {
+                    "host": p.host,
+                    "pid": p.pid,
+                    "started": iso(p.started),
+                    "last_flush": iso(p.last_flush),
+                    "requests": p.requests,
+                }
+                for p in processes
+            ],
+        },
+    }
+    return body, 503 if status == FAIL else 200
+
+
+def status_only(ctx: Context, query: Query) -> tuple[dict[str, Any], int]:
+    """What ``health_path`` tells anyone, load balancers included: the status and nothing else."""
+    body, code = answer(ctx, query)
+    return {"status": body["status"]}, code
+
+
+def _alive(processes: list[ProcessRow]) -> list[ProcessRow]:
+    """Processes of this host that are gone (killed, no clean exit) are dropped at once, not after ALIVE_S."""
+    return [p for p in processes if p.host != _HOST or _pid_exists(p.pid)]
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
+    config = ctx.config
+    store = ctx.store
+    recorder = ctx.recorder
+    results: dict[str, CheckResult] = {}
+    healthy, detail = store.health()
+    if recorder.store_error is not None:
+        healthy = False
+        detail = f"writes failing ({recorder.store_error})"
+    if not healthy and recorder.unsent_requests:
+        detail += f"; {recorder.unsent_requests} requests kept in memory and retried"
+    results["store"] = CheckResult(OK if healthy else DEGRADED, detail, 0.0)
+    now = time.time()
+    window = f"last {config.health_window_s:g} s"
+    try:
+        recent = store.overall(now - config.health_window_s, now)
+    except StoreUnavailable as exc:
+        results["store"] = CheckResult(DEGRADED, f"{detail}; reads failing: {exc}", 0.0)
+        recent = Aggregate()
+    error_rate = recent.error_rate
+    if recent.count >= MIN_REQUESTS_FOR_THRESHOLDS and error_rate > config.degraded_error_rate:
+        results["error_rate"] = CheckResult(
+            DEGRADED,
+            f"{error_rate:.1%} of {recent.count} requests failed in the {window} "
+            f"(threshold {config.degraded_error_rate:.1%})",
+            0.0,
+        )
+    else:
+        results["error_rate"] = CheckResult(OK, f"{error_rate:.1%} of {recent.count} requests in the {window}", 0.0)
+    if config.degraded_p95_ms is not None:
+        p95 = recent.latency_ms()["p95"]
+        slow = recent.count >= MIN_REQUESTS_FOR_THRESHOLDS and p95 is not None and p95 > config.degraded_p95_ms
+        detail = f"p95 {p95} ms in the {window} (threshold {config.degraded_p95_ms:g} ms)"
+        results["latency_p95"] = CheckResult(DEGRADED if slow else OK, detail, 0.0)
+    problems = []
+    if recorder.dropped:
+        problems.append(f"{recorder.dropped} records dropped (flusher behind)")
+    if recorder.lost_to_store:
+        problems.append(f"{recorder.lost_to_store} requests lost while the store was unavailable")
+    errors = internal_error_count() - ctx.internal_errors_before
+    if errors:
+        problems.append(f"{errors} internal errors logged")
+    # Reported, but never degrading: anyone could otherwise degrade health with bad tokens.
+    notes = [f"{failed} failed authentication attempts on the monitoring API"] if (failed := failed_attempts()) else []
+    detail = "; ".join(problems + notes) or "ok"
+    results["wsgimon"] = CheckResult(DEGRADED if problems else OK, detail, 0.0)
+    return results

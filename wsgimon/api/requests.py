@@ -1,0 +1,47 @@
+"""``/requests``: the live request log, newest first, filtered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import Context
+from .params import Query
+from .values import iso
+
+__all__ = ["MAX_LIMIT", "PARAMETERS", "answer"]
+
+PARAMETERS = {"limit", "status", "endpoint", "min_ms"}
+MAX_LIMIT = 1_000_000  # the most rows asked for; the log holds recent_requests at most
+
+
+def answer(ctx: Context, query: Query) -> dict[str, Any]:
+    cap = ctx.config.recent_requests
+    limit = query.integer("limit", default=min(100, cap), maximum=MAX_LIMIT)
+    status_filter = query.status_filter()
+    endpoint = query.text("endpoint")
+    min_ms = query.number("min_ms")
+    ctx.flush_own()
+    rows = []
+    for entry in ctx.store.recent_requests(cap):
+        if status_filter is not None and not status_filter(entry.status):
+            continue
+        if endpoint is not None and entry.endpoint != endpoint:
+            continue
+        if min_ms is not None and entry.duration_ms < min_ms:
+            continue
+        rows.append(
+            {
+                "time": iso(entry.time),
+                "method": entry.method,
+                "path": entry.path,
+                "endpoint": entry.endpoint,
+                "status": entry.status,
+                "duration_ms": round(entry.duration_ms, 3),
+                "ttfb_ms": None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3),
+                "error_type": entry.error_type,
+                "response_bytes": entry.response_bytes,
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return {"requests": rows}

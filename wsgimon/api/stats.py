@@ -1,0 +1,47 @@
+"""``/stats``: totals and latency over all endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aggregate import Aggregate
+from .context import Context
+from .params import Query
+from .values import iso, rate
+
+__all__ = ["PARAMETERS", "answer", "totals"]
+
+PARAMETERS = {"window"}
+
+
+def totals(agg: Aggregate) -> dict[str, Any]:
+    """What /stats and every row of /endpoints have in common."""
+    return {
+        "requests": agg.count,
+        "errors": agg.errors,
+        "client_errors": agg.client_errors,
+        "error_rate": rate(agg.errors, agg.count),
+        "latency_ms": agg.latency_ms(),
+        "status_codes": {str(k): v for k, v in sorted(agg.status_codes.items())},
+    }
+
+
+def answer(ctx: Context, query: Query) -> dict[str, Any]:
+    window = query.window()
+    now = ctx.now()
+    ctx.flush_own()
+    store = ctx.store
+    overall = store.overall(window.since(now), now)
+    started = ctx.deployment_started()
+    uptime = max(0.0, now - started)
+    rate_window = min(300.0, max(5.0, uptime))
+    recent = store.overall(now - rate_window, now)
+    return {
+        "window": window.label,
+        **totals(overall),
+        "error_types": dict(sorted(overall.error_types.items(), key=lambda kv: -kv[1])),
+        "requests_per_minute": round(recent.count * 60.0 / rate_window, 3),
+        "uptime_s": round(uptime, 3),
+        "since": iso(started),
+        "endpoints_overflowed": store.overflowed(),
+    }
