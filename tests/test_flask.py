@@ -100,3 +100,31 @@ def test_method_not_allowed_counts_as_unmatched() -> None:
     assert call(monitor, "/test/normal", method="DELETE").status.startswith("405")  # type: ignore[union-attr]
     (row,) = get_json(monitor, "/monitoring/endpoints")["endpoints"]
     assert (row["endpoint"], row["method"]) == ("<unmatched>", "DELETE")
+
+
+def test_an_exception_the_apps_own_errorhandler_answers_is_kept_with_its_type() -> None:
+    """An IntegrityError turned into a 409 by the app: a client error, with its type, message and traceback."""
+    flask_app = Flask("handled")
+
+    class IntegrityError(Exception):
+        pass
+
+    @flask_app.errorhandler(IntegrityError)
+    def conflict(exc: IntegrityError) -> tuple[str, int]:
+        return "conflict", 409
+
+    @flask_app.route("/orders", methods=["POST"])
+    def create_order() -> str:
+        raise IntegrityError("duplicate key value violates unique constraint orders_pkey")
+
+    monitor = MonitorMiddleware(flask_app.wsgi_app)
+    flask_app.wsgi_app = monitor  # type: ignore[method-assign]
+    for _ in range(3):
+        assert call(monitor, "/orders", method="POST").status == "409 CONFLICT"
+    stats = get_json(monitor, "/monitoring/stats")
+    assert (stats["errors"], stats["client_errors"]) == (0, 3)
+    (error,) = get_json(monitor, "/monitoring/errors")["errors"]
+    assert (error["type"], error["endpoint"], error["count"]) == ("IntegrityError", "/orders", 3)
+    assert "unique constraint" in error["message"] and "raise IntegrityError" in error["traceback"]
+    monitor.close()
+    assert "handle_user_exception" not in flask_app.__dict__

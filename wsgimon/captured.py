@@ -17,7 +17,7 @@ import builtins
 import linecache
 from types import TracebackType
 
-__all__ = ["EXCEPTION_KEY", "CapturedException", "capture", "exception_type"]
+__all__ = ["EXCEPTION_KEY", "CapturedException", "capture", "exception_type", "was_handled"]
 
 #: The environ key through which any code may hand an exception to wsgimon.
 EXCEPTION_KEY = "wsgimon.exception"
@@ -32,10 +32,14 @@ Frames = list[tuple[str, int, str]]
 
 
 class CapturedException:
-    __slots__ = ("type", "message", "_chain")
+    """``handled``: the app's own error handler turned it into its response (a 409, say): the
+    request counts by its status, and the exception is still kept with its type and traceback."""
 
-    def __init__(self, exc: BaseException) -> None:
+    __slots__ = ("type", "message", "handled", "_chain")
+
+    def __init__(self, exc: BaseException, *, handled: bool = False) -> None:
         self.type: type[BaseException] = type(exc)
+        self.handled = handled
         self.message = _safe_str(exc)
         # (type, message, frames, how it led to the next one out), innermost cause first.
         chain: list[tuple[type[BaseException], str, Frames, str]] = []
@@ -78,6 +82,10 @@ def capture(exc: BaseException | CapturedException) -> CapturedException:
 
 def exception_type(exc: BaseException | CapturedException) -> type[BaseException]:
     return exc.type if isinstance(exc, CapturedException) else type(exc)
+
+
+def was_handled(exc: BaseException | CapturedException) -> bool:
+    return isinstance(exc, CapturedException) and exc.handled
 
 
 def _frames(tb: TracebackType | None) -> Frames:

@@ -32,7 +32,7 @@ def report_internal_error(where: str, exc: BaseException) -> None:
             _seen.add(key)
     try:
         if first:
-            logger.error("wsgimon internal error in %s (the request continues)", where, exc_info=exc)
+            logger.error("wsgimon internal error in %s (the application is not affected)", where, exc_info=exc)
         else:
             logger.debug("wsgimon internal error in %s: %r", where, exc)
     except Exception:  # noqa: S110 - logging itself may be broken; nothing else to do

@@ -23,7 +23,7 @@ from itertools import repeat
 
 from . import background
 from .aggregate import Aggregate
-from .captured import CapturedException, capture, exception_type
+from .captured import CapturedException, capture, exception_type, was_handled
 from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .guard import logger, report_internal_error
 from .redaction import scrub, with_redacted_query
@@ -40,8 +40,8 @@ RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "in
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
-# (minute, method, PATH_INFO, status line, endpoint hint, exception type)
-_AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseException] | None"]
+# (minute, method, PATH_INFO, status line, endpoint hint, exception type, handled by the app)
+_AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseException] | None", bool]
 # (endpoint, status, error type)
 _Naming = tuple[str, int, "str | None"]
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
@@ -241,7 +241,15 @@ class Recorder:
                 exc_type = None if exc is None else exception_type(exc)
                 if exc_type is not None and issubclass(exc_type, _NOT_ERRORS):
                     exc_type = None
-                key = (wall // 60.0, method, path_info, status_line, hint, exc_type)
+                key = (
+                    wall // 60.0,
+                    method,
+                    path_info,
+                    status_line,
+                    hint,
+                    exc_type,
+                    exc is not None and was_handled(exc),
+                )
                 same = alike.get(key)
                 if same is None:
                     alike[key] = _Alike(duration, wall, exc, _query)
@@ -268,7 +276,7 @@ class Recorder:
         groups: dict[_Group, _Alike] = {}
         errors: dict[tuple[str, str, str], _Occurrences] = {}
         for key, same in alike.items():
-            minute, raw_method, path_info, status_line, hint, exc_type = key
+            minute, raw_method, path_info, status_line, hint, exc_type, handled = key
             try:
                 method = namer.method(raw_method)
                 status = 500 if status_line is None else self._status_code(status_line)
@@ -285,7 +293,9 @@ class Recorder:
             resolved[key] = (endpoint, status, error_type)
             if endpoint == OTHER:
                 batch.overflowed += len(same.durations)
-            group = (int(minute), endpoint, method, status, error_type, exc_type is not None or status >= 500)
+            # An exception the app's own handler answered (with a 4xx) counts by that status.
+            failed = status >= 500 or (exc_type is not None and not (handled and status < 500))
+            group = (int(minute), endpoint, method, status, error_type, failed)
             known = groups.get(group)
             if known is None:
                 groups[group] = same

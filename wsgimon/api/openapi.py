@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import endpoints, errors, requests
+from .params import STATUS_PATTERN, WINDOW_PATTERN
+
 __all__ = ["openapi_document"]
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -48,7 +51,12 @@ _WINDOW = {
     "in": "query",
     "required": False,
     "description": "5m, 1h, 24h, 7d, 30d (any <n>m|h|d up to 366d) or all; default 24h",
-    "schema": {"type": "string", "default": "24h", "examples": ["5m", "1h", "24h", "7d", "30d", "all"]},
+    "schema": {
+        "type": "string",
+        "pattern": WINDOW_PATTERN,
+        "default": "24h",
+        "examples": ["5m", "1h", "24h", "7d", "30d", "all"],
+    },
 }
 
 
@@ -66,7 +74,13 @@ _TOTALS = {
 def openapi_document(prefix: str, version: str) -> dict[str, Any]:
     endpoint_row = _object(
         ["endpoint", "method", *_TOTALS],
-        {"endpoint": {"type": "string"}, "method": {"type": "string"}, **_TOTALS, "last_seen": _TIME},
+        {
+            "endpoint": {"type": "string"},
+            "method": {"type": "string"},
+            **_TOTALS,
+            "last_seen": _TIME,
+            "sparkline": {"type": "array", "items": _MS, "description": "with sparkline=N: average latency per slot"},
+        },
     )
     request_row = _object(
         ["time", "method", "path", "endpoint", "status", "duration_ms"],
@@ -192,25 +206,38 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 "Statistics per endpoint and method",
                 _object(["endpoints"], {"endpoints": {"type": "array", "items": endpoint_row}}),
                 [
-                    {"name": "sort", **query, "schema": {"enum": ["requests", "errors", "p95", "avg"]}},
-                    _limit(10_000),
+                    {"name": "sort", **query, "schema": {"enum": list(endpoints.SORT_KEYS)}},
+                    _limit(endpoints.MAX_LIMIT),
                     _WINDOW,
+                    {
+                        "name": "sparkline",
+                        **query,
+                        "description": "add an average-latency line of this many points to every row",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": endpoints.MAX_SPARKLINE},
+                    },
                 ],
             ),
             "/requests": _get(
                 "The most recent requests, newest first",
                 _object(["requests"], {"requests": {"type": "array", "items": request_row}}),
                 [
-                    _limit(1_000_000),
-                    {"name": "status", **query, "schema": {"type": "string", "examples": ["5xx", "404"]}},
-                    {"name": "endpoint", **query, "schema": {"type": "string"}},
+                    {
+                        **_limit(requests.MAX_LIMIT),
+                        "description": "the most rows wanted; the log holds recent_requests at most",
+                    },
+                    {
+                        "name": "status",
+                        **query,
+                        "schema": {"type": "string", "pattern": STATUS_PATTERN, "examples": ["5xx", "404"]},
+                    },
+                    {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
                     {"name": "min_ms", **query, "schema": {"type": "number", "minimum": 0}},
                 ],
             ),
             "/errors": _get(
                 "Error types per endpoint with the latest message and traceback",
                 _object(["errors"], {"errors": {"type": "array", "items": error_row}}),
-                [_limit(10_000), _WINDOW],
+                [_limit(errors.MAX_LIMIT), _WINDOW],
             ),
             "/timeseries": _get(
                 "Requests, errors and latency per step over the window, empty steps as zeros",
@@ -229,8 +256,8 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                         **query,
                         "schema": {"enum": ["1m", "5m", "10m", "15m", "30m", "1h", "6h", "12h", "1d"]},
                     },
-                    {"name": "endpoint", **query, "schema": {"type": "string"}},
-                    {"name": "method", **query, "schema": {"type": "string"}},
+                    {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
+                    {"name": "method", **query, "schema": {"type": "string", "maxLength": 32}},
                 ],
             ),
             "/health": health_get,

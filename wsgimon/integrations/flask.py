@@ -33,12 +33,14 @@ def detect(wsgi_app: Any) -> Integration | None:
     if app is None:
         return None
     connect_exception_signal(app)
+    capture_handled_exceptions(app)
     app_ref = weakref.ref(app)
 
     def close() -> None:
         known = app_ref()
         if known is not None:
             disconnect_exception_signal(known)
+            release_handled_exceptions(known)
 
     return Integration("flask", route_at_start=route_at_start, matcher=FlaskRouteMatcher(app), close=close)
 
@@ -91,6 +93,33 @@ def disconnect_exception_signal(app: Any) -> None:
     from flask.signals import got_request_exception
 
     got_request_exception.disconnect(_on_exception, app)
+
+
+def capture_handled_exceptions(app: Any) -> None:
+    """Exceptions the app's own ``@errorhandler`` answers send no signal: see them where Flask hands
+    them to the handlers. Only the exception path runs this; the request path is untouched."""
+    if getattr(app.handle_user_exception, "_wsgimon", False):
+        return
+    original = app.handle_user_exception
+
+    def handle_user_exception(e: Exception) -> Any:
+        response = original(e)  # raises again when the app has no handler for it
+        from werkzeug.exceptions import HTTPException
+
+        if not isinstance(e, HTTPException):
+            import flask
+
+            with contextlib.suppress(RuntimeError):
+                flask.request.environ.setdefault(EXCEPTION_KEY, CapturedException(e, handled=True))
+        return response
+
+    handle_user_exception._wsgimon = True  # type: ignore[attr-defined]
+    app.handle_user_exception = handle_user_exception
+
+
+def release_handled_exceptions(app: Any) -> None:
+    if getattr(app.__dict__.get("handle_user_exception"), "_wsgimon", False):
+        del app.handle_user_exception
 
 
 class FlaskRouteMatcher(CachedMatcher):
