@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask, request
 
 from tests.helpers import call, get_json
@@ -111,3 +112,87 @@ def test_huge_paths_are_cut_everywhere_they_are_kept() -> None:
     assert all(row["path"].endswith("…") for row in rows)
     assert len(answer.body) < 300 * (2 * MAX_PATH_CHARS + 400)
     assert recorder._decode_short.cache_info().currsize <= cached_before + 1, "long paths are not cached"
+
+
+def spa_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:
+    """A single-page app: every unknown path answers 200 with the page."""
+    app = Flask("spa")
+
+    @app.errorhandler(404)
+    def page(_: Exception) -> tuple[str, int]:
+        return "<html>app</html>", 200
+
+    @app.route("/api/orders/<int:order_id>")
+    def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    monitor = MonitorMiddleware(app.wsgi_app, **options)
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    return app, monitor
+
+
+def test_junk_paths_never_push_a_real_route_into_other() -> None:
+    _, monitor = spa_app(storage="memory://", max_endpoints=20)
+    for n in range(600):
+        assert call(monitor, f"/junk/{n}-x{n}").status == "200 OK"
+    call(monitor, "/api/orders/7")
+    names = {row["endpoint"]: row["requests"] for row in get_json(monitor, "/monitoring/endpoints")["endpoints"]}
+    assert names == {"<unmatched>": 600, "/api/orders/<int:order_id>": 1}
+
+
+def test_one_off_paths_of_a_plain_app_fill_half_the_path_budget_at_most() -> None:
+    from tests import wsgi_apps
+
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage="memory://", max_endpoints=100)
+    for n in range(1000):
+        call(monitor, f"/scan-{n}")
+    for _ in range(2):
+        call(monitor, "/real/page")
+    names = {row["endpoint"] for row in get_json(monitor, "/monitoring/endpoints")["endpoints"]}
+    assert "/real/page" in names and "<other>" not in names
+    assert len(names - {"<unmatched>", "/real/page"}) == 10  # half of a fifth of the cap
+
+
+def test_raw_paths_cannot_spell_a_template_or_a_reserved_name() -> None:
+    from tests import wsgi_apps
+
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage="memory://")
+    for path in ("/items/<int:id>", "/<other>", "/<unmatched>", "*"):
+        for _ in range(2):
+            call(monitor, path, method="GET")
+    call(monitor, "*", method="*")
+    names = {row["endpoint"] for row in get_json(monitor, "/monitoring/endpoints")["endpoints"]}
+    assert names == {"/items/%3Cint:id%3E", "/%3Cother%3E", "/%3Cunmatched%3E", "<unmatched>"}
+    stats = get_json(monitor, "/monitoring/stats")
+    assert stats["requests"] == 9 and stats["endpoints_overflowed"] == 0
+
+
+def test_long_random_segments_are_ids_not_names() -> None:
+    from tests import wsgi_apps
+
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage="memory://")
+    for token in ("q8Zk2LxP0vR7mN4sT1wY9bC3", "A1b2C3d4E5f6G7h8I9j0KkLl"):
+        call(monitor, f"/password-reset/{token}")
+    (row,) = get_json(monitor, "/monitoring/endpoints")["endpoints"]
+    assert (row["endpoint"], row["requests"]) == ("/password-reset/<token>", 2)
+
+
+@pytest.mark.slow
+def test_the_endpoint_cap_holds_across_workers(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.servers import gunicorn_server, wait_until
+
+    env = {
+        "WSGIMON_STORAGE": f"sqlite:///{tmp_path}/shared.sqlite3",
+        "WSGIMON_FLUSH_INTERVAL": "0.2",
+        "WSGIMON_MAX_ENDPOINTS": "50",
+    }
+    with gunicorn_server("tests.cap_app:application", "-w", "2", env=env) as (url, _):
+        with httpx.Client() as client:
+            for n in range(300):
+                client.get(f"{url}/route-{n}", headers={"Connection": "close"})
+        wait_until(lambda: httpx.get(url + "/monitoring/stats?window=all").json()["requests"] == 300, 20)
+        names = {row["endpoint"] for row in httpx.get(url + "/monitoring/endpoints?window=all").json()["endpoints"]}
+    # New names are admitted by the store, which counts every worker's.
+    assert len(names - {"<other>"}) == 50 and "<other>" in names

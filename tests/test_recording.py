@@ -108,7 +108,7 @@ def test_endpoint_callable_names_requests() -> None:
 
 
 def test_endpoint_cap_overflows_into_other() -> None:
-    monitor = MonitorMiddleware(wsgi_apps.list_app, max_endpoints=5)
+    monitor = MonitorMiddleware(wsgi_apps.list_app, max_endpoints=5, endpoint=lambda environ: environ["PATH_INFO"])
     for i in range(20):
         call(monitor, f"/page-{chr(97 + i)}")
     rows = get_json(monitor, "/monitoring/endpoints")["endpoints"]
@@ -116,6 +116,14 @@ def test_endpoint_cap_overflows_into_other() -> None:
     assert len(names - {"<other>"}) == 5 and "<other>" in names
     assert sum(row["requests"] for row in rows) == 20
     assert get_json(monitor, "/monitoring/stats")["endpoints_overflowed"] == 15
+
+
+def test_exclude_matches_whole_segments_only() -> None:
+    monitor = MonitorMiddleware(wsgi_apps.list_app, exclude=["/static"])
+    for path in ("/static", "/static/app.js", "/static-admin/delete-user", "/staticky"):
+        call(monitor, path)
+    names = {row["endpoint"] for row in get_json(monitor, "/monitoring/endpoints")["endpoints"]}
+    assert names == {"/static-admin/delete-user", "/staticky"}
 
 
 def test_monitoring_and_excluded_requests_are_not_counted() -> None:

@@ -283,3 +283,19 @@ def test_late_records_for_a_forgotten_bucket_add_to_the_writers_own_row(tmp_path
             (now - 2 * HOUR,),
         ).fetchall()
     assert rows and all(count == 1 for _resolution, count in rows), rows
+
+
+def test_a_version_1_store_is_upgraded_in_place_with_its_names(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.write(batch_of([(time.time(), "/old/<int>", "GET", 200, 5.0)]), process())
+    store.close()
+    conn = sqlite3.connect(tmp_path / "wsgimon.sqlite3")
+    conn.execute("DROP TABLE endpoint_names")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    upgraded = store_at(tmp_path)
+    assert upgraded.admit_name("/old/<int>", cap=1), "a name already in the store stays admitted"
+    assert not upgraded.admit_name("/new", cap=1), "the upgrade counted the names already stored"
+    assert upgraded.overall(None, time.time()).count == 1
+    upgraded.close()

@@ -82,10 +82,10 @@ def test_health_does_not_wait_for_a_write_that_waits_for_a_locked_store(tmp_path
     try:
         call(monitor, "/during")
         flushing.start()
-        wait_until(lambda: monitor.recorder._fold_lock.locked())
+        wait_until(lambda: monitor.recorder._write_lock.locked())
         status, health = call(monitor, "/monitoring/health").status, get_json(monitor, "/monitoring/health")
         # Answered while the write still waits: health never queues behind the store.
-        assert monitor.recorder._fold_lock.locked() and flushing.is_alive()
+        assert monitor.recorder._write_lock.locked() and flushing.is_alive()
         assert status == "200 OK" and health["status"] in ("ok", "degraded")
         stats = call(monitor, "/monitoring/stats")
         assert stats.status == "200 OK", "reads go through their own connection"

@@ -11,6 +11,8 @@ match no route go to ``<unmatched>``, and names beyond ``max_endpoints`` go to
 from __future__ import annotations
 
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -41,10 +43,16 @@ CACHED_PATH_CHARS = 256
 
 # A route matcher answers the template of (method, path), or None when no route matches.
 RouteMatcher = Callable[[str, str], "str | None"]
+# The store's admission of a new name under the cap: (name, cap) -> admitted.
+NameAdmission = Callable[[str, int], bool]
+_FULL_RECHECK_S = 60.0
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^(?=.*[0-9])(?=.*[a-fA-F])[0-9a-fA-F]{8,}$")
 _INT = re.compile(r"^-?[0-9]+$")
+# Long mixed-alphabet segments: reset tokens, signed ids, base64 (secrets, and one name each otherwise).
+_TOKEN = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-=.~+]{20,}$")
+_CANDIDATES = 10_000  # path-derived names seen once, waiting to be seen again
 
 
 def normalise_path(path: str) -> str:
@@ -53,6 +61,9 @@ def normalise_path(path: str) -> str:
 
 
 def _normalise(path: str) -> str:
+    # A raw path can never spell a template or a reserved name: < and > stay encoded.
+    if "<" in path or ">" in path:
+        path = path.replace("<", "%3C").replace(">", "%3E")
     segments = path.split("/")
     for i, segment in enumerate(segments):
         if not segment:
@@ -63,6 +74,8 @@ def _normalise(path: str) -> str:
             segments[i] = "<uuid>"
         elif _HEX.match(segment):
             segments[i] = "<hex>"
+        elif _TOKEN.match(segment):
+            segments[i] = "<token>"
     return "/".join(segments)
 
 
@@ -70,12 +83,30 @@ _normalise_short = lru_cache(maxsize=4096)(_normalise)
 
 
 class EndpointNamer:
-    """Turns (method, path, status, hint) into an endpoint name under the cardinality cap."""
+    """Turns (method, path, status, hint) into an endpoint name under the cardinality cap.
 
-    def __init__(self, max_endpoints: int, matcher: RouteMatcher | None = None) -> None:
+    Two kinds of names share ``max_endpoints``: route templates (from the framework, an
+    ``endpoint=`` callable or the environ) and names derived from raw paths. Anyone can
+    make up paths, so path-derived names get a fifth of the cap, and once half of that is
+    used a new path-derived name is admitted only when it is seen a second time: a scan of
+    one-off paths goes to ``<unmatched>``, and the cap stays free for real routes. With a route matcher, a path
+    that matches no route is ``<unmatched>`` whatever its status (an SPA fallback answers
+    200). A new name is admitted by the store (``admit``), which counts every process's
+    names, so the cap holds deployment-wide; when the store cannot answer, this process's
+    own count decides.
+    """
+
+    def __init__(
+        self, max_endpoints: int, matcher: RouteMatcher | None = None, admit: NameAdmission | None = None
+    ) -> None:
         self.max_endpoints = max_endpoints
+        self._admit = admit
+        self._full_until = 0.0
+        self.max_path_endpoints = max(1, max_endpoints // 5)
         self.matcher = matcher
-        self._known: set[str] = set()
+        self._known: set[str] = set()  # names this process may use
+        self._path_names: set[str] = set()
+        self._candidates: OrderedDict[str, None] = OrderedDict()
         self._methods: frozenset[str] = STANDARD_METHODS
 
     def refresh(self) -> None:
@@ -91,25 +122,52 @@ class EndpointNamer:
         """The method as recorded: anything a client may make up is one ``OTHER``, so keys stay bounded."""
         return method if method in self._methods else OTHER_METHOD
 
-    def name(self, method: str, path: str, status: int, hint: str | None) -> str:
+    def name(self, method: str, path: str, status: int, hint: str | None, seen: int = 1) -> str:
+        """``seen``: how many requests alike this name covers (a fold names each kind once)."""
         if hint:
             return hint if hint == UNMATCHED else self._capped(hint)
+        if not path.startswith("/"):
+            return UNMATCHED
         if self.matcher is not None:
             template = self.matcher(method, path)
             if template is not None:
                 return self._capped(template)
-            if status in (404, 405):
-                return UNMATCHED
-            return self._capped(normalise_path(path))
+            return UNMATCHED
         if status == 404:
             return UNMATCHED
-        return self._capped(normalise_path(path))
+        return self._path_name(normalise_path(path), seen)
 
     def _capped(self, name: str) -> str:
         known = self._known
         if name in known:
             return name
-        if len(known) >= self.max_endpoints:
+        if len(known) >= self.max_endpoints or time.monotonic() < self._full_until:
             return OTHER
+        if self._admit is not None:
+            try:
+                admitted = self._admit(name, self.max_endpoints)
+            except Exception:  # the store cannot answer now: this process's own count decides
+                admitted = True
+            if not admitted:
+                # Full for the deployment: new names go to <other> without asking for a while.
+                self._full_until = time.monotonic() + _FULL_RECHECK_S
+                return OTHER
         known.add(name)
         return name
+
+    def _path_name(self, name: str, seen: int) -> str:
+        if name in self._known:
+            return name
+        candidates = self._candidates
+        if seen < 2 and name not in candidates and len(self._path_names) >= self.max_path_endpoints // 2:
+            candidates[name] = None
+            if len(candidates) > _CANDIDATES:
+                candidates.popitem(last=False)
+            return UNMATCHED
+        if len(self._path_names) >= self.max_path_endpoints:
+            return OTHER
+        candidates.pop(name, None)
+        named = self._capped(name)
+        if named == name:
+            self._path_names.add(name)
+        return named

@@ -62,7 +62,9 @@ class MonitorMiddleware:
         self._route_at_end = None if integration is None else integration.route_at_end
         self.recorder = recorder = Recorder(
             self.store,
-            EndpointNamer(config.max_endpoints, None if integration is None else integration.matcher),
+            EndpointNamer(
+                config.max_endpoints, None if integration is None else integration.matcher, self.store.admit_name
+            ),
             redact_keys=config.redact_keys,
             recent_requests=config.recent_requests,
             flush_interval=config.flush_interval,
@@ -74,7 +76,7 @@ class MonitorMiddleware:
         self._prefix = config.prefix
         self._prefix_len = len(config.prefix)
         self._health_path = config.health_path
-        self._exclude = config.exclude
+        self._exclude = tuple(path.rstrip("/") or "/" for path in config.exclude)
         # Every path wsgimon treats apart, for one C-level startswith per request.
         self._own_paths: tuple[str, ...] = (config.prefix, *filter(None, [config.health_path]), *config.exclude)
         if not config.enabled:
@@ -157,8 +159,10 @@ class MonitorMiddleware:
             return self._api(environ, start_response)
         if path == self._health_path:
             return self._api.serve_health(environ, start_response)
-        if self._exclude and path.startswith(self._exclude):
-            return self.app(environ, start_response)
+        for excluded in self._exclude:
+            # Whole segments only: /static excludes /static/app.js, not /static-admin.
+            if path.startswith(excluded) and (len(path) == len(excluded) or path[len(excluded)] == "/"):
+                return self.app(environ, start_response)
         return None
 
     def _start_background(self) -> bool:

@@ -80,6 +80,7 @@ class Recorder:
         self._status_codes: dict[str, int] = {}
         self._wall_clock = wall_clock
         self._fold_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._pid = os.getpid()
         self._host = socket.gethostname()
         self.started_at = wall_clock()
@@ -88,6 +89,7 @@ class Recorder:
         self._perf_anchor = clock()
         self._wall_anchor = wall_clock()
         self._unsent: Batch | None = None
+        self._in_flight: Batch | None = None
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
@@ -110,8 +112,10 @@ class Recorder:
         # pending is the parent's to write.
         self._pid = pid
         self._fold_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self.pending.clear()
         self._unsent = None
+        self._in_flight = None
         self.started_at = self._wall_clock()
         self.requests_flushed = 0
         self.last_flush = None
@@ -146,28 +150,44 @@ class Recorder:
     def flush(self, timeout: float | None = None) -> None:
         """Fold pending records and write them with what earlier failed writes kept; never raises.
 
-        With a ``timeout`` (a reader that wants its own requests in the answer, but must
-        not wait for a locked store), the flush gives up after that long: what it folded
-        waits in memory for the background flush, and nothing is reported as failing.
+        Folding (CPU only) and writing (which may wait for a busy store) take separate
+        locks: a reader always folds its own records, waiting for a fold in progress, and
+        then writes within ``timeout`` (a reader must not wait for a locked store). What it
+        could not write waits in memory for the background flush, and nothing is reported
+        as failing.
         """
         try:
+            with self._fold_lock:
+                self._keep(self._fold())
             if timeout is None:
-                with self._fold_lock:
-                    self._flush_locked(None)
-            elif self._fold_lock.acquire(timeout=timeout):
+                with self._write_lock:
+                    self._write(None)
+            elif self._write_lock.acquire(timeout=timeout):
                 try:
                     with self.store.time_limit(timeout):
-                        self._flush_locked(timeout)
+                        self._write(timeout)
                 finally:
-                    self._fold_lock.release()
+                    self._write_lock.release()
         except Exception as exc:
             report_internal_error("flush", exc)
 
-    def _flush_locked(self, timeout: float | None) -> None:
-        batch = self._fold()
-        if self._unsent is not None:
+    def _keep(self, batch: Batch) -> None:
+        """Add a newer batch to what waits to be written (bounded); under the fold lock."""
+        if self._unsent is None:
+            self._unsent = batch
+        else:
             self.lost_to_store += self._unsent.absorb(batch, self._recent_requests, _MAX_UNSENT_MINUTES)
-            batch = self._unsent
+
+    def _write(self, timeout: float | None) -> None:
+        with self._fold_lock:
+            batch, self._unsent = self._unsent or Batch(), None
+            self._in_flight = batch
+        try:
+            self._write_batch(batch, timeout)
+        finally:
+            self._in_flight = None
+
+    def _write_batch(self, batch: Batch, timeout: float | None) -> None:
         now = self._wall_clock()
         if not batch and now - self._last_write < _HEARTBEAT_S:
             return
@@ -176,8 +196,12 @@ class Recorder:
         try:
             self.store.write(batch, process)
         except Exception as exc:
-            # Kept (bounded) and retried on the next flush, whatever the cause.
-            self._unsent = batch
+            # Kept (bounded) and retried on the next flush, whatever the cause; older than what
+            # was folded meanwhile.
+            with self._fold_lock:
+                newer, self._unsent = self._unsent, batch
+                if newer is not None:
+                    self._keep(newer)
             if timeout is not None and isinstance(exc, StoreUnavailable):
                 return
             if not isinstance(exc, StoreUnavailable):
@@ -188,7 +212,6 @@ class Recorder:
                 )
             self.store_error = str(exc)
             return
-        self._unsent = None
         self.requests_flushed += count
         self.last_flush = self._last_write = now
         if self.store_error is not None:
@@ -201,8 +224,8 @@ class Recorder:
 
     @property
     def unsent_requests(self) -> int:
-        unsent = self._unsent
-        return 0 if unsent is None else unsent.request_count
+        """Requests not in the store yet: waiting, or in a write under way."""
+        return sum(batch.request_count for batch in (self._unsent, self._in_flight) if batch is not None)
 
     def _fold(self) -> Batch:
         batch = Batch()
@@ -280,7 +303,7 @@ class Recorder:
             try:
                 method = namer.method(raw_method)
                 status = 500 if status_line is None else self._status_code(status_line)
-                endpoint = namer.name(method, _decode_path(path_info), status, hint)
+                endpoint = namer.name(method, _decode_path(path_info), status, hint, len(same.durations))
             except Exception as internal:
                 report_internal_error("fold", internal)
                 continue

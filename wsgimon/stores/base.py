@@ -244,6 +244,10 @@ class Store(ABC):
         """The latest sample per (type, endpoint, method)."""
 
     @abstractmethod
+    def admit_name(self, name: str, cap: int) -> bool:
+        """Admit a new endpoint name unless the deployment already has ``cap`` names; known ones pass."""
+
+    @abstractmethod
     def overflowed(self) -> int:
         """How many requests went to ``<other>`` because of the endpoint cap."""
 

@@ -44,6 +44,7 @@ class MemoryStore(Store):
         self._recent: deque[RequestEntry] = deque(maxlen=recent_requests)
         self._errors: dict[tuple[str, str, str], ErrorSample] = {}
         self._overflowed = 0
+        self._names: set[str] = set()
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
         self._started = time.time()
 
@@ -129,6 +130,15 @@ class MemoryStore(Store):
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         with self._lock:
             return {key: ErrorSample(**vars(sample)) for key, sample in self._errors.items()}
+
+    def admit_name(self, name: str, cap: int) -> bool:
+        with self._lock:
+            if name in self._names:
+                return True
+            if len(self._names) >= cap:
+                return False
+            self._names.add(name)
+            return True
 
     def overflowed(self) -> int:
         return self._overflowed

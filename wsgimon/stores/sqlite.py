@@ -42,9 +42,10 @@ from .base import (
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: endpoint_names (the deployment-wide endpoint cap)
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
+_ADMIT_TIMEOUT_S = 0.5
 _DEPLOYMENT_GAP_S = 60.0
 
 _SCHEMA = """
@@ -101,6 +102,9 @@ CREATE TABLE IF NOT EXISTS processes (
     PRIMARY KEY (host, pid, started)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoint_names (name TEXT PRIMARY KEY, admitted REAL NOT NULL);
+INSERT OR IGNORE INTO endpoint_names (name, admitted)
+    SELECT DISTINCT endpoint, 0 FROM buckets WHERE resolution = 0 AND endpoint NOT IN ('*', '<other>', '<unmatched>');
 """
 
 _ADOPT_SOLE_ROWS = """
@@ -544,6 +548,17 @@ class SQLiteStore(Store):
                     )
                 self._compact(conn, now)
                 conn.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
+                # Names not seen within the retention go, all-time totals included (a path that
+                # once leaked a secret is not kept for ever).
+                conn.execute(
+                    "DELETE FROM buckets WHERE resolution = ? AND last_seen < ? AND NOT (endpoint = ? AND method = ?)",
+                    (TOTAL, now - self._retention_s, *ALL),
+                )
+                conn.execute(
+                    "DELETE FROM endpoint_names WHERE admitted < ? AND name NOT IN "
+                    "(SELECT endpoint FROM buckets WHERE resolution = ?)",
+                    (now - self._retention_s, TOTAL),
+                )
                 conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
                 conn.execute("COMMIT")
             except BaseException:
@@ -662,6 +677,26 @@ class SQLiteStore(Store):
             "SELECT type, endpoint, method, count, first_seen, last_seen, message, traceback FROM error_samples"
         )
         return {(row[0], row[1], row[2]): ErrorSample(*row) for row in rows}
+
+    def admit_name(self, name: str, cap: int) -> bool:
+        """One short transaction for a name not seen before (rare once the routes are known)."""
+        with self.time_limit(_ADMIT_TIMEOUT_S), self._writing() as conn:
+            if conn.execute("SELECT 1 FROM endpoint_names WHERE name = ?", (name,)).fetchone() is not None:
+                return True
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                known = conn.execute("SELECT 1 FROM endpoint_names WHERE name = ?", (name,)).fetchone()
+                if known is None:
+                    if conn.execute("SELECT count(*) FROM endpoint_names").fetchone()[0] >= cap:
+                        conn.execute("COMMIT")
+                        return False
+                    conn.execute("INSERT INTO endpoint_names (name, admitted) VALUES (?, ?)", (name, time.time()))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return True
 
     def overflowed(self) -> int:
         rows = self._query("SELECT value FROM counters WHERE name = 'overflowed'")
