@@ -24,6 +24,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"
 XSS_PATH = "/<img src=x onerror=alert(1)>"
 XSS_MESSAGE = "<script>window.__pwned = 1</script> bad input"
+SPOOFED_PATH = "/%E2%80%AEnimda/resu/eteled"  # a right-to-left override: shows as /delete/user/admin
 
 if CHROMIUM is None and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
@@ -61,6 +62,7 @@ def record_traffic(url: str) -> None:
         for _ in range(3):
             client.get("/fail")
         client.get(XSS_PATH)
+        client.get(SPOOFED_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,7 @@ def test_page_loads_clean_and_matches_the_api(browser: Any, served: str) -> None
                 strict=True,
             )
         )
-        assert cards["requests"] == f"{stats['requests']:,}" and stats["requests"] == 46
+        assert cards["requests"] == f"{stats['requests']:,}" and stats["requests"] == 47
         rate = stats["error_rate"]
         assert cards["error rate"] == f"{rate * 100:.{2 if rate < 0.1 else 1}f}%"
         assert cards["p95"].startswith(_ms(stats["latency_ms"]["p95"]))
@@ -186,6 +188,8 @@ def test_attacker_controlled_values_render_as_text(browser: Any, served: str) ->
     try:
         page.wait_refreshes(1)
         assert XSS_PATH in page.column("log", 7)
+        # Bidi and zero-width characters are shown, not obeyed.
+        assert "/\\u202enimda/resu/eteled" in page.column("log", 7)
         page.page.click("#errors summary")
         assert page.page.locator("#errors summary", has_text=XSS_MESSAGE).count() == 1
         assert XSS_MESSAGE in page.page.locator("#errors pre.traceback").inner_text()
@@ -274,7 +278,7 @@ def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: An
         allowed = Page(browser, url + "/monitoring/", http_credentials={"username": "ops", "password": "s3cret"})
         try:
             allowed.wait_refreshes(1)
-            assert allowed.page.locator(".card .value").first.inner_text() == "46"
+            assert allowed.page.locator(".card .value").first.inner_text() == "47"
             assert not allowed.console
         finally:
             allowed.close()
@@ -292,7 +296,7 @@ def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: An
             page.page.fill("#message input[type=password]", "t0ken-value-of-some-length")
             page.page.click("#message button")
             page.wait_for("document.querySelectorAll('.card .value').length > 0")
-            assert page.page.locator(".card .value").first.inner_text() == "46"
+            assert page.page.locator(".card .value").first.inner_text() == "47"
         finally:
             page.close()
 
