@@ -1,0 +1,138 @@
+"""The store file against another user on the same host: modes, symlinks, planted and swapped files.
+
+The other user is real: ``nobody``, reached by a subprocess that drops root after its imports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import wsgi_apps
+from tests.helpers import call, get_json
+from tests.servers import ROOT
+from wsgimon import MonitorMiddleware
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+_AS_NOBODY = textwrap.dedent(
+    """
+    import os, pwd, sys
+    import encodings.idna, wsgimon.api, wsgimon.stores.sqlite  # imported as root
+    from wsgimon import MonitorMiddleware
+    from tests import wsgi_apps
+    from tests.helpers import call
+
+    nobody = pwd.getpwnam("nobody")
+    os.setgid(nobody.pw_gid)
+    os.setuid(nobody.pw_uid)
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage="sqlite:///" + sys.argv[1])
+    call(monitor, "/planted-by-nobody")
+    monitor.close()
+    """
+)
+
+
+def as_nobody(store: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDEVMODE", None)
+    subprocess.run([sys.executable, "-c", _AS_NOBODY, str(store)], env=env, check=True, timeout=60)
+
+
+@pytest.fixture
+def shared_directory() -> Iterator[Path]:
+    """Like /tmp: every user may create files, the sticky bit keeps them from touching others'."""
+    directory = Path(tempfile.mkdtemp(prefix="wsgimon-shared-", dir="/tmp"))
+    directory.chmod(0o1777)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_new_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        monitor = MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{tmp_path}/store.sqlite3")
+        call(monitor, "/a")
+        monitor.flush()
+    finally:
+        os.umask(previous)
+    for name in ("store.sqlite3", "store.sqlite3-wal", "store.sqlite3-shm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    monitor.close()
+
+
+def test_an_existing_store_others_can_read_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "store.sqlite3"
+    MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{path}").close()
+    path.chmod(0o644)
+    MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{path}").close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "wsgimon"]
+    assert any("can be read by other users" in message for message in warnings)
+
+
+def test_a_symlink_at_the_path_is_refused_and_its_target_left_as_it_was(tmp_path: Path) -> None:
+    victim = tmp_path / "app.db"
+    conn = sqlite3.connect(victim)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = victim.read_bytes()
+    link = tmp_path / "wsgimon.sqlite3"
+    link.symlink_to(victim)
+    with pytest.raises(ValueError, match="symbolic link"):
+        MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{link}")
+    assert victim.read_bytes() == before, "the target was not converted to WAL or touched"
+
+
+def test_a_store_planted_by_another_user_is_refused(shared_directory: Path) -> None:
+    store = shared_directory / "wsgimon.sqlite3"
+    as_nobody(store)
+    assert store.stat().st_uid != os.geteuid()
+    with pytest.raises(ValueError, match="belongs to user id"):
+        MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{store}")
+
+
+def test_a_world_writable_directory_without_sticky_bit_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir()
+    directory.chmod(0o777)
+    with pytest.raises(ValueError, match="no sticky bit"):
+        MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{directory}/store.sqlite3")
+
+
+@pytest.mark.internal_errors
+def test_a_file_swapped_in_while_running_is_never_written(shared_directory: Path) -> None:
+    store = shared_directory / "wsgimon.sqlite3"
+    monitor = MonitorMiddleware(wsgi_apps.list_app, storage=f"sqlite:///{store}", flush_interval=60)
+    call(monitor, "/mine")
+    monitor.flush()
+    # Replaced by a valid wsgimon store of another user (the swap an attacker would make).
+    planted = shared_directory / "planted"
+    planted.mkdir()
+    shutil.chown(planted, "nobody")
+    as_nobody(planted / "wsgimon.sqlite3")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    os.rename(planted / "wsgimon.sqlite3", store)
+    planted_bytes = store.read_bytes()
+    call(monitor, "/secret-path")
+    monitor.flush()
+    health = get_json(monitor, "/monitoring/health")
+    assert health["checks"]["store"]["status"] == "degraded"
+    assert "belongs to user id" in health["checks"]["store"]["detail"]
+    assert store.read_bytes() == planted_bytes and b"secret-path" not in store.read_bytes()
+    assert monitor.recorder.unsent_requests == 1
+    monitor.close()
