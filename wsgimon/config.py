@@ -16,7 +16,7 @@ from typing import Any
 
 from .guard import logger
 
-__all__ = ["Config", "DEFAULT_REDACT_KEYS"]
+__all__ = ["ALERT_RULES", "Config", "DEFAULT_REDACT_KEYS", "SECRET_OPTIONS"]
 
 EndpointFunc = Callable[[dict[str, Any]], str]
 
@@ -37,8 +37,42 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "code",
 )
 
-_BOOLEANS = ("enabled", "allow_remote")
+#: Every alert rule; each can be left out of ``alert_rules``.
+ALERT_RULES: tuple[str, ...] = ("exception", "error_rate", "latency_p95", "health", "slo")
+#: Options whose values are secrets: hidden in reprs, never logged.
+SECRET_OPTIONS = ("password", "token", "smtp_password", "discord_webhook_url", "webhook_url")
+_BOOLEANS = ("enabled", "allow_remote", "smtp_starttls", "smtp_ssl", "report_discord")
+_LISTS = ("exclude", "redact_keys", "allowed_hosts", "alert_email_to", "alert_rules", "report_email_to")
+_INTS = ("recent_requests", "max_endpoints", "max_traceback_chars", "smtp_port", "alert_min_requests")
+_FLOATS = (
+    "flush_interval",
+    "minute_retention_h",
+    "retention_days",
+    "health_window_s",
+    "degraded_error_rate",
+    "degraded_p95_ms",
+    "health_check_timeout",
+    "alert_cooldown_s",
+    "alert_error_rate",
+    "alert_window_s",
+    "alert_p95_ms",
+    "alert_interval_s",
+    "slo_availability",
+    "slo_latency_ms",
+    "slo_latency_target",
+)
 _SHORT_SECRET = 16
+_OPTIONAL_TEXT = (
+    "health_path",
+    "public_url",
+    "discord_webhook_url",
+    "webhook_url",
+    "smtp_host",
+    "smtp_username",
+    "smtp_password",
+    "email_from",
+    "report_timezone",
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -69,6 +103,34 @@ class Config:
     degraded_p95_ms: float | None = None
     health_check_timeout: float = 2.0
     max_traceback_chars: int = 8000
+    # -- alerts ------------------------------------------------------------------------
+    public_url: str | None = None
+    discord_webhook_url: str | None = None
+    webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    email_from: str | None = None
+    alert_email_to: tuple[str, ...] = ()
+    alert_rules: tuple[str, ...] = ALERT_RULES
+    alert_cooldown_s: float = 300.0
+    alert_error_rate: float = 0.05
+    alert_min_requests: int = 20
+    alert_window_s: float = 300.0
+    alert_p95_ms: float | None = None
+    alert_interval_s: float = 15.0
+    slo_availability: float | None = None
+    slo_latency_ms: float | None = None
+    slo_latency_target: float | None = None
+    # -- weekly report -----------------------------------------------------------------
+    report_email_to: tuple[str, ...] = ()
+    report_schedule: str = "mon 09:00"
+    report_timezone: str | None = None
+    report_period: str = "week"
+    report_discord: bool = False
 
     @classmethod
     def build(cls, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
@@ -139,6 +201,9 @@ class Config:
             raise ValueError("username must not contain ':'")
         if self.endpoint is not None and not callable(self.endpoint):
             raise ValueError("endpoint must be a callable environ -> str")
+        from .alerts.settings import validate_alerting
+
+        validate_alerting(self)
 
     @property
     def has_credentials(self) -> bool:
@@ -149,14 +214,14 @@ class Config:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("password", "token") and value is not None:
+            if f.name in SECRET_OPTIONS and value is not None:
                 value = "***"
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 
 
 def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
-    if name in ("exclude", "redact_keys", "allowed_hosts"):
+    if name in _LISTS:
         if isinstance(value, str):
             items = [part.strip() for part in value.split(",")]
             return tuple(item for item in items if item)
@@ -169,23 +234,17 @@ def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ValueError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
-    if name in ("recent_requests", "max_endpoints", "max_traceback_chars"):
+    if name in _INTS:
         return _to_number(name, value, int)
-    if name in (
-        "flush_interval",
-        "minute_retention_h",
-        "retention_days",
-        "health_window_s",
-        "degraded_error_rate",
-        "degraded_p95_ms",
-        "health_check_timeout",
-    ):
+    if name in _FLOATS:
+        if from_env and isinstance(value, str) and not value.strip():
+            return None
         return _to_number(name, value, float)
     if name == "endpoint":
         return _import_callable(value) if isinstance(value, str) else value
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {type(value).__name__}")
-    if name == "health_path" and from_env and not value:
+    if from_env and not value and name in _OPTIONAL_TEXT:
         return None
     return value
 

@@ -31,6 +31,7 @@ from .recorder import _MAX_PENDING, Recorder
 from .stores import open_store
 
 if TYPE_CHECKING:
+    from .alerts.engine import AlertEngine
     from .api import MonitoringApp
     from .health import HealthCheck
 
@@ -73,6 +74,15 @@ class MonitorMiddleware:
         from .api import MonitoringApp
 
         self._api: MonitoringApp = MonitoringApp(self)
+        self.alerts: AlertEngine | None = None
+        if config.enabled:
+            from .alerts.settings import configured_channels
+
+            if configured_channels(config):
+                from .alerts.engine import AlertEngine
+
+                self.alerts = AlertEngine(config, self.store, self._api.health)
+                recorder.after_write = self.alerts.after_write
         self._prefix = config.prefix
         self._prefix_len = len(config.prefix)
         self._health_path = config.health_path
@@ -121,6 +131,8 @@ class MonitorMiddleware:
             except Exception as exc:
                 report_internal_error("close", exc)
         self.recorder.final_flush()
+        if self.alerts is not None:
+            self.alerts.close()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -171,6 +183,8 @@ class MonitorMiddleware:
             return False
         try:
             self.recorder.ensure_started()
+            if self.alerts is not None:
+                self.alerts.start()
         except Exception as exc:
             report_internal_error("request start", exc)
             return False

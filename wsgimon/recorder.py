@@ -90,6 +90,8 @@ class Recorder:
         self._wall_anchor = wall_clock()
         self._unsent: Batch | None = None
         self._in_flight: Batch | None = None
+        #: Called with each batch once it is written (the alerts' exception rule).
+        self.after_write: Callable[[Batch], None] | None = None
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
@@ -214,6 +216,11 @@ class Recorder:
             return
         self.requests_flushed += count
         self.last_flush = self._last_write = now
+        if self.after_write is not None and batch.errors:
+            try:
+                self.after_write(batch)
+            except Exception as exc:
+                report_internal_error("alerts", exc)
         if self.store_error is not None:
             logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
             self.store_error = None
@@ -328,9 +335,10 @@ class Recorder:
                 error_key = (error_type, endpoint, method)
                 seen = errors.get(error_key)
                 if seen is None:
-                    errors[error_key] = _Occurrences(same)
+                    seen = errors[error_key] = _Occurrences(same)
                 else:
                     seen.add(same)
+                seen.failed = seen.failed or failed
         for group, same in groups.items():
             minute, endpoint, method, status, error_type, is_error = group
             per_endpoint = batch.minutes.get(minute)
@@ -393,7 +401,9 @@ class Recorder:
         else:
             message = error_type
             tb = None
-        return ErrorSample(error_type, endpoint, method, seen.count, seen.first, seen.last, message, tb)
+        return ErrorSample(
+            error_type, endpoint, method, seen.count, seen.first, seen.last, message, tb, failed=seen.failed
+        )
 
 
 class _Seen:
@@ -433,11 +443,12 @@ class _Alike(_Seen):
 class _Occurrences(_Seen):
     """How often one error was seen in a fold, when, and its latest exception."""
 
-    __slots__ = ("count",)
+    __slots__ = ("count", "failed")
 
     def __init__(self, same: _Alike) -> None:
         super().__init__(same.first, same.last, same.exc, same.query)
         self.count = len(same.durations)
+        self.failed = False  # some of them were errors (5xx or an exception), not client errors
 
     def add(self, same: _Alike) -> None:
         self.count += len(same.durations)

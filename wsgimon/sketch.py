@@ -115,6 +115,13 @@ class QuantileSketch:
             results[index] = self._value(key, gamma)
         return results
 
+    def count_above(self, value: float) -> int:
+        """How many values are above ``value`` (within the sketch's relative accuracy)."""
+        if value <= _MIN_VALUE:
+            return self.count - self._zero
+        threshold = math.ceil(math.log(value) / self._gamma_ln)
+        return sum(n for key, n in self._bins.items() if key > threshold)
+
     def _value(self, key: int, gamma: float) -> float:
         # The bucket (gamma^(k-1), gamma^k] is represented by the point whose
         # relative distance to both edges is relative_accuracy.

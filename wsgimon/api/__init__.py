@@ -24,7 +24,7 @@ from ..access import check_access
 from ..dashboard import render_dashboard
 from ..guard import report_internal_error
 from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
-from . import endpoints, errors, health, requests, stats, timeseries
+from . import alerts, endpoints, errors, health, requests, stats, timeseries
 from .context import READ_FLUSH_S, Context
 from .openapi import openapi_document
 from .params import BadRequest, Query
@@ -44,6 +44,7 @@ RESOURCES: dict[str, ModuleType] = {
     "/errors": errors,
     "/timeseries": timeseries,
     "/health": health,
+    "/alerts": alerts,
 }
 _PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json")
 _FAVICON = (
@@ -177,6 +178,7 @@ _LINKS = (
     ("errors", "/errors"),
     ("timeseries", "/timeseries"),
     ("health", "/health"),
+    ("alerts", "/alerts"),
     ("openapi", "/openapi.json"),
 )
 

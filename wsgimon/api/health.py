@@ -132,4 +132,24 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
     notes = [f"{failed} failed authentication attempts on the monitoring API"] if (failed := failed_attempts()) else []
     detail = "; ".join(problems + notes) or "ok"
     results["wsgimon"] = CheckResult(DEGRADED if problems else OK, detail, 0.0)
+    alerts = ctx.monitor.alerts
+    if alerts is not None:
+        results["alerts"] = _alerts_check(alerts.status())
     return results
+
+
+def _alerts_check(status: dict[str, Any]) -> CheckResult:
+    """Queue depth, drops and each channel's state: a stopped channel (webhook gone) degrades health."""
+    parts = [f"queue {status['queue']}"]
+    if status["dropped"]:
+        parts.append(f"{status['dropped']} dropped (queue full)")
+    degraded = bool(status["dropped"])
+    for name, channel in status["channels"].items():
+        if channel["stopped"]:
+            degraded = True
+            parts.append(f"{name} stopped: {channel['stopped']}")
+        elif channel["last_error"]:
+            parts.append(f"{name}: {channel['delivered']} delivered, last error: {channel['last_error']}")
+        else:
+            parts.append(f"{name}: {channel['delivered']} delivered")
+    return CheckResult(DEGRADED if degraded else OK, "; ".join(parts), 0.0)

@@ -23,6 +23,7 @@ from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_r
 
 __all__ = [
     "ALL",
+    "AlertRow",
     "Batch",
     "EndpointKey",
     "ErrorSample",
@@ -68,14 +69,37 @@ class ErrorSample:
     last_seen: float
     message: str
     traceback: str | None
+    #: In a batch: some occurrences were failures (not client errors); what alerts are about. Not stored.
+    failed: bool = True
 
     def merge(self, other: ErrorSample) -> None:
         self.count += other.count
+        self.failed = self.failed or other.failed
         self.first_seen = min(self.first_seen, other.first_seen)
         if other.last_seen >= self.last_seen:
             self.last_seen = other.last_seen
             self.message = other.message
             self.traceback = other.traceback
+
+
+@dataclass
+class AlertRow:
+    """One entry of the alert log: what was sent, and how each channel took it."""
+
+    key: str
+    rule: str
+    severity: str
+    state: str
+    title: str
+    summary: str
+    opened_at: float
+    sent_at: float
+    suppressed: int
+    deliveries: dict[str, dict[str, object]] = field(default_factory=dict)
+    id: int = 0
+
+
+MAX_ALERTS = 1000  # kept in the alert log
 
 
 @dataclass(frozen=True)
@@ -242,6 +266,38 @@ class Store(ABC):
     @abstractmethod
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         """The latest sample per (type, endpoint, method)."""
+
+    # -- alerts: decided once per deployment ------------------------------------------
+    @abstractmethod
+    def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
+        """``count`` new occurrences of ``key``: (this process alerts, occurrences suppressed before them).
+
+        One process per cooldown gets True; the others' occurrences are counted as suppressed."""
+
+    @abstractmethod
+    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
+        """(key, suppressed) of the keys whose cooldown ended with occurrences suppressed, each
+        returned to one process once; their cooldown starts again."""
+
+    @abstractmethod
+    def transition(self, key: str, firing: bool, now: float) -> bool:
+        """Set a condition's state; True for the one process whose call changed it (it tells)."""
+
+    @abstractmethod
+    def firing_keys(self) -> set[str]:
+        """The conditions firing now, deployment-wide."""
+
+    @abstractmethod
+    def record_alert(self, row: AlertRow) -> int:
+        """Keep a sent alert in the deployment's alert log (bounded); returns its id."""
+
+    @abstractmethod
+    def update_alert(self, alert_id: int, deliveries: dict[str, dict[str, object]]) -> None:
+        """How the alert's deliveries went, per channel."""
+
+    @abstractmethod
+    def recent_alerts(self, limit: int) -> list[AlertRow]:
+        """The newest alerts of every process, newest first."""
 
     @abstractmethod
     def admit_name(self, name: str, cap: int) -> bool:

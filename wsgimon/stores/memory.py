@@ -16,7 +16,9 @@ from ..aggregate import Aggregate
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
+    MAX_ALERTS,
     MAX_ERROR_SAMPLES,
+    AlertRow,
     Batch,
     EndpointKey,
     ErrorSample,
@@ -45,6 +47,10 @@ class MemoryStore(Store):
         self._errors: dict[tuple[str, str, str], ErrorSample] = {}
         self._overflowed = 0
         self._names: set[str] = set()
+        self._cooldowns: dict[str, tuple[float, int]] = {}
+        self._states: dict[str, bool] = {}
+        self._alerts: deque[AlertRow] = deque(maxlen=MAX_ALERTS)
+        self._alert_id = 0
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
         self._started = time.time()
 
@@ -130,6 +136,50 @@ class MemoryStore(Store):
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         with self._lock:
             return {key: ErrorSample(**vars(sample)) for key, sample in self._errors.items()}
+
+    def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
+        with self._lock:
+            until, suppressed = self._cooldowns.get(key, (0.0, 0))
+            if now >= until:
+                self._cooldowns[key] = (now + cooldown_s, 0)
+                return True, suppressed
+            self._cooldowns[key] = (until, suppressed + count)
+            return False, 0
+
+    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
+        with self._lock:
+            due = [(key, n) for key, (until, n) in self._cooldowns.items() if n and until <= now]
+            for key, _n in due:
+                self._cooldowns[key] = (now + cooldown_s, 0)
+            return due
+
+    def transition(self, key: str, firing: bool, now: float) -> bool:
+        with self._lock:
+            if self._states.get(key, False) == firing:
+                return False
+            self._states[key] = firing
+            return True
+
+    def firing_keys(self) -> set[str]:
+        with self._lock:
+            return {key for key, firing in self._states.items() if firing}
+
+    def record_alert(self, row: AlertRow) -> int:
+        with self._lock:
+            self._alert_id += 1
+            row.id = self._alert_id
+            self._alerts.append(row)
+            return row.id
+
+    def update_alert(self, alert_id: int, deliveries: dict[str, dict[str, object]]) -> None:
+        with self._lock:
+            for row in self._alerts:
+                if row.id == alert_id:
+                    row.deliveries = dict(deliveries)
+
+    def recent_alerts(self, limit: int) -> list[AlertRow]:
+        with self._lock:
+            return [AlertRow(**vars(row)) for row in reversed(self._alerts)][:limit]
 
     def admit_name(self, name: str, cap: int) -> bool:
         with self._lock:

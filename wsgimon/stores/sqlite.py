@@ -28,8 +28,10 @@ from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from . import sqlite_file
 from .base import (
     ALL,
+    MAX_ALERTS,
     READ_TIMEOUT_S,
     STORED_RESOLUTIONS,
+    AlertRow,
     Batch,
     EndpointKey,
     ErrorSample,
@@ -42,7 +44,7 @@ from .base import (
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2  # 2: endpoint_names (the deployment-wide endpoint cap)
+SCHEMA_VERSION = 3  # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
@@ -103,6 +105,26 @@ CREATE TABLE IF NOT EXISTS processes (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoint_names (name TEXT PRIMARY KEY, admitted REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_state (
+    key TEXT PRIMARY KEY,
+    firing INTEGER NOT NULL DEFAULT 0,
+    until REAL NOT NULL DEFAULT 0,
+    suppressed INTEGER NOT NULL DEFAULT 0,
+    changed REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    title TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    sent_at REAL NOT NULL,
+    suppressed INTEGER NOT NULL,
+    deliveries TEXT NOT NULL
+);
 INSERT OR IGNORE INTO endpoint_names (name, admitted)
     SELECT DISTINCT endpoint, 0 FROM buckets WHERE resolution = 0 AND endpoint NOT IN ('*', '<other>', '<unmatched>');
 """
@@ -560,6 +582,7 @@ class SQLiteStore(Store):
                     (now - self._retention_s, TOTAL),
                 )
                 conn.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
+                conn.execute("DELETE FROM alert_state WHERE firing = 0 AND suppressed = 0 AND until < ?", (now - DAY,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -677,6 +700,106 @@ class SQLiteStore(Store):
             "SELECT type, endpoint, method, count, first_seen, last_seen, message, traceback FROM error_samples"
         )
         return {(row[0], row[1], row[2]): ErrorSample(*row) for row in rows}
+
+    # -- alerts ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT until, suppressed FROM alert_state WHERE key = ?", (key,)).fetchone()
+            if row is None or now >= row[0]:
+                conn.execute(
+                    "INSERT INTO alert_state (key, until, suppressed, changed) VALUES (?, ?, 0, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET until = excluded.until, suppressed = 0, changed = excluded.changed",
+                    (key, now + cooldown_s, now),
+                )
+                return True, 0 if row is None else int(row[1])
+            conn.execute("UPDATE alert_state SET suppressed = suppressed + ? WHERE key = ?", (count, key))
+            return False, 0
+
+    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
+        with self._transaction() as conn:
+            due = conn.execute(
+                "SELECT key, suppressed FROM alert_state WHERE suppressed > 0 AND until <= ?", (now,)
+            ).fetchall()
+            conn.executemany(
+                "UPDATE alert_state SET suppressed = 0, until = ?, changed = ? WHERE key = ?",
+                [(now + cooldown_s, now, key) for key, _n in due],
+            )
+        return [(str(key), int(n)) for key, n in due]
+
+    def transition(self, key: str, firing: bool, now: float) -> bool:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT firing FROM alert_state WHERE key = ?", (key,)).fetchone()
+            if bool(row[0] if row else 0) == firing:
+                return False
+            conn.execute(
+                "INSERT INTO alert_state (key, firing, changed) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET firing = excluded.firing, changed = excluded.changed",
+                (key, int(firing), now),
+            )
+            return True
+
+    def firing_keys(self) -> set[str]:
+        return {str(row[0]) for row in self._query("SELECT key FROM alert_state WHERE firing = 1")}
+
+    def record_alert(self, row: AlertRow) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO alerts (key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, "
+                "deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.key,
+                    row.rule,
+                    row.severity,
+                    row.state,
+                    row.title,
+                    row.summary,
+                    row.opened_at,
+                    row.sent_at,
+                    row.suppressed,
+                    json.dumps(row.deliveries),
+                ),
+            )
+            conn.execute("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - ?", (MAX_ALERTS,))
+            return int(cursor.lastrowid or 0)
+
+    def update_alert(self, alert_id: int, deliveries: dict[str, dict[str, object]]) -> None:
+        with self._writing() as conn:
+            conn.execute("UPDATE alerts SET deliveries = ? WHERE id = ?", (json.dumps(deliveries), alert_id))
+
+    def recent_alerts(self, limit: int) -> list[AlertRow]:
+        rows = self._query(
+            "SELECT key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, deliveries, id "
+            "FROM alerts ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AlertRow(
+                key=row[0],
+                rule=row[1],
+                severity=row[2],
+                state=row[3],
+                title=row[4],
+                summary=row[5],
+                opened_at=row[6],
+                sent_at=row[7],
+                suppressed=row[8],
+                deliveries=json.loads(row[9]),
+                id=row[10],
+            )
+            for row in rows
+        ]
 
     def admit_name(self, name: str, cap: int) -> bool:
         """One short transaction for a name not seen before (rare once the routes are known)."""
