@@ -145,16 +145,11 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(monitor: MonitorMidd
     document: dict[str, Any] = get_json(monitor, "/monitoring/openapi.json")
     validate(document)
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {
-        "/",
-        "/stats",
-        "/endpoints",
-        "/requests",
-        "/errors",
-        "/timeseries",
-        "/health",
-        "/openapi.json",
-    }
+    # Every resource the API routes is described, and nothing else.
+    from wsgimon.api import RESOURCES
+
+    assert set(document["paths"]) == {"/", "/openapi.json", *RESOURCES}
+    assert {"/stats", "/endpoints", "/requests", "/errors", "/timeseries", "/health", "/alerts"} <= set(RESOURCES)
 
 
 def test_index_links(monitor: MonitorMiddleware) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import endpoints, errors, requests
+from . import alerts, endpoints, errors, requests
 from .params import STATUS_PATTERN, WINDOW_PATTERN
 
 __all__ = ["openapi_document"]
@@ -69,6 +69,64 @@ _TOTALS = {
     "latency_ms": _LATENCY,
     "status_codes": _COUNTS,
 }
+
+
+def _alerts_schema() -> dict[str, Any]:
+    delivery = _object(
+        ["status"],
+        {
+            "status": {"enum": ["queued", "retrying", "delivered", "failed"]},
+            "reason": {"type": ["string", "null"]},
+            "attempts": {"type": "integer"},
+        },
+    )
+    alert = _object(
+        ["id", "rule", "key", "severity", "state", "title", "summary", "opened", "sent", "suppressed", "deliveries"],
+        {
+            "id": {"type": "integer"},
+            "rule": {"type": "string"},
+            "key": {"type": "string"},
+            "severity": {"enum": ["critical", "warning", "info"]},
+            "state": {"enum": ["firing", "resolved"]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "opened": _TIME,
+            "sent": _TIME,
+            "suppressed": {"type": "integer"},
+            "deliveries": {"type": "object", "additionalProperties": delivery},
+        },
+    )
+    channel = _object(
+        ["delivered", "failed", "dropped", "retrying", "last_error", "stopped"],
+        {
+            **dict.fromkeys(("delivered", "failed", "dropped", "retrying"), {"type": "integer"}),
+            "last_error": {"type": ["string", "null"]},
+            "stopped": {"type": ["string", "null"], "description": "why the channel was stopped (webhook gone)"},
+        },
+    )
+    slo = _object(
+        ["objective", "target", "burn_rates", "error_budget_remaining", "firing"],
+        {
+            "objective": {"enum": ["availability", "latency"]},
+            "target": {"type": "number"},
+            "latency_ms": _MS,
+            "description": {"type": "string"},
+            "burn_rates": {"type": "object", "additionalProperties": _MS},
+            "error_budget_remaining": _MS,
+            "requests_30d": {"type": "integer"},
+            "firing": {"enum": ["page", "ticket", None]},
+        },
+    )
+    return _object(
+        ["alerts", "firing", "channels", "configured", "slo"],
+        {
+            "alerts": {"type": "array", "items": alert},
+            "firing": {"type": "array", "items": {"type": "string"}},
+            "channels": {"type": "object", "additionalProperties": channel},
+            "configured": {"type": "array", "items": {"type": "string"}},
+            "slo": {"type": "array", "items": slo},
+        },
+    )
 
 
 def openapi_document(prefix: str, version: str) -> dict[str, Any]:
@@ -261,6 +319,11 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 ],
             ),
             "/health": health_get,
+            "/alerts": _get(
+                "Recent alerts of the deployment with each channel's delivery, firing conditions, SLO status",
+                _alerts_schema(),
+                [_limit(alerts.MAX_LIMIT)],
+            ),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
         },
     }
