@@ -12,6 +12,8 @@ import statistics
 from .peers import Samples
 
 WSGIMON = ("wsgimon (memory)", "wsgimon (sqlite)")
+ALERTING = "wsgimon (memory, alerts hanging)"
+NOISE = 0.02  # the spread of paired same-process ratios between rounds
 IN_PROCESS_GOAL = 1.05
 THROUGHPUT_GOAL = 0.95
 FLAT_MIB = 2.0
@@ -53,7 +55,7 @@ def render(
     peers = [
         name
         for name in samples.get("trivial", {})
-        if name not in WSGIMON and name != "bare Flask" and "floor" not in name
+        if name not in (*WSGIMON, ALERTING) and name != "bare Flask" and "floor" not in name
     ]
     for kind in samples:
         ours = max((cross_process_ratio(samples, kind, name) or 0.0) for name in WSGIMON)
@@ -67,6 +69,15 @@ def render(
                 f"| below every peer, {kind} | wsgimon ≤ {ours:.2f}, cheapest peer {cheapest[1]} "
                 f"{cheapest[0]:.2f} | {_mark(ours < cheapest[0])} |"
             )
+    alerting, plain = (
+        same_process_ratio(samples, "trivial", ALERTING),
+        same_process_ratio(samples, "trivial", WSGIMON[0]),
+    )
+    if alerting is not None and plain is not None:
+        lines.append(
+            f"| alerts configured (deliveries hanging) cost the request path nothing: ratio within {NOISE} of "
+            f"wsgimon (memory) | {alerting:.3f} vs {plain:.3f} | {_mark(abs(alerting - plain) <= NOISE)} |"
+        )
     if server and "bare Flask" in server:
         bare_rate = statistics.median(rate for rate, _ in server["bare Flask"])
         for name in WSGIMON:

@@ -58,6 +58,46 @@ def _wsgimon(storage: str) -> Callable[[], Flask]:
     return build
 
 
+def _wsgimon_alerting() -> Flask:
+    """wsgimon with alerts on, every delivery hanging on a webhook that never answers.
+
+    Before the rounds start the app raises a few times, so deliveries are stuck (retried)
+    and the alert rules run every second while the requests are measured.
+    """
+    import socket
+    import threading
+
+    from wsgimon import MonitorMiddleware
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept_and_never_answer() -> None:
+        while True:
+            connection, _ = listener.accept()
+            held.append(connection)
+
+    threading.Thread(target=accept_and_never_answer, daemon=True).start()
+    app = make_flask()
+    app.logger.disabled = True
+
+    @app.route("/boom")
+    def boom() -> str:
+        raise ValueError("bench failure")
+
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/webhooks/1/bench"
+    monitor = MonitorMiddleware(app.wsgi_app, storage="memory://", discord_webhook_url=url, alert_interval_s=1.0)
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    client = app.test_client()
+    for _ in range(5):
+        with client.get("/boom"):
+            pass
+    monitor.flush()
+    return app
+
+
 def _prometheus() -> Flask:
     from prometheus_client import CollectorRegistry
     from prometheus_flask_exporter import PrometheusMetrics
@@ -122,6 +162,7 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
     "floor (status + body)": _status_floor,
     "wsgimon (memory)": _wsgimon("memory://"),
     "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
+    "wsgimon (memory, alerts hanging)": _wsgimon_alerting,
     "prometheus-flask-exporter": _prometheus,
     "Flask-MonitoringDashboard": _monitoring_dashboard,
     "OpenTelemetry Flask + SDK": _opentelemetry,
