@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chromium lint typecheck bench bench-smoke flask-suite check clean
+.PHONY: demo test chromium lint typecheck bench bench-smoke flask-suite soak check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ typecheck: $(STAMP)
 # Flask's own test suite (from its sdist, for the installed version) plain and with every app wrapped.
 flask-suite: $(STAMP)
 	$(PY) -m tests.flask_suite.run
+
+# The fault scenarios against a real gunicorn (not in CI): load, SIGKILL, HUP, lock, read-only, delete.
+soak: $(STAMP)
+	$(PY) -m bench.soak --minutes 10
 
 check: lint typecheck test flask-suite
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pytest
 from flask import Flask
 
 from tests.seeding import batch_of, process
-from tests.servers import ROOT, werkzeug_server
+from tests.servers import ROOT, wait_until, werkzeug_server
+from tests.standins.discord import DiscordStandIn
 from wsgimon import MonitorMiddleware
 
 pytestmark = pytest.mark.browser
@@ -45,6 +47,10 @@ def make_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:
 
     @app.route("/fail")
     def fail() -> str:
+        raise ValueError(XSS_MESSAGE)
+
+    @app.route("/fail/<path:what>")
+    def fail_on(what: str) -> str:
         raise ValueError(XSS_MESSAGE)
 
     app.logger.disabled = True
@@ -109,6 +115,19 @@ class Page:
 
     def wait_refreshes(self, at_least: int) -> None:
         self.wait_for(f"Number(document.body.dataset.refreshes || 0) >= {at_least}")
+
+    def refresh_until(self, expression: str, timeout: float = 15.0) -> None:
+        """Refresh now until ``expression`` holds (a click during a refresh in flight is ignored: click again)."""
+        deadline = time.monotonic() + timeout
+        while not self.page.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{expression} still false after {timeout} s")
+            count = self.refreshes()
+            self.page.click("#refresh-now")
+            self.wait_refreshes(count + 1)
+
+    def texts(self, selector: str) -> list[str]:
+        return list(self.page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)"))
 
     def refreshes(self) -> int:
         return int(self.page.evaluate("Number(document.body.dataset.refreshes || 0)"))
@@ -333,3 +352,140 @@ def big_history() -> Any:
     return batch_of(
         (now - (i % 50), f"/api/e{i % 500}/<int:id>", "GET", 200 if i % 7 else 500, 5.0 + i % 40) for i in range(5000)
     )
+
+
+def raw_fail_path(environ: dict[str, Any]) -> str | None:
+    """Names failures under /fail/ by their raw path, so attacker-made text reaches alert titles."""
+    path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+    return path if path.startswith("/fail/") else None
+
+
+BURN_WINDOWS = ("5m", "30m", "1h", "6h")
+HOSTILE_TITLES = ("ValueError in GET /fail" + XSS_PATH, "ValueError in GET /fail/\\u202enimda/resu/eteled")
+
+
+@pytest.fixture
+def alerting() -> Iterator[tuple[str, DiscordStandIn]]:
+    """A served app alerting through a Discord stand-in: exceptions, and an availability SLO the traffic burns."""
+    with DiscordStandIn() as discord:
+        app, monitor = make_app(
+            discord_webhook_url=discord.webhook_url,
+            slo_availability=99.9,
+            alert_interval_s=0.05,
+            alert_rules="exception,slo",
+            endpoint=raw_fail_path,
+        )
+        with werkzeug_server(app) as url:
+            record_traffic(url)
+            with httpx.Client(base_url=url) as client:
+                client.get("/fail" + XSS_PATH)
+                client.get("/fail" + SPOOFED_PATH)
+            yield url, discord
+        monitor.close()  # and its channel's client
+
+
+def alerts_of(url: str) -> dict[str, Any]:
+    return dict(httpx.get(url + "/monitoring/alerts").json())
+
+
+def _budget(left: float) -> str:
+    return f"{round(left * 100):,}%" if abs(left) >= 1 else f"{left * 100:.1f}%"
+
+
+def test_alerts_panel_shows_sent_alerts_their_delivery_and_the_slo(
+    browser: Any, alerting: tuple[str, DiscordStandIn]
+) -> None:
+    url, discord = alerting
+    # One alert per exception key (/fail and the two hostile paths) and the SLO page: four messages.
+    discord.wait_for_requests(4)
+    wait_until(
+        lambda: [row["deliveries"]["discord"]["status"] for row in alerts_of(url)["alerts"]] == ["delivered"] * 4
+    )
+    page = Page(browser, url + "/monitoring/")
+    try:
+        page.refresh_until("document.querySelectorAll('#alerts tbody tr').length === 4")
+        answer = alerts_of(url)
+        shown = [title.replace("\\u202e", "\u202e") for title in page.texts("#alerts .alert-title")]
+        assert shown == [row["title"] for row in answer["alerts"]], "newest first, as the API"
+        assert set(HOSTILE_TITLES) <= set(page.texts("#alerts .alert-title"))
+        assert "ValueError in GET /fail" in shown
+        assert page.texts("#alerts tbody td:nth-child(5)") == ["discord delivered"] * 4
+        assert page.texts("#alerts tbody td:nth-child(3)") == ["firing"] * 4
+        assert all(re.fullmatch(r"just now|\d+ (s|min) ago", sent) for sent in page.column("alerts", 0))
+        assert page.texts("#alert-channels .chip") == ["discord · 4 delivered"]
+        (slo_alert,) = [row for row in answer["alerts"] if row["rule"] == "slo_page"]
+        assert answer["firing"] == [slo_alert["key"]]
+        assert page.texts("#alert-firing .chip") == [slo_alert["title"]]
+        # Attacker-made titles are text: nothing ran, no element came from them.
+        assert page.page.locator("#alerts-panel img, #alerts-panel script").count() == 0
+        assert page.page.evaluate("window.__pwned") is None and not page.dialogs
+
+        (slo,) = answer["slo"]
+        card = page.page.locator(".card.slo")
+        assert card.locator(".label").inner_text().lower() == "slo · availability"
+        assert card.locator(".slo-target").inner_text() == "99.9%" and slo["target"] == 99.9
+        assert slo["error_budget_remaining"] < 0 and slo["firing"] == "page"
+        assert card.locator(".slo-budget").inner_text() == _budget(slo["error_budget_remaining"])
+        assert "over" in (card.locator(".meter").get_attribute("class") or "")  # red: overspent
+        burns = dict(zip(BURN_WINDOWS, page.texts(".card.slo .slo-burn"), strict=True))
+        assert burns == {w: f"{w} {_ms(slo['burn_rates'][w])}×" for w in BURN_WINDOWS}
+        assert card.locator(".slo-firing").inner_text() == "page"
+        assert slo["description"] in card.locator(".detail").inner_text()
+        assert discord.violations == []
+        assert not page.console, page.console
+    finally:
+        page.close()
+
+
+def test_a_stopped_channel_and_its_failed_delivery_show_the_reason(browser: Any) -> None:
+    with DiscordStandIn() as discord:
+        discord.fail(404)  # the webhook was deleted: the channel stops
+        app, monitor = make_app(discord_webhook_url=discord.webhook_url, alert_interval_s=0.05, alert_rules="exception")
+        with werkzeug_server(app) as url:
+            httpx.get(url + "/fail")
+            discord.wait_for_requests(1)
+            wait_until(lambda: alerts_of(url)["channels"]["discord"]["stopped"])
+            page = Page(browser, url + "/monitoring/")
+            try:
+                page.refresh_until("document.querySelector('#alert-notes .notice.bad') !== null")
+                answer = alerts_of(url)
+                reason = answer["channels"]["discord"]["stopped"]
+                assert "deleted" in reason
+                assert reason in page.page.locator("#alert-notes .notice.bad").inner_text()
+                assert page.texts("#alert-channels .chip") == ["discord · stopped"]
+                chip = page.page.locator("#alerts tbody [data-channel=discord]")
+                assert chip.inner_text() == "discord failed"
+                delivery = answer["alerts"][0]["deliveries"]["discord"]
+                assert chip.get_attribute("title") == f"{delivery['reason']} (attempt {delivery['attempts']})"
+                assert not page.console, page.console
+            finally:
+                page.close()
+                monitor.close()
+
+
+def test_without_a_channel_the_alerts_panel_says_how_to_set_one(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        hint = page.page.locator("#alert-notes").inner_text()
+        for variable in ("WSGIMON_DISCORD_WEBHOOK_URL", "WSGIMON_WEBHOOK_URL", "WSGIMON_ALERT_EMAIL_TO"):
+            assert variable in hint
+        assert not page.page.locator("#alerts").is_visible()
+        assert page.page.locator(".card.slo").count() == 0  # no objective configured
+        assert alerts_of(served)["configured"] == [] and not page.console
+    finally:
+        page.close()
+
+
+def test_the_page_still_works_when_the_alerts_endpoint_fails(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        page.page.route("**/monitoring/alerts*", lambda route: route.fulfill(status=503, json={"error": "store busy"}))
+        page.refresh_until("document.querySelector('#alert-notes').textContent.includes('unavailable')")
+        assert page.page.locator("#alert-notes").inner_text() == "Alerts are unavailable: store busy"
+        assert page.page.locator(".card .value").first.inner_text() == "47"
+        assert not page.page.locator("#message").is_visible()
+        assert len(page.column("log", 7)) == 47
+    finally:
+        page.close()

@@ -202,8 +202,10 @@ class Config:
         if self.endpoint is not None and not callable(self.endpoint):
             raise ValueError("endpoint must be a callable environ -> str")
         from .alerts.settings import validate_alerting
+        from .report_schedule import validate_report
 
         validate_alerting(self)
+        validate_report(self)
 
     @property
     def has_credentials(self) -> bool:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .alerts.engine import AlertEngine
     from .api import MonitoringApp
     from .health import HealthCheck
+    from .report_schedule import ReportScheduler
 
 __all__ = ["MonitorMiddleware"]
 
@@ -83,6 +84,12 @@ class MonitorMiddleware:
 
                 self.alerts = AlertEngine(config, self.store, self._api.health)
                 recorder.after_write = self.alerts.after_write
+        self.report: ReportScheduler | None = None
+        if config.enabled:
+            from .report_schedule import ReportScheduler
+
+            if ReportScheduler.wanted(config):
+                self.report = ReportScheduler(config, self.store)
         self._prefix = config.prefix
         self._prefix_len = len(config.prefix)
         self._health_path = config.health_path
@@ -133,6 +140,8 @@ class MonitorMiddleware:
         self.recorder.final_flush()
         if self.alerts is not None:
             self.alerts.close()
+        if self.report is not None:
+            self.report.close()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -168,14 +177,21 @@ class MonitorMiddleware:
     def _serve_own(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
         """Monitoring API, health path and excluded paths; None for a path that only looks alike."""
         if path.startswith(self._prefix) and (len(path) == self._prefix_len or path[self._prefix_len] == "/"):
+            self._serving()
             return self._api(environ, start_response)
         if path == self._health_path:
+            self._serving()
             return self._api.serve_health(environ, start_response)
         for excluded in self._exclude:
             # Whole segments only: /static excludes /static/app.js, not /static-admin.
             if path.startswith(excluded) and (len(path) == len(excluded) or path[len(excluded)] == "/"):
                 return self.app(environ, start_response)
         return None
+
+    def _serving(self) -> None:
+        # A worker that only answers probes still runs its schedule and alert rules.
+        if not self._background_started:
+            self._start_background()
 
     def _start_background(self) -> bool:
         """Start recording in this process; False when disabled or closed (a pass-through)."""
@@ -185,6 +201,8 @@ class MonitorMiddleware:
             self.recorder.ensure_started()
             if self.alerts is not None:
                 self.alerts.start()
+            if self.report is not None:
+                self.report.start()
         except Exception as exc:
             report_internal_error("request start", exc)
             return False

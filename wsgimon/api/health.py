@@ -135,7 +135,23 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
     alerts = ctx.monitor.alerts
     if alerts is not None:
         results["alerts"] = _alerts_check(alerts.status())
+    if ctx.monitor.report is not None:
+        results["report"] = _report_check(ctx)
     return results
+
+
+def _report_check(ctx: Context) -> CheckResult:
+    """The latest period's report: a failed one degrades health until a later one is sent."""
+    try:
+        runs = ctx.store.report_runs(1)
+    except StoreUnavailable:
+        return CheckResult(OK, "report state unknown (store unavailable)", 0.0)
+    if not runs:
+        return CheckResult(OK, "no report sent yet", 0.0)
+    key, state, when, detail = runs[0]
+    if state == "failed":
+        return CheckResult(DEGRADED, f"the report for {key} failed: {detail}", 0.0)
+    return CheckResult(OK, f"the report for {key}: {state} at {iso(when)}", 0.0)
 
 
 def _alerts_check(status: dict[str, Any]) -> CheckResult:

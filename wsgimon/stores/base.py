@@ -299,6 +299,20 @@ class Store(ABC):
     def recent_alerts(self, limit: int) -> list[AlertRow]:
         """The newest alerts of every process, newest first."""
 
+    # -- the report: sent once per period ---------------------------------------------
+    @abstractmethod
+    def claim_report(self, key: str, now: float, stale_s: float) -> bool:
+        """True for the one process that sends the report of period ``key``; a claim older than
+        ``stale_s`` that never finished (its process died) may be taken over."""
+
+    @abstractmethod
+    def finish_report(self, key: str, state: str, detail: str, now: float) -> None:
+        """Record how the period's report went: "sent" or "failed" (with why)."""
+
+    @abstractmethod
+    def report_runs(self, limit: int) -> list[tuple[str, str, float, str]]:
+        """(period key, state, when, detail) of the latest periods, newest first."""
+
     @abstractmethod
     def admit_name(self, name: str, cap: int) -> bool:
         """Admit a new endpoint name unless the deployment already has ``cap`` names; known ones pass."""

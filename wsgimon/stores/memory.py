@@ -51,6 +51,7 @@ class MemoryStore(Store):
         self._states: dict[str, bool] = {}
         self._alerts: deque[AlertRow] = deque(maxlen=MAX_ALERTS)
         self._alert_id = 0
+        self._reports: dict[str, tuple[str, float, str]] = {}
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
         self._started = time.time()
 
@@ -180,6 +181,23 @@ class MemoryStore(Store):
     def recent_alerts(self, limit: int) -> list[AlertRow]:
         with self._lock:
             return [AlertRow(**vars(row)) for row in reversed(self._alerts)][:limit]
+
+    def claim_report(self, key: str, now: float, stale_s: float) -> bool:
+        with self._lock:
+            known = self._reports.get(key)
+            if known is not None and not (known[0] == "sending" and known[1] < now - stale_s):
+                return False
+            self._reports[key] = ("sending", now, "")
+            return True
+
+    def finish_report(self, key: str, state: str, detail: str, now: float) -> None:
+        with self._lock:
+            self._reports[key] = (state, now, detail)
+
+    def report_runs(self, limit: int) -> list[tuple[str, str, float, str]]:
+        with self._lock:
+            runs = [(key, *value) for key, value in self._reports.items()]
+        return sorted(runs, key=lambda run: run[2], reverse=True)[:limit]
 
     def admit_name(self, name: str, cap: int) -> bool:
         with self._lock:

@@ -44,7 +44,8 @@ from .base import (
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3  # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts
+# 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs
+SCHEMA_VERSION = 4
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
@@ -111,6 +112,12 @@ CREATE TABLE IF NOT EXISTS alert_state (
     until REAL NOT NULL DEFAULT 0,
     suppressed INTEGER NOT NULL DEFAULT 0,
     changed REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS report_runs (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -800,6 +807,30 @@ class SQLiteStore(Store):
             )
             for row in rows
         ]
+
+    def claim_report(self, key: str, now: float, stale_s: float) -> bool:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT state, updated FROM report_runs WHERE key = ?", (key,)).fetchone()
+            if row is not None and not (row[0] == "sending" and row[1] < now - stale_s):
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO report_runs (key, state, updated, detail) VALUES (?, 'sending', ?, '')",
+                (key, now),
+            )
+            return True
+
+    def finish_report(self, key: str, state: str, detail: str, now: float) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO report_runs (key, state, updated, detail) VALUES (?, ?, ?, ?)",
+                (key, state, now, detail[:500]),
+            )
+
+    def report_runs(self, limit: int) -> list[tuple[str, str, float, str]]:
+        rows = self._query(
+            "SELECT key, state, updated, detail FROM report_runs ORDER BY updated DESC LIMIT ?", (limit,)
+        )
+        return [(str(r[0]), str(r[1]), float(r[2]), str(r[3])) for r in rows]
 
     def admit_name(self, name: str, cap: int) -> bool:
         """One short transaction for a name not seen before (rare once the routes are known)."""

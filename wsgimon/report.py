@@ -1,0 +1,264 @@
+"""The weekly (or daily) report: what a team lead wants to read on Monday morning.
+
+:func:`build_report` reads one period from the store (every worker's and
+host's numbers) and the period before it; :func:`render_report` turns it into
+the two parts of an e-mail (plain text, and HTML with inline styles and bars
+drawn with tables: no image, no external URL) and :func:`report_email` into
+the message. Sending once per period across a deployment is
+:mod:`wsgimon.report_schedule`'s job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .aggregate import Aggregate
+from .slo import objectives, slo_status
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .stores.base import Store
+
+__all__ = ["Period", "Report", "build_report", "period_before", "render_report", "report_email"]
+
+_TOP = 5
+_MIN_REQUESTS_FOR_SLOWEST = 20
+_environment = Environment(
+    loader=PackageLoader("wsgimon", "templates"),
+    autoescape=select_autoescape(("html",)),
+    auto_reload=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in a time zone: a whole week (from Monday 00:00) or a whole day."""
+
+    kind: str  # "week" or "day"
+    start: datetime  # aware, in the report's zone
+    end: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.start.date().isoformat()}"
+
+    def previous(self) -> Period:
+        length = self.end - self.start
+        return Period(self.kind, _at_midnight(self.start - length, self.start.tzinfo), self.start)
+
+    def label(self) -> str:
+        last = (self.end - timedelta(seconds=1)).date()
+        if self.kind == "day":
+            return f"{self.start:%a %d %b %Y}"
+        return f"{self.start:%d %b} – {last:%d %b %Y}"
+
+    def days(self) -> list[date]:
+        day, out = self.start.date(), []
+        while day < self.end.date():
+            out.append(day)
+            day += timedelta(days=1)
+        return out
+
+
+def _at_midnight(moment: datetime, zone: tzinfo | None) -> datetime:
+    return datetime(moment.year, moment.month, moment.day, tzinfo=zone)
+
+
+def period_before(moment: datetime, kind: str) -> Period:
+    """The whole week (or day) that ended last before ``moment`` (aware), in ``moment``'s zone."""
+    zone = moment.tzinfo
+    today = _at_midnight(moment, zone)
+    if kind == "day":
+        return Period("day", _at_midnight(today - timedelta(days=1), zone), today)
+    this_monday = _at_midnight(today - timedelta(days=today.weekday()), zone)
+    return Period("week", _at_midnight(this_monday - timedelta(days=7), zone), this_monday)
+
+
+def period_from(day: date, kind: str, zone: tzinfo) -> Period:
+    """The week (from the Monday on or before ``day``) or the day starting at ``day``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    if kind == "week":
+        start = _at_midnight(start - timedelta(days=start.weekday()), zone)
+        return Period("week", start, _at_midnight(start + timedelta(days=7, hours=2), zone))
+    return Period("day", start, _at_midnight(start + timedelta(days=1, hours=2), zone))
+
+
+@dataclass
+class Report:
+    period: Period
+    totals: dict[str, Any]
+    previous: dict[str, Any]
+    changes: dict[str, float | None]
+    busiest: list[dict[str, Any]]
+    slowest: list[dict[str, Any]]
+    failing: list[dict[str, Any]]
+    error_types: list[dict[str, Any]]
+    days: list[dict[str, Any]]
+    slo: list[dict[str, Any]] = field(default_factory=list)
+    dashboard_url: str | None = None
+    generated_at: float = field(default_factory=time.time)
+
+
+def _totals(agg: Aggregate) -> dict[str, Any]:
+    latency = agg.latency_ms()
+    return {
+        "requests": agg.count,
+        "errors": agg.errors,
+        "client_errors": agg.client_errors,
+        "availability": None if not agg.count else round(1 - agg.errors / agg.count, 6),
+        "error_rate": None if not agg.count else round(agg.errors / agg.count, 6),
+        "p50": latency["p50"],
+        "p95": latency["p95"],
+        "p99": latency["p99"],
+    }
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    if now is None or before is None or before == 0:
+        return None
+    return round(now / before - 1, 4)
+
+
+def build_report(store: Store, period: Period, config: Config, now: float | None = None) -> Report:
+    """The period's numbers from the store, with the previous period's to compare."""
+    start, end = period.start.timestamp(), period.end.timestamp()
+    # Stored buckets start at whole seconds: [start, end - 1] covers exactly [start, end).
+    totals = _totals(store.overall(start, end - 1))
+    previous_period = period.previous()
+    previous = _totals(store.overall(previous_period.start.timestamp(), start - 1))
+    rows = [
+        {"endpoint": e, "method": m, **_totals(agg)} for (e, m), agg in store.endpoint_totals(start, end - 1).items()
+    ]
+    busiest = sorted(rows, key=lambda r: (-r["requests"], r["endpoint"]))[:_TOP]
+    slowest = sorted(
+        (r for r in rows if r["requests"] >= _MIN_REQUESTS_FOR_SLOWEST and r["p95"] is not None),
+        key=lambda r: (-r["p95"], r["endpoint"]),
+    )[:_TOP]
+    failing = sorted((r for r in rows if r["errors"]), key=lambda r: (-r["errors"], r["endpoint"]))[:_TOP]
+    samples = store.error_samples()
+    types: list[dict[str, Any]] = []
+    for (endpoint, method), (counts, last_seen) in store.error_totals(start, end - 1).items():
+        for error_type, count in counts.items():
+            sample = samples.get((error_type, endpoint, method))
+            code = error_type[:3]
+            types.append(
+                {
+                    "type": error_type,
+                    "endpoint": endpoint,
+                    "method": method,
+                    "count": count,
+                    "client": code.isdigit() and int(code) < 500,
+                    "first_seen": sample.first_seen if sample else None,
+                    "last_seen": sample.last_seen if sample else last_seen,
+                    "message": sample.message if sample else error_type,
+                }
+            )
+    types.sort(key=lambda t: (t["client"], -t["count"], t["type"]))
+    zone = period.start.tzinfo
+    per_day: dict[date, list[int]] = {day: [0, 0] for day in period.days()}
+    moment = time.time() if now is None else now
+    # Hours give the zone's own days; past the hours' retention, UTC days are what is left.
+    step = 3600 if start >= moment - store.hour_retention_s else 86400
+    for slot, agg in store.series(start, end - 1, step):
+        day = datetime.fromtimestamp(slot, zone).date()
+        if day in per_day:
+            per_day[day][0] += agg.count
+            per_day[day][1] += agg.errors
+    busiest_day = max((n for n, _ in per_day.values()), default=0) or 1
+    days = [
+        {"date": day, "requests": n, "errors": e, "width": round(100 * n / busiest_day), "error_width": _share(e, n)}
+        for day, (n, e) in per_day.items()
+    ]
+    slo = [slo_status(store, objective, moment).to_json() for objective in objectives(config)]
+    dashboard = config.public_url.rstrip("/") + config.prefix + "/" if config.public_url else None
+    return Report(
+        period,
+        totals,
+        previous,
+        {name: _change(totals[name], previous[name]) for name in ("requests", "error_rate", "p50", "p95", "p99")},
+        busiest,
+        slowest,
+        failing,
+        types[:10],
+        days,
+        slo,
+        dashboard,
+    )
+
+
+def _share(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole else 0
+
+
+def render_report(report: Report) -> tuple[str, str]:
+    """(plain text, HTML) of the report."""
+    context = {"r": report, "fmt": _Formats(report.period.start.tzinfo)}
+    text = _environment.get_template("report.txt").render(**context)
+    html = _environment.get_template("report.html").render(**context)
+    return text, html
+
+
+def subject(report: Report) -> str:
+    totals = report.totals
+    available = "no requests" if totals["availability"] is None else f"{totals['availability']:.2%} available"
+    kind = "Weekly" if report.period.kind == "week" else "Daily"
+    return f"[wsgimon] {kind} report {report.period.label()}: {totals['requests']:,} requests, {available}"
+
+
+def report_email(report: Report, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    text, html = render_report(report)
+    message = EmailMessage()
+    message["Subject"] = subject(report)
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+class _Formats:
+    """Number and time formats shared by both parts."""
+
+    def __init__(self, zone: tzinfo | None) -> None:
+        self.zone = zone
+
+    @staticmethod
+    def count(value: int | None) -> str:
+        return "–" if value is None else f"{value:,}"
+
+    @staticmethod
+    def pct(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value * 100:.{digits}f} %"
+
+    @staticmethod
+    def ms(value: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+    @staticmethod
+    def change(value: float | None, lower_is_better: bool = True) -> str:
+        if value is None:
+            return ""
+        arrow = "▲" if value > 0 else "▼" if value < 0 else "="
+        return f"{arrow} {abs(value) * 100:.0f} %"
+
+    @staticmethod
+    def worse(value: float | None, lower_is_better: bool = True) -> bool:
+        return value is not None and (value > 0.05 if lower_is_better else value < -0.05)
+
+    def when(self, epoch: float | None) -> str:
+        if not epoch:
+            return "–"
+        return f"{datetime.fromtimestamp(epoch, self.zone):%a %d %b %H:%M}"

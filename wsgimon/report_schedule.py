@@ -1,0 +1,223 @@
+"""Sending the report once per period: any process may run the schedule, the store decides who sends.
+
+Every worker (and every host sharing the store) runs an APScheduler
+``BackgroundScheduler`` with the same cron trigger; when it fires, each asks
+the store to claim the period and only one gets it. A report missed while the
+service was down is sent at the next start if it is less than a day late; a
+claim whose process died before finishing may be taken over after a while. A
+failed send is retried a few times with backoff and then recorded as failed,
+which ``/monitoring/health`` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from .guard import logger, report_internal_error
+from .report import Period, build_report, period_before, report_email, subject
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .stores.base import Store
+
+__all__ = ["ReportScheduler", "parse_schedule", "report_zone"]
+
+DEFAULT_SCHEDULE = "mon 09:00"
+CATCH_UP_S = 86400.0  # a report missed by less than this is sent at the next start
+STALE_CLAIM_S = 1800.0  # a claim not finished after this long (its process died) may be taken over
+RETRY_DELAYS_S = (30.0, 120.0, 600.0)
+_SCHEDULE = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun|daily)\s+)?([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+def parse_schedule(text: str, period: str) -> tuple[str | None, int, int, int]:
+    """(day of week or None for every day, hour, minute, second) of ``mon 09:00``, ``09:00`` or ``daily 07:30``."""
+    if period == "day" and text == DEFAULT_SCHEDULE:
+        text = "09:00"
+    match = _SCHEDULE.match(text.strip().lower())
+    if match is None:
+        raise ValueError(f"report_schedule must look like 'mon 09:00' or '07:30' (every day), got {text!r}")
+    day, hour, minute, second = match.groups()
+    return (None if day in (None, "daily") else day), int(hour), int(minute), int(second or 0)
+
+
+def report_zone(name: str | None) -> tzinfo:
+    """The IANA zone named (e.g. Europe/Paris), else the system's."""
+    if name:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"report_timezone must be an IANA zone such as Europe/Paris, got {name!r}") from None
+    from tzlocal import get_localzone
+
+    zone: tzinfo = get_localzone()
+    return zone
+
+
+def validate_report(config: Config) -> None:
+    if config.report_period not in ("week", "day"):
+        raise ValueError(f"report_period must be week or day, got {config.report_period!r}")
+    parse_schedule(config.report_schedule, config.report_period)
+    if config.report_timezone:  # the system's zone is looked up only when a report is scheduled
+        report_zone(config.report_timezone)
+
+
+class ReportScheduler:
+    """One middleware's report schedule, started in the serving process on its first request."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.zone = report_zone(config.report_timezone)
+        self.when = parse_schedule(config.report_schedule, config.report_period)
+        self._scheduler: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def wanted(config: Config) -> bool:
+        return bool(config.report_email_to and config.smtp_host)
+
+    # -- the schedule ----------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._scheduler is not None and self._pid == os.getpid():
+                return
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            scheduler = BackgroundScheduler(timezone=self.zone, daemon=True)
+            # A run missed while this process was busy is still wanted (the claim keeps it single).
+            scheduler.add_job(
+                self.run_scheduled,
+                self._trigger(),
+                id="wsgimon-report",
+                misfire_grace_time=int(CATCH_UP_S),
+                coalesce=True,
+                max_instances=1,
+            )
+            scheduler.add_job(self.catch_up, id="wsgimon-report-catch-up")
+            scheduler.start()
+            self._scheduler, self._pid = scheduler, os.getpid()
+
+    def close(self) -> None:
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and self._pid == os.getpid():
+            scheduler.shutdown(wait=False)
+
+    def _trigger(self) -> Any:
+        from apscheduler.triggers.cron import CronTrigger
+
+        day, hour, minute, second = self.when
+        return CronTrigger(day_of_week=day or "*", hour=hour, minute=minute, second=second, timezone=self.zone)
+
+    def previous_fire(self, now: datetime) -> datetime:
+        """The latest scheduled moment at or before ``now``."""
+        trigger = self._trigger()
+        moment = trigger.get_next_fire_time(None, now - timedelta(days=8))
+        previous = moment
+        while moment is not None and moment <= now:
+            previous = moment
+            moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+        assert previous is not None
+        return previous  # type: ignore[no-any-return]
+
+    # -- runs ------------------------------------------------------------------------
+    def run_scheduled(self) -> None:
+        self.send_period(period_before(datetime.now(self.zone), self.config.report_period))
+
+    def catch_up(self) -> None:
+        """At start: a scheduled run missed by less than a day is made now (once, whoever starts first)."""
+        now = datetime.now(self.zone)
+        previous = self.previous_fire(now)
+        if (now - previous).total_seconds() < CATCH_UP_S:
+            self.send_period(period_before(previous, self.config.report_period))
+
+    def send_period(self, period: Period) -> bool:
+        """Claim the period; the one process that gets it sends, retries, and records the outcome."""
+        try:
+            if not self.store.claim_report(period.key, time.time(), STALE_CLAIM_S):
+                return False
+        except Exception as exc:
+            report_internal_error("report claim", exc)
+            return False
+        error = "not sent"
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
+            if delay:
+                time.sleep(delay)
+            try:
+                self.send(period)
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+                logger.warning(
+                    "wsgimon: the %s report for %s was not sent (attempt %d): %s",
+                    period.kind,
+                    period.label(),
+                    attempt + 1,
+                    error,
+                )
+                continue
+            self._finish(period, "sent", "")
+            return True
+        self._finish(period, "failed", error)
+        return False
+
+    def _finish(self, period: Period, state: str, detail: str) -> None:
+        try:
+            self.store.finish_report(period.key, state, detail, time.time())
+        except Exception as exc:
+            report_internal_error("report outcome", exc)
+
+    def send(self, period: Period) -> None:
+        """Build and send the report of ``period`` now (no claim: the CLI's --send uses this too)."""
+        from .alerts.model import DeliveryError
+        from .alerts.settings import smtp_settings
+        from .smtp import parse_recipients
+        from .smtp import send as smtp_send
+
+        settings = smtp_settings(self.config)
+        if settings is None:
+            raise ValueError("no SMTP host is configured (WSGIMON_SMTP_HOST)")
+        report = build_report(self.store, period, self.config)
+        message = report_email(report, settings.sender, parse_recipients(self.config.report_email_to))
+        try:
+            smtp_send(settings, message)
+        except DeliveryError as exc:
+            raise RuntimeError(str(exc)) from None
+        if self.config.report_discord and self.config.discord_webhook_url:
+            self._discord_summary(report, subject(report))
+
+    def _discord_summary(self, report: Any, title: str) -> None:
+        from .alerts.discord import DiscordChannel
+        from .alerts.model import Alert, DeliveryError
+
+        totals = report.totals
+        fields = (
+            ("requests", f"{totals['requests']:,}"),
+            ("availability", "–" if totals["availability"] is None else f"{totals['availability']:.3%}"),
+            ("p95", "–" if totals["p95"] is None else f"{totals['p95']:.0f} ms"),
+        )
+        alert = Alert(
+            key=f"report|{report.period.key}",
+            rule="report",
+            severity="info",
+            state="resolved",
+            title=title.removeprefix("[wsgimon] "),
+            summary="The full report went out by e-mail.",
+            opened_at=time.time(),
+            fields=fields,
+            dashboard_url=report.dashboard_url,
+        )
+        channel = DiscordChannel(self.config.discord_webhook_url or "")
+        try:
+            channel.send(alert)
+        except DeliveryError as exc:
+            logger.warning("wsgimon: the report's Discord summary was not delivered: %s", exc)
+        finally:
+            channel.close()
