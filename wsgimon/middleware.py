@@ -15,9 +15,10 @@ deque. Any failure inside wsgimon is logged and the request goes on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -169,7 +170,7 @@ class MonitorMiddleware:
                 return exchange.follow_file(body)
             # Not a local here: an exception handed over in the environ keeps this frame
             # (and its locals) alive until a GC run, and the server must be able to drop it.
-            return exchange.follow_primed(body)
+            return _Body(exchange, body)
         except Exception as exc:
             report_internal_error("response wrap", exc)
             return body
@@ -243,6 +244,11 @@ class _Exchange:
         "_exc",
         "_done",
         "_t0",
+        "_wrote",
+        "_ttfb",
+        "_size",
+        "_body_exc",
+        "_server_write",
     )
 
     def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
@@ -256,22 +262,37 @@ class _Exchange:
         self._exc: CapturedException | None = None
         self._done = False
         self._t0 = perf_counter()
+        self._wrote = False  # bytes went out through write(): the status is the client's now
+        self._ttfb: float | None = None
+        self._size = 0
+        self._body_exc: BaseException | None = None
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        self._status = status
-        self._headers = headers
         route_at_start = self._mw._route_at_start
         if route_at_start is not None:
             self._route = route_at_start(self._environ, status)
         if exc_info is None:
-            return self._start_response(status, headers)
-        if exc_info[1] is not None:
-            # The app (Bottle, for one) reports the exception it turned into this response.
-            self._exc = CapturedException(exc_info[1])
-        # With headers already sent the server re-raises exc_info: let it through.
-        return self._start_response(status, headers, exc_info)
+            write = self._start_response(status, headers)
+        else:
+            if exc_info[1] is not None:
+                # The app (Bottle, for one) reports the exception it turned into this response.
+                self._exc = CapturedException(exc_info[1])
+            # With headers already sent the server re-raises exc_info: the sent status stays.
+            write = self._start_response(status, headers, exc_info)
+        self._status = status
+        self._headers = headers
+        self._server_write = write
+        return self._write
+
+    def _write(self, data: bytes) -> object:
+        """The legacy write(): what it sends counts as sent, like the body's first chunk."""
+        if data and not self._wrote:
+            self._wrote = True
+            self._ttfb = perf_counter()
+        self._size += len(data)
+        return self._server_write(data)
 
     def failed(self, exc: BaseException) -> None:
         """The app raised before returning a body: record now."""
@@ -279,8 +300,9 @@ class _Exchange:
             # The worker is going away, not failing a request: nothing to record.
             self._done = True
             return
-        self._status = None
-        self._record(perf_counter(), None, 0, exc)
+        if not self._wrote:
+            self._status = None  # nothing was sent: the server answers 500
+        self._record(perf_counter(), self._ttfb, self._size, exc)
 
     def complete(self, body: list[bytes]) -> bool:
         """A list body is whole: record it now and let the server have the list (it uses its len())."""
@@ -288,25 +310,19 @@ class _Exchange:
             return False
         size = sum(map(len, body))
         now = perf_counter()
-        self._record(now, now if size else None, size, None)
+        self._record(now, self._ttfb or (now if size else None), self._size + size, None)
         return True
 
-    def follow_primed(self, body: Iterable[bytes]) -> Iterator[bytes]:
-        following = self.follow(body)
-        next(following)  # to its first yield: from there on, close() runs its finally
-        return following
+    def follow(self, body: Iterable[bytes]) -> Generator[bytes, None, None]:
+        """The body's chunks as the server iterates them, timed to the first byte.
 
-    def follow(self, body: Iterable[bytes]) -> Iterator[bytes]:
-        """The body as the server sees it, timed to its first byte and its close().
-
-        A generator, primed by the caller: state stays in locals, and the
-        server's close() reaches the ``finally`` that closes the body and records.
+        State stays in locals while it runs and is noted on the exchange when it ends;
+        closing the app's body and recording are :class:`_Body`'s ``close()``, the
+        server's call, as PEP 3333 wants it (not the last ``next()``).
         """
-        ttfb: float | None = None
-        size = 0
-        exc: BaseException | None = None
+        ttfb = self._ttfb
+        size = self._size
         try:
-            yield b""  # the caller's priming stops here
             for chunk in body:
                 if chunk:
                     if ttfb is None:
@@ -316,33 +332,34 @@ class _Exchange:
         except GeneratorExit:
             raise
         except BaseException as error:
-            exc = error
+            self._body_exc = error
             if ttfb is None:
                 # Nothing was sent yet, so the server answers 500.
                 self._status = None
             raise
         finally:
-            try:
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
-            except BaseException as error:
-                if exc is None:
-                    exc = error
-                raise
-            finally:
-                self._record(perf_counter(), ttfb, size, exc)
+            self._ttfb = ttfb
+            self._size = size
+
+    def finish(self, close_error: BaseException | None) -> None:
+        exc = self._body_exc or close_error
+        self._body_exc = None  # the record holds it from here on
+        self._record(perf_counter(), self._ttfb, self._size, exc)
 
     def follow_file(self, body: Any) -> Iterable[bytes]:
         """Servers use sendfile only for their own wrapper class: keep it, record from its close()."""
         original_close = getattr(body, "close", None)
 
         def close() -> None:
+            error: BaseException | None = None
             try:
                 if original_close is not None:
                     original_close()
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                self._record(perf_counter(), None, _content_length(self._headers or []) or 0, None)
+                self._record(perf_counter(), None, _content_length(self._headers or []) or 0, error)
 
         body.close = close
         file_body: Iterable[bytes] = body
@@ -399,11 +416,56 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_PATH_CHARS else text[: MAX_PATH_CHARS - 1] + "…"
 
 
+_MAX_CONTENT_LENGTH = 2**53  # a size a store's integer holds; anything larger is not believed
+
+
 def _content_length(headers: list[tuple[str, str]]) -> int | None:
     for name, value in headers:
         if name.lower() == "content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+            text = value.strip()
+            if text.isascii() and text.isdigit() and len(text) <= 16 and int(text) <= _MAX_CONTENT_LENGTH:
+                return int(text)
+            return None
     return None
+
+
+class _Body:
+    """What the server gets for a streamed body: it iterates it, and its ``close()`` ends the record.
+
+    Iteration is the exchange's generator itself (``__iter__`` hands it over, so each chunk
+    costs a generator resume, no Python call). ``close()`` closes the generator, then the
+    app's body (an error there reaches the server from ``close()``, where it belongs), then
+    records. A server that drops the body without closing it still gets it closed here.
+    """
+
+    __slots__ = ("_exchange", "_body", "_chunks", "_closed")
+
+    def __init__(self, exchange: _Exchange, body: Iterable[bytes]) -> None:
+        self._exchange = exchange
+        self._body = body
+        self._chunks = exchange.follow(body)
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._chunks.close()
+        error: BaseException | None = None
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._exchange.finish(error)
+
+    def __del__(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(BaseException):
+                self.close()

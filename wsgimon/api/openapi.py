@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import alerts, endpoints, errors, requests
-from .params import STATUS_PATTERN, WINDOW_PATTERN
+from .params import MAX_MS, STATUS_PATTERN, WINDOW_PATTERN
 
 __all__ = ["openapi_document"]
 
@@ -289,7 +289,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                         "schema": {"type": "string", "pattern": STATUS_PATTERN, "examples": ["5xx", "404"]},
                     },
                     {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
-                    {"name": "min_ms", **query, "schema": {"type": "number", "minimum": 0}},
+                    {"name": "min_ms", **query, "schema": {"type": "number", "minimum": 0, "maximum": MAX_MS}},
                 ],
             ),
             "/errors": _get(

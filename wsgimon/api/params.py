@@ -15,15 +15,19 @@ from werkzeug.datastructures import MultiDict
 
 from ..windows import Window, parse_window
 
-__all__ = ["BadRequest", "Query", "STATUS_PATTERN", "WINDOW_PATTERN"]
+__all__ = ["BadRequest", "MAX_MS", "Query", "STATUS_PATTERN", "WINDOW_PATTERN"]
 
 #: What ``status=`` accepts: a class (``5xx``) or one code (``404``).
 STATUS_PATTERN = r"^[1-5](xx|XX|[0-9]{2})$"
-#: What ``window=`` accepts: ``all`` or a count and a unit, up to 366 days.
-WINDOW_PATTERN = r"^(all|[1-9][0-9]{0,5}[mhd])$"
+#: What ``window=`` is documented to accept: ``all``, up to 99999m, 7999h or 366d (the server takes up to 366d).
+WINDOW_PATTERN = (
+    r"^(all|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|[1-7][0-9]{3}h|[1-9][0-9]?d|[12][0-9]{2}d|3[0-5][0-9]d|36[0-6]d)$"
+)
+#: The largest ``min_ms`` (about 31 years).
+MAX_MS = 1e12
 
 _DIGITS = re.compile(r"[0-9]{1,9}")
-_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+_NUMBER = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?([eE][+-]?[0-9]{1,3})?")
 _STATUS = re.compile(STATUS_PATTERN)
 
 
@@ -65,8 +69,8 @@ class Query:
         raw = self._args.get(name)
         if raw is None:
             return None
-        if not _NUMBER.fullmatch(raw):
-            raise BadRequest(f"{name} must be a non-negative number such as 250 or 12.5, got {raw!r}")
+        if not _NUMBER.fullmatch(raw) or not float(raw) <= MAX_MS:
+            raise BadRequest(f"{name} must be a number from 0 to {MAX_MS:g}, such as 250 or 12.5, got {raw!r}")
         return float(raw)
 
     def choice(self, name: str, choices: Collection[str], default: str) -> str:
