@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import background
 from .captured import EXCEPTION_KEY, CapturedException
 from .config import Config
-from .endpoints import ENDPOINT_KEY, MAX_PATH_CHARS, EndpointNamer
+from .endpoints import ENDPOINT_KEY, MAX_PATH_CHARS, UNMATCHED, EndpointNamer
 from .guard import report_internal_error
 from .recorder import _MAX_PENDING, Recorder
 from .stores import open_store
@@ -62,6 +62,7 @@ class MonitorMiddleware:
 
         self.integration = integration = find_integration(app) if config.enabled else None
         self._route_at_start = None if integration is None else integration.route_at_start
+        self._reads_flask_rule = integration is not None and integration.name == "flask"
         self._route_at_end = None if integration is None else integration.route_at_end
         self.recorder = recorder = Recorder(
             self.store,
@@ -227,6 +228,7 @@ def _reset_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+_NO_ROUTE_STATUSES = ("404", "405")
 MAX_METHOD_CHARS = 32
 
 
@@ -249,6 +251,7 @@ class _Exchange:
         "_size",
         "_body_exc",
         "_server_write",
+        "_closing",
     )
 
     def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
@@ -266,13 +269,24 @@ class _Exchange:
         self._ttfb: float | None = None
         self._size = 0
         self._body_exc: BaseException | None = None
+        self._closing = False
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        route_at_start = self._mw._route_at_start
-        if route_at_start is not None:
-            self._route = route_at_start(self._environ, status)
+        mw = self._mw
+        if mw._reads_flask_rule:
+            # Flask's request (and the rule it matched) is gone once the request ends; read
+            # inline here, the common case, rather than through route_at_start.
+            request = self._environ.get("werkzeug.request")
+            if request is not None:
+                rule = request.url_rule
+                if rule is not None:
+                    self._route = rule.rule
+                elif status[:3] in _NO_ROUTE_STATUSES:
+                    self._route = UNMATCHED
+        elif mw._route_at_start is not None:
+            self._route = mw._route_at_start(self._environ, status)
         if exc_info is None:
             write = self._start_response(status, headers)
         else:
@@ -318,11 +332,13 @@ class _Exchange:
 
         State stays in locals while it runs and is noted on the exchange when it ends;
         closing the app's body and recording are :class:`_Body`'s ``close()``, the
-        server's call, as PEP 3333 wants it (not the last ``next()``).
+        server's call, as PEP 3333 wants it (not the last ``next()``). A body a server
+        drops without closing is closed here, at GeneratorExit.
         """
         ttfb = self._ttfb
         size = self._size
         try:
+            yield b""  # primed by _Body: from here on, a body dropped unclosed reaches GeneratorExit
             for chunk in body:
                 if chunk:
                     if ttfb is None:
@@ -330,6 +346,14 @@ class _Exchange:
                     size += len(chunk)
                 yield chunk
         except GeneratorExit:
+            if not self._closing:
+                # Garbage collection of a body a server dropped without close(): close it here.
+                self._ttfb, self._size = ttfb, size
+                with contextlib.suppress(Exception):
+                    close = getattr(body, "close", None)
+                    if close is not None:
+                        close()
+                self._record(perf_counter(), ttfb, size, None)
             raise
         except BaseException as error:
             self._body_exc = error
@@ -340,11 +364,6 @@ class _Exchange:
         finally:
             self._ttfb = ttfb
             self._size = size
-
-    def finish(self, close_error: BaseException | None) -> None:
-        exc = self._body_exc or close_error
-        self._body_exc = None  # the record holds it from here on
-        self._record(perf_counter(), self._ttfb, self._size, exc)
 
     def follow_file(self, body: Any) -> Iterable[bytes]:
         """Servers use sendfile only for their own wrapper class: keep it, record from its close()."""
@@ -433,9 +452,10 @@ class _Body:
     """What the server gets for a streamed body: it iterates it, and its ``close()`` ends the record.
 
     Iteration is the exchange's generator itself (``__iter__`` hands it over, so each chunk
-    costs a generator resume, no Python call). ``close()`` closes the generator, then the
-    app's body (an error there reaches the server from ``close()``, where it belongs), then
-    records. A server that drops the body without closing it still gets it closed here.
+    costs a generator resume). ``close()`` closes the generator, then the app's body (an
+    error there reaches the server from ``close()``, where it belongs), then records. Nothing
+    refers back to this object, so a server that drops it unclosed frees it at once, and the
+    generator's GeneratorExit closes the body and records.
     """
 
     __slots__ = ("_exchange", "_body", "_chunks", "_closed")
@@ -443,7 +463,8 @@ class _Body:
     def __init__(self, exchange: _Exchange, body: Iterable[bytes]) -> None:
         self._exchange = exchange
         self._body = body
-        self._chunks = exchange.follow(body)
+        self._chunks = chunks = exchange.follow(body)
+        next(chunks)  # to its first yield (see follow)
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -453,6 +474,8 @@ class _Body:
         if self._closed:
             return
         self._closed = True
+        exchange = self._exchange
+        exchange._closing = True
         self._chunks.close()
         error: BaseException | None = None
         try:
@@ -463,9 +486,4 @@ class _Body:
             error = exc
             raise
         finally:
-            self._exchange.finish(error)
-
-    def __del__(self) -> None:
-        if not self._closed:
-            with contextlib.suppress(BaseException):
-                self.close()
+            exchange._record(perf_counter(), exchange._ttfb, exchange._size, exchange._body_exc or error)
