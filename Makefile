@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chromium lint typecheck bench bench-smoke flask-suite soak check clean
+.PHONY: demo test chromium prometheus lint typecheck bench bench-smoke flask-suite soak check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found: browser tests will be skipped (install Debian's chromium)"; fi
 
-test: $(STAMP) chromium
+# The metrics tests scrape with Debian's prometheus and check with its promtool.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "prometheus not found: metrics tests will be skipped (install Debian's prometheus)"; fi
+
+test: $(STAMP) chromium prometheus
 	$(PY) -m pytest --cov --cov-report=term:skip-covered
 
 lint: $(STAMP)

@@ -148,7 +148,7 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(monitor: MonitorMidd
     # Every resource the API routes is described, and nothing else.
     from wsgimon.api import RESOURCES
 
-    assert set(document["paths"]) == {"/", "/openapi.json", *RESOURCES}
+    assert set(document["paths"]) == {"/", "/openapi.json", "/metrics", *RESOURCES}
     assert {"/stats", "/endpoints", "/requests", "/errors", "/timeseries", "/health", "/alerts"} <= set(RESOURCES)
 
 

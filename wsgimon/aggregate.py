@@ -7,9 +7,16 @@ per-process deltas combine into one deployment-wide view.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
+from itertools import repeat
+
 from .sketch import QuantileSketch
 
-__all__ = ["Aggregate", "LATENCY_KEYS"]
+__all__ = ["Aggregate", "DEFAULT_BUCKETS_S", "LATENCY_KEYS", "bucket_labels"]
+
+#: Prometheus's usual histogram buckets, in seconds.
+DEFAULT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 LATENCY_KEYS = ("avg", "min", "max", "p50", "p90", "p95", "p99")
 _QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
@@ -29,6 +36,7 @@ class Aggregate:
         "status_codes",
         "error_types",
         "last_seen",
+        "histogram",
     )
 
     def __init__(self) -> None:
@@ -42,6 +50,9 @@ class Aggregate:
         self.status_codes: dict[int, int] = {}
         self.error_types: dict[str, int] = {}
         self.last_seen = 0.0
+        # Requests per histogram bucket, keyed by its upper bound as Prometheus writes ``le``
+        # ("0.005", ..., "+Inf"); not cumulative. Exact at those bounds, unlike the sketch.
+        self.histogram: dict[str, int] = {}
 
     def add(
         self,
@@ -51,8 +62,9 @@ class Aggregate:
         is_client_error: bool,
         error_type: str | None,
         wall: float,
+        buckets: Buckets | None = None,
     ) -> None:
-        self.add_many([duration_ms], status, is_error, is_client_error, error_type, wall)
+        self.add_many([duration_ms], status, is_error, is_client_error, error_type, wall, buckets)
 
     def add_many(
         self,
@@ -62,6 +74,7 @@ class Aggregate:
         is_client_error: bool,
         error_type: str | None,
         wall: float,
+        buckets: Buckets | None = None,
     ) -> None:
         """Add requests that differ only in duration (the fold groups them)."""
         n = len(durations_ms)
@@ -84,6 +97,12 @@ class Aggregate:
             types[error_type] = types.get(error_type, 0) + n
         if wall > self.last_seen:
             self.last_seen = wall
+        if buckets is not None:
+            bounds, labels = buckets
+            histogram = self.histogram
+            for index, k in Counter(map(bisect_left, repeat(bounds), durations_ms)).items():
+                label = labels[index]
+                histogram[label] = histogram.get(label, 0) + k
 
     def merge(self, other: Aggregate) -> None:
         self.count += other.count
@@ -98,6 +117,8 @@ class Aggregate:
         for name, n in other.error_types.items():
             self.error_types[name] = self.error_types.get(name, 0) + n
         self.last_seen = max(self.last_seen, other.last_seen)
+        for label, n in other.histogram.items():
+            self.histogram[label] = self.histogram.get(label, 0) + n
 
     @property
     def error_rate(self) -> float:
@@ -117,6 +138,20 @@ class Aggregate:
             # A bucket's representative may lie just outside the exact range.
             result[name] = None if value is None else _round(min(max(value, self.min_ms), self.max_ms))
         return result
+
+
+# (upper bounds in ms, sorted; their labels in seconds with "+Inf" last)
+Buckets = tuple[tuple[float, ...], tuple[str, ...]]
+
+
+def bucket_labels(bounds_s: tuple[float, ...]) -> Buckets:
+    """The fold's form of histogram bounds: milliseconds to bisect, and Prometheus's ``le`` labels."""
+    ordered = tuple(sorted(set(bounds_s)))
+    return tuple(b * 1000.0 for b in ordered), (*(_label(b) for b in ordered), "+Inf")
+
+
+def _label(bound_s: float) -> str:
+    return repr(float(bound_s))
 
 
 def _round(value: float) -> float:

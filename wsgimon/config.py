@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .aggregate import DEFAULT_BUCKETS_S
 from .guard import logger
 
 __all__ = ["ALERT_RULES", "Config", "DEFAULT_REDACT_KEYS", "SECRET_OPTIONS"]
@@ -103,6 +104,7 @@ class Config:
     degraded_p95_ms: float | None = None
     health_check_timeout: float = 2.0
     max_traceback_chars: int = 8000
+    metrics_buckets: tuple[float, ...] = DEFAULT_BUCKETS_S
     # -- alerts ------------------------------------------------------------------------
     public_url: str | None = None
     discord_webhook_url: str | None = None
@@ -230,6 +232,15 @@ def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
         raise ValueError(f"{name} must be a list of strings or a comma-separated string")
+    if name == "metrics_buckets":
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            bounds = tuple(float(item) for item in items if not isinstance(item, str) or item.strip())
+        except (TypeError, ValueError):
+            raise ValueError(f"metrics_buckets must be numbers of seconds, got {value!r}") from None
+        if not bounds or not all(0 < b < float("inf") for b in bounds) or len(bounds) > 50:
+            raise ValueError("metrics_buckets must be 1 to 50 positive, finite numbers of seconds")
+        return tuple(sorted(set(bounds)))
     if name in _BOOLEANS:
         if isinstance(value, bool):
             return value

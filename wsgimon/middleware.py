@@ -73,6 +73,7 @@ class MonitorMiddleware:
             recent_requests=config.recent_requests,
             flush_interval=config.flush_interval,
             max_traceback_chars=config.max_traceback_chars,
+            histogram_buckets_s=config.metrics_buckets,
         )
         from .api import MonitoringApp
 

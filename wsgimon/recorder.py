@@ -22,7 +22,7 @@ from http import HTTPStatus
 from itertools import repeat
 
 from . import background
-from .aggregate import Aggregate
+from .aggregate import DEFAULT_BUCKETS_S, Aggregate, bucket_labels
 from .captured import CapturedException, capture, exception_type, was_handled
 from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .guard import logger, report_internal_error
@@ -66,6 +66,7 @@ class Recorder:
         recent_requests: int,
         flush_interval: float,
         max_traceback_chars: int,
+        histogram_buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -76,6 +77,7 @@ class Recorder:
         self._redact_keys = redact_keys
         self.flush_interval = flush_interval
         self._max_traceback_chars = max_traceback_chars
+        self._buckets = bucket_labels(histogram_buckets_s)
         self._recent_requests = recent_requests
         self._status_codes: dict[str, int] = {}
         self._wall_clock = wall_clock
@@ -354,6 +356,7 @@ class Recorder:
                 not is_error and 400 <= status < 500,
                 error_type,
                 same.last,
+                self._buckets,
             )
         for (error_type, endpoint, method), occurrences in errors.items():
             try:

@@ -24,7 +24,7 @@ from ..access import check_access
 from ..dashboard import render_dashboard
 from ..guard import report_internal_error
 from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
-from . import alerts, endpoints, errors, health, requests, stats, timeseries
+from . import alerts, endpoints, errors, health, metrics, requests, stats, timeseries
 from .context import READ_FLUSH_S, Context
 from .openapi import openapi_document
 from .params import BadRequest, Query
@@ -46,7 +46,7 @@ RESOURCES: dict[str, ModuleType] = {
     "/health": health,
     "/alerts": alerts,
 }
-_PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json")
+_PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json", "/metrics")
 _FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1c7ed6"/>'
     '<path d="M2 11h3l2-6 2 8 2-4h3" fill="none" stroke="#fff" stroke-width="1.6"/></svg>'
@@ -130,6 +130,7 @@ class MonitoringApp:
             "/index.json": self._index,
             "/favicon.svg": self._favicon,
             "/openapi.json": self._openapi,
+            "/metrics": self._metrics,
         }
         if path in pages:
             Query(request.args, set())
@@ -166,6 +167,14 @@ class MonitoringApp:
         links = {name: self._url(path) for name, path in _LINKS}
         return _json({"name": "wsgimon", "version": __version__, "links": links})
 
+    def _metrics(self, request: Request) -> Response:
+        openmetrics = metrics.wants_openmetrics(request.headers.get("Accept", ""))
+        with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
+            text = metrics.render(self.context, openmetrics)
+        response = Response(text, content_type=metrics.OPENMETRICS if openmetrics else metrics.PROMETHEUS)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def _openapi(self, request: Request) -> Response:
         return _json(openapi_document(self.config.prefix, __version__))
 
@@ -179,6 +188,7 @@ _LINKS = (
     ("timeseries", "/timeseries"),
     ("health", "/health"),
     ("alerts", "/alerts"),
+    ("metrics", "/metrics"),
     ("openapi", "/openapi.json"),
 )
 

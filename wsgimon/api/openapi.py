@@ -325,5 +325,16 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 [_limit(alerts.MAX_LIMIT)],
             ),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus text format (OpenMetrics with Accept: application/openmetrics-text)",
+                    "responses": {
+                        "200": {
+                            "description": "the deployment's counters and histograms",
+                            "content": {"text/plain": {}, "application/openmetrics-text": {}},
+                        }
+                    },
+                }
+            },
         },
     }

@@ -44,8 +44,9 @@ from .base import (
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-# 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs
-SCHEMA_VERSION = 4
+# 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
+# 5: buckets.histogram (exact counts at the metrics' bucket bounds)
+SCHEMA_VERSION = 5
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS buckets (
     error_types TEXT NOT NULL,
     last_seen REAL NOT NULL,
     writer TEXT NOT NULL,
+    histogram TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (resolution, endpoint, method, start, writer)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
@@ -144,17 +146,19 @@ WHERE resolution = ? AND start < ? AND writer != ? AND NOT EXISTS (
     AND other.method = buckets.method AND other.start = buckets.start AND other.writer != buckets.writer
 )
 """
-_BUCKET_COLUMNS = "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen"
+_BUCKET_COLUMNS = (
+    "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen, histogram"
+)
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
 _SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
 _UPDATE_OWN = (
     "UPDATE buckets SET count = ?, errors = ?, client_errors = ?, total_ms = ?, min_ms = ?, max_ms = ?, "
-    f"sketch = ?, status_codes = ?, error_types = ?, last_seen = ? WHERE {_WHERE_KEY}"
+    f"sketch = ?, status_codes = ?, error_types = ?, last_seen = ?, histogram = ? WHERE {_WHERE_KEY}"
 )
 _INSERT_OWN = (
     f"INSERT OR REPLACE INTO buckets ({_KEY_COLUMNS}, {_BUCKET_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SHARED = ""  # the writer of compacted rows
 # Rows of closed periods are folded into the shared row this long after the period ends.
@@ -379,6 +383,9 @@ class SQLiteStore(Store):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(buckets)")}
+            if "histogram" not in columns:  # a store of schema 4 or older
+                conn.execute("ALTER TABLE buckets ADD COLUMN histogram TEXT NOT NULL DEFAULT '{}'")
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('application', ?), ('schema_version', ?)",
                 (APPLICATION, str(SCHEMA_VERSION)),
@@ -910,6 +917,7 @@ def _encode(agg: Aggregate) -> tuple[Any, ...]:
         json.dumps(agg.status_codes, separators=(",", ":")),
         json.dumps(agg.error_types, separators=(",", ":")),
         agg.last_seen,
+        json.dumps(agg.histogram, separators=(",", ":")),
     )
 
 
@@ -923,4 +931,5 @@ def _decode(row: tuple[Any, ...] | list[Any]) -> Aggregate:
     agg.status_codes = {int(code): n for code, n in json.loads(row[7]).items()}
     agg.error_types = json.loads(row[8]) if row[8] != "{}" else {}
     agg.last_seen = row[9]
+    agg.histogram = json.loads(row[10]) if row[10] != "{}" else {}
     return agg
