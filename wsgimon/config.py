@@ -58,6 +58,9 @@ _FLOATS = (
     "alert_window_s",
     "alert_p95_ms",
     "alert_interval_s",
+    "slow_request_ms",
+    "slow_sample_interval_ms",
+    "stuck_request_s",
     "slo_availability",
     "slo_latency_ms",
     "slo_latency_target",
@@ -105,6 +108,9 @@ class Config:
     health_check_timeout: float = 2.0
     max_traceback_chars: int = 8000
     metrics_buckets: tuple[float, ...] = DEFAULT_BUCKETS_S
+    slow_request_ms: float = 1000.0
+    slow_sample_interval_ms: float = 100.0
+    stuck_request_s: float = 30.0
     # -- alerts ------------------------------------------------------------------------
     public_url: str | None = None
     discord_webhook_url: str | None = None
@@ -175,6 +181,11 @@ class Config:
         if self.minute_retention_h > self.retention_days * 24:
             raise ValueError("minute_retention_h must not exceed retention_days")
         _positive_float("health_window_s", self.health_window_s)
+        _positive_float("stuck_request_s", self.stuck_request_s)
+        if self.slow_request_ms < 0:
+            raise ValueError("slow_request_ms must be 0 (sampling off) or more")
+        if not 10 <= self.slow_sample_interval_ms <= 60_000:
+            raise ValueError("slow_sample_interval_ms must be between 10 and 60000")
         _positive_float("health_check_timeout", self.health_check_timeout)
         if not 0.0 < self.degraded_error_rate <= 1.0:
             raise ValueError("degraded_error_rate must be in (0, 1]")

@@ -19,6 +19,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
+from threading import get_ident
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,8 @@ class MonitorMiddleware:
         self._pending = recorder.pending
         self._background_started = False
         self._closed = False
+        #: thread id -> request in flight in this process (see watchdog.py)
+        self._in_flight: dict[int, _Exchange] = {}
         # When the middleware is collected without close(), its recorder gets a last
         # flush in the background; the recorder holds neither the middleware nor the app.
         self._finalizer = weakref.finalize(self, background.retire, recorder)
@@ -206,14 +209,25 @@ class MonitorMiddleware:
                 self.alerts.start()
             if self.report is not None:
                 self.report.start()
+            self._watch()
         except Exception as exc:
             report_internal_error("request start", exc)
             return False
         self._background_started = True
         return True
 
+    def _watch(self) -> None:
+        from .watchdog import sampling_unavailable, watchdog
+
+        config = self.config
+        if config.slow_request_ms and sampling_unavailable() is None:
+            watchdog().watch(
+                self, self._in_flight, config.slow_request_ms / 1000.0, config.slow_sample_interval_ms / 1000.0
+            )
+
     def _forget_background(self) -> None:
         # After a fork the child has none of the parent's threads: start anew on its first request.
+        self._in_flight.clear()
         if not self._closed:
             self._background_started = False
             self.recorder.after_fork()
@@ -246,7 +260,9 @@ class _Exchange:
         "_route",
         "_exc",
         "_done",
-        "_t0",
+        "started",
+        "samples",
+        "_ident",
         "_wrote",
         "_ttfb",
         "_size",
@@ -265,7 +281,11 @@ class _Exchange:
         self._route: str | None = None
         self._exc: CapturedException | None = None
         self._done = False
-        self._t0 = perf_counter()
+        self.started = perf_counter()
+        self.samples: list[tuple[tuple[str, int, str], ...]] | None = None  # the watchdog's, if slow
+        # In flight until its record is made: what the watchdog looks at, and what /stats counts.
+        self._ident = ident = get_ident()
+        mw._in_flight[ident] = self
         self._wrote = False  # bytes went out through write(): the status is the client's now
         self._ttfb: float | None = None
         self._size = 0
@@ -405,7 +425,8 @@ class _Exchange:
                     hint = mw._endpoint_func(environ) or hint
                 except Exception as internal:
                     report_internal_error("endpoint callable", internal)
-            t0 = self._t0
+            mw._in_flight.pop(self._ident, None)
+            t0 = self.started
             path = self._path
             query = environ.get("QUERY_STRING", "")
             if len(path) > MAX_PATH_CHARS or len(query) > MAX_PATH_CHARS:
@@ -424,6 +445,7 @@ class _Exchange:
                     size,
                     exc,
                     hint,
+                    self.samples,
                 )
             )
             if len(pending) > _MAX_PENDING:

@@ -26,8 +26,9 @@ from .aggregate import DEFAULT_BUCKETS_S, Aggregate, bucket_labels
 from .captured import CapturedException, capture, exception_type, was_handled
 from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .guard import logger, report_internal_error
+from .profiles import collapse
 from .redaction import scrub, with_redacted_query
-from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
+from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, SlowRequest, Store, StoreUnavailable
 
 __all__ = ["RawRecord", "Recorder"]
 
@@ -36,7 +37,9 @@ __all__ = ["RawRecord", "Recorder"]
 #  duration s, time to first byte s or None, response bytes or None,
 #  exception or None, endpoint hint or None)
 _Exc = BaseException | CapturedException | None
-RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None"]
+# ... and the watchdog's stack samples of a slow request, or None
+_Samples = list[tuple[tuple[str, int, str], ...]] | None
+RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None", _Samples]
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
@@ -268,7 +271,7 @@ class Recorder:
         to_log: list[tuple[RawRecord, _AlikeKey]] = []
         for index, record in enumerate(records):
             try:
-                start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint = record
+                start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint, samples = record
                 wall = anchor + start
                 exc_type = None if exc is None else exception_type(exc)
                 if exc_type is not None and issubclass(exc_type, _NOT_ERRORS):
@@ -296,7 +299,7 @@ class Recorder:
             except Exception as internal:
                 report_internal_error("fold", internal)
                 continue
-            if index >= log_from:
+            if index >= log_from or samples is not None:
                 to_log.append((record, key))
         return alike, to_log
 
@@ -376,21 +379,23 @@ class Recorder:
         return known
 
     def _log(self, batch: Batch, record: RawRecord, naming: _Naming) -> None:
-        start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint = record
+        start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint, samples = record
         endpoint, status, error_type = naming
-        batch.requests.append(
-            RequestEntry(
-                self._wall_anchor + (start - self._perf_anchor),
-                self.namer.method(method),
-                with_redacted_query(_decode_path(path_info), query, self._redact_keys),
-                endpoint,
-                status,
-                duration * 1000.0,
-                None if ttfb is None else ttfb * 1000.0,
-                error_type,
-                size,
-            )
+        entry = RequestEntry(
+            self._wall_anchor + (start - self._perf_anchor),
+            self.namer.method(method),
+            with_redacted_query(_decode_path(path_info), query, self._redact_keys),
+            endpoint,
+            status,
+            duration * 1000.0,
+            None if ttfb is None else ttfb * 1000.0,
+            error_type,
+            size,
+            samples is not None,
         )
+        batch.requests.append(entry)
+        if samples:
+            batch.slow.append(SlowRequest(entry, collapse(samples)))
 
     def _error_sample(self, error_type: str, endpoint: str, method: str, seen: _Occurrences) -> ErrorSample:
         if seen.exc is not None:

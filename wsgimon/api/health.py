@@ -132,12 +132,36 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
     notes = [f"{failed} failed authentication attempts on the monitoring API"] if (failed := failed_attempts()) else []
     detail = "; ".join(problems + notes) or "ok"
     results["wsgimon"] = CheckResult(DEGRADED if problems else OK, detail, 0.0)
+    results["in_flight"] = _in_flight_check(ctx)
     alerts = ctx.monitor.alerts
     if alerts is not None:
         results["alerts"] = _alerts_check(alerts.status())
     if ctx.monitor.report is not None:
         results["report"] = _report_check(ctx)
     return results
+
+
+def _in_flight_check(ctx: Context) -> CheckResult:
+    """A request running longer than stuck_request_s degrades health, named, while it runs."""
+    from ..watchdog import sampling_unavailable
+
+    now = time.perf_counter()
+    running = list(ctx.monitor._in_flight.values())
+    limit = ctx.config.stuck_request_s
+    stuck = sorted((r for r in running if now - r.started > limit), key=lambda r: r.started)
+    unavailable = sampling_unavailable()
+    note = f"; stack sampling unavailable: {unavailable}" if unavailable else ""
+    if not stuck:
+        return CheckResult(OK, f"{len(running)} in flight in this process{note}", 0.0)
+    request = stuck[0]
+    age = now - request.started
+    what = f"{request._environ.get('REQUEST_METHOD', '?')} {request._path[:200]}"
+    return CheckResult(
+        DEGRADED,
+        f"{len(stuck)} of {len(running)} requests in flight for more than {limit:g} s; the oldest, {what}, "
+        f"for {age:.0f} s{note}",
+        0.0,
+    )
 
 
 def _report_check(ctx: Context) -> CheckResult:

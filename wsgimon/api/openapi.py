@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import alerts, endpoints, errors, requests
+from . import alerts, endpoints, errors, requests, slow
 from .params import MAX_MS, STATUS_PATTERN, WINDOW_PATTERN
 
 __all__ = ["openapi_document"]
@@ -69,6 +69,46 @@ _TOTALS = {
     "latency_ms": _LATENCY,
     "status_codes": _COUNTS,
 }
+
+
+_IN_FLIGHT = _object(
+    ["process", "oldest_s"],
+    {
+        "process": {"type": "integer", "description": "requests running in the answering process"},
+        "oldest_s": _MS,
+    },
+)
+
+
+def _slow_schema() -> dict[str, Any]:
+    frame = _object(
+        ["file", "line", "function"],
+        {"file": {"type": "string"}, "line": {"type": "integer"}, "function": {"type": "string"}},
+    )
+    row = _object(
+        ["time", "method", "path", "endpoint", "status", "duration_ms", "samples", "app_frame", "frames", "stacks"],
+        {
+            "time": _TIME,
+            "method": {"type": "string"},
+            "path": {"type": "string"},
+            "endpoint": {"type": "string"},
+            "status": {"type": "integer"},
+            "duration_ms": {"type": "number"},
+            "samples": {"type": "integer"},
+            "app_frame": {"anyOf": [frame, {"type": "null"}]},
+            "frames": {
+                "type": "array",
+                "items": {**frame, "properties": {**frame["properties"], "share": {"type": "number"}}},
+            },
+            "stacks": {
+                "type": "array",
+                "items": _object(
+                    ["frames", "count"], {"frames": {"type": "array", "items": frame}, "count": {"type": "integer"}}
+                ),
+            },
+        },
+    )
+    return _object(["slow", "in_flight"], {"slow": {"type": "array", "items": row}, "in_flight": _IN_FLIGHT})
 
 
 def _alerts_schema() -> dict[str, Any]:
@@ -152,6 +192,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "ttfb_ms": _MS,
             "error_type": {"type": ["string", "null"]},
             "response_bytes": {"type": ["integer", "null"]},
+            "sampled": {"type": "boolean", "description": "its stack was sampled: see /slow"},
         },
     )
     error_row = _object(
@@ -233,6 +274,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "uptime_s": {"type": "number"},
             "since": _TIME,
             "endpoints_overflowed": {"type": "integer"},
+            "in_flight": _IN_FLIGHT,
         },
     )
     health_get = _get("Health of the application (503 when a check fails)", health)
@@ -319,6 +361,14 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 ],
             ),
             "/health": health_get,
+            "/slow": _get(
+                "The slowest requests whose stacks were sampled while they ran, with their profiles",
+                _slow_schema(),
+                [
+                    {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
+                    _limit(slow.MAX_LIMIT),
+                ],
+            ),
             "/alerts": _get(
                 "Recent alerts of the deployment with each channel's delivery, firing conditions, SLO status",
                 _alerts_schema(),

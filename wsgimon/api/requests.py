@@ -40,6 +40,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
                 "ttfb_ms": None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3),
                 "error_type": entry.error_type,
                 "response_bytes": entry.response_bytes,
+                "sampled": entry.sampled,
             }
         )
         if len(rows) >= limit:

@@ -7,6 +7,7 @@ from typing import Any
 from ..aggregate import Aggregate
 from .context import Context
 from .params import Query
+from .slow import in_flight
 from .values import iso, rate
 
 __all__ = ["PARAMETERS", "answer", "totals"]
@@ -44,4 +45,5 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
         "uptime_s": round(uptime, 3),
         "since": iso(started),
         "endpoints_overflowed": store.overflowed(),
+        "in_flight": in_flight(ctx),
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..aggregate import Aggregate
+from ..profiles import Profile
 from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "ErrorSample",
     "ProcessRow",
     "RequestEntry",
+    "SLOW_PER_ENDPOINT",
+    "SlowRequest",
     "STORED_RESOLUTIONS",
     "Store",
     "StoreUnavailable",
@@ -55,6 +58,18 @@ class RequestEntry(NamedTuple):
     ttfb_ms: float | None
     error_type: str | None
     response_bytes: int | None
+    sampled: bool = False  # the watchdog sampled its stack: see /slow
+
+
+class SlowRequest(NamedTuple):
+    """A slow request with the collapsed profile of its stack samples."""
+
+    request: RequestEntry
+    profile: Profile
+
+
+#: slow requests kept per endpoint and method (the slowest)
+SLOW_PER_ENDPOINT = 5
 
 
 @dataclass
@@ -119,11 +134,12 @@ class Batch:
 
     minutes: dict[int, dict[EndpointKey, Aggregate]] = field(default_factory=dict)
     requests: list[RequestEntry] = field(default_factory=list)
+    slow: list[SlowRequest] = field(default_factory=list)
     errors: dict[tuple[str, str, str], ErrorSample] = field(default_factory=dict)
     overflowed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.minutes or self.requests or self.errors or self.overflowed)
+        return bool(self.minutes or self.requests or self.errors or self.overflowed or self.slow)
 
     @property
     def request_count(self) -> int:
@@ -141,6 +157,8 @@ class Batch:
             dropped += sum(agg.count for agg in self.minutes.pop(oldest).values())
         self.requests.extend(newer.requests)
         del self.requests[:-max_requests]
+        self.slow.extend(newer.slow)
+        del self.slow[:-max_requests]
         for error_key, sample in newer.errors.items():
             known = self.errors.get(error_key)
             if known is not None:
@@ -258,6 +276,10 @@ class Store(ABC):
         self, resolution: int, first: int, end: int
     ) -> Iterable[tuple[EndpointKey, dict[str, int], float]]:
         """(key, error type counts, last seen) of the endpoint buckets that saw errors; no sketch is decoded."""
+
+    def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
+        """The slowest sampled requests (per endpoint and method at most SLOW_PER_ENDPOINT), slowest first."""
+        return []
 
     @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:

@@ -18,12 +18,14 @@ from .base import (
     ALL,
     MAX_ALERTS,
     MAX_ERROR_SAMPLES,
+    SLOW_PER_ENDPOINT,
     AlertRow,
     Batch,
     EndpointKey,
     ErrorSample,
     ProcessRow,
     RequestEntry,
+    SlowRequest,
     Store,
     merge_into,
     rollups,
@@ -47,6 +49,7 @@ class MemoryStore(Store):
         self._errors: dict[tuple[str, str, str], ErrorSample] = {}
         self._overflowed = 0
         self._names: set[str] = set()
+        self._slow: dict[EndpointKey, list[SlowRequest]] = {}
         self._cooldowns: dict[str, tuple[float, int]] = {}
         self._states: dict[str, bool] = {}
         self._alerts: deque[AlertRow] = deque(maxlen=MAX_ALERTS)
@@ -62,6 +65,8 @@ class MemoryStore(Store):
                 for key, agg in per_key.items():
                     merge_into(bucket, key, agg)
             self._recent.extend(batch.requests)
+            for slow in batch.slow:
+                self._keep_slow(slow)
             for error_key, sample in batch.errors.items():
                 known = self._errors.get(error_key)
                 if known is not None:
@@ -127,6 +132,27 @@ class MemoryStore(Store):
                 for key, agg in per_key.items()
                 if key != ALL and agg.error_types
             ]
+
+    def _keep_slow(self, slow: SlowRequest) -> None:
+        key = (slow.request.endpoint, slow.request.method)
+        kept = self._slow.setdefault(key, [])
+        kept.append(slow)
+        kept.sort(key=lambda s: -s.request.duration_ms)
+        del kept[SLOW_PER_ENDPOINT:]
+        if len(self._slow) > MAX_ERROR_SAMPLES:  # bounded like every per-key structure
+            self._slow.pop(next(iter(self._slow)))
+
+    def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
+        oldest = time.time() - _RETENTION[HOUR]
+        with self._lock:
+            found = [
+                s
+                for (name, _method), kept in self._slow.items()
+                if endpoint is None or name == endpoint
+                for s in kept
+                if s.request.time >= oldest
+            ]
+        return sorted(found, key=lambda s: -s.request.duration_ms)[:limit]
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         with self._lock:

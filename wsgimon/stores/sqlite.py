@@ -514,7 +514,7 @@ class SQLiteStore(Store):
         conn.executemany(
             "INSERT INTO requests (time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, "
             "response_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            requests[-self._recent_requests :],
+            [entry[:9] for entry in requests[-self._recent_requests :]],
         )
         conn.execute(
             "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",

@@ -1,0 +1,127 @@
+"""One thread per process looks at the requests in flight, and samples the stacks of slow ones.
+
+A request in flight is its exchange, registered under its thread's id when it
+starts and removed when its record is made (a dict store and a pop on the
+request path, nothing more). Every ``slow_sample_interval_ms`` the watchdog
+looks at them; for a request older than ``slow_request_ms`` it samples that
+thread's stack (``sys._current_frames()``: file, line and function only), up
+to ``MAX_SAMPLES`` per request. Fast requests are never looked at closely.
+
+Under gevent or eventlet, threads are greenlets and ``_current_frames`` would
+show the wrong stacks: sampling is off there, and health says so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from .guard import report_internal_error
+from .profiles import current_frames, stack_of
+
+__all__ = ["InFlight", "MAX_SAMPLES", "Watchdog", "sampling_unavailable", "watchdog"]
+
+MAX_SAMPLES = 300
+
+
+class InFlight(Protocol):
+    """What the watchdog reads and writes of an exchange."""
+
+    started: float  # time.perf_counter() at the start
+    samples: list[tuple[tuple[str, int, str], ...]] | None
+
+
+def sampling_unavailable() -> str | None:
+    """Why stacks cannot be sampled in this process, or None when they can."""
+    for name in ("gevent", "eventlet"):
+        module = sys.modules.get(f"{name}.monkey") if name == "gevent" else sys.modules.get(name)
+        if module is None:
+            continue
+        if name == "gevent":
+            patched: Callable[[str], bool] | None = getattr(module, "is_module_patched", None)
+            if patched is not None and patched("threading"):
+                return "gevent has patched threading: requests run in greenlets, whose stacks cannot be sampled"
+        else:
+            patcher = sys.modules.get("eventlet.patcher")
+            if patcher is not None and patcher.is_monkey_patched("thread"):
+                return "eventlet has patched threading: requests run in green threads, whose stacks cannot be sampled"
+    return None
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self._tables: weakref.WeakKeyDictionary[object, tuple[Mapping[int, InFlight], float, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.samples_taken = 0
+
+    def watch(self, owner: object, table: Mapping[int, InFlight], slow_s: float, interval_s: float) -> None:
+        """Look at ``table`` (thread id -> request in flight) every ``interval_s``, as long as ``owner`` lives."""
+        with self._lock:
+            self._tables[owner] = (table, slow_s, interval_s)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="wsgimon-watchdog", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                tables = list(self._tables.values())
+                if not tables:
+                    self._thread = None
+                    return
+            interval = min(entry[2] for entry in tables)
+            del tables
+            time.sleep(interval)
+            try:
+                self._look()
+            except Exception as exc:
+                report_internal_error("watchdog", exc)
+
+    def _look(self) -> None:
+        with self._lock:
+            tables = list(self._tables.values())
+        now = time.perf_counter()
+        slow = [
+            (ident, request)
+            for table, slow_s, _interval in tables
+            for ident, request in list(table.items())
+            if now - request.started >= slow_s
+        ]
+        if not slow:
+            return
+        frames = current_frames()
+        me = threading.get_ident()
+        for ident, request in slow:
+            frame = frames.get(ident)
+            if frame is None or ident == me:
+                continue
+            samples = request.samples
+            if samples is None:
+                samples = request.samples = []
+            if len(samples) < MAX_SAMPLES:
+                samples.append(stack_of(frame))
+                self.samples_taken += 1
+        del frames
+
+
+_watchdog = Watchdog()
+
+
+def watchdog() -> Watchdog:
+    return _watchdog
+
+
+def _after_fork_in_child() -> None:
+    global _watchdog
+    _watchdog = Watchdog()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
