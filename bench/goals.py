@@ -13,6 +13,7 @@ from .peers import Samples
 
 WSGIMON = ("wsgimon (memory)", "wsgimon (sqlite)")
 ALERTING = "wsgimon (memory, alerts hanging)"
+NO_WATCHDOG = "wsgimon (memory, no watchdog)"
 NOISE = 0.02  # the spread of paired same-process ratios between rounds
 IN_PROCESS_GOAL = 1.05
 THROUGHPUT_GOAL = 0.95
@@ -55,7 +56,7 @@ def render(
     peers = [
         name
         for name in samples.get("trivial", {})
-        if name not in (*WSGIMON, ALERTING) and name != "bare Flask" and "floor" not in name
+        if name not in (*WSGIMON, ALERTING, NO_WATCHDOG) and name != "bare Flask" and "floor" not in name
     ]
     for kind in samples:
         ours = max((cross_process_ratio(samples, kind, name) or 0.0) for name in WSGIMON)
@@ -77,6 +78,12 @@ def render(
         lines.append(
             f"| alerts configured (deliveries hanging) cost the request path nothing: ratio within {NOISE} of "
             f"wsgimon (memory) | {alerting:.3f} vs {plain:.3f} | {_mark(abs(alerting - plain) <= NOISE)} |"
+        )
+    unwatched = same_process_ratio(samples, "trivial", NO_WATCHDOG)
+    if unwatched is not None and plain is not None:
+        lines.append(
+            f"| the slow-request watchdog costs fast requests nothing: ratio within {NOISE} of the run without it "
+            f"| {plain:.3f} vs {unwatched:.3f} | {_mark(abs(plain - unwatched) <= NOISE)} |"
         )
     if server and "bare Flask" in server:
         bare_rate = statistics.median(rate for rate, _ in server["bare Flask"])

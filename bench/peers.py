@@ -46,13 +46,13 @@ def _status_floor() -> Flask:
     return app
 
 
-def _wsgimon(storage: str) -> Callable[[], Flask]:
+def _wsgimon(storage: str, **options: Any) -> Callable[[], Flask]:
     def build() -> Flask:
         from wsgimon import MonitorMiddleware
 
         app = make_flask()
         url = storage.format(tmp=tempfile.mkdtemp(prefix="wsgimon-bench-"))
-        app.wsgi_app = MonitorMiddleware(app.wsgi_app, storage=url)  # type: ignore[method-assign]
+        app.wsgi_app = MonitorMiddleware(app.wsgi_app, storage=url, **options)  # type: ignore[method-assign]
         return app
 
     return build
@@ -163,6 +163,7 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
     "wsgimon (memory)": _wsgimon("memory://"),
     "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
     "wsgimon (memory, alerts hanging)": _wsgimon_alerting,
+    "wsgimon (memory, no watchdog)": _wsgimon("memory://", slow_request_ms=0),
     "prometheus-flask-exporter": _prometheus,
     "Flask-MonitoringDashboard": _monitoring_dashboard,
     "OpenTelemetry Flask + SDK": _opentelemetry,
