@@ -87,7 +87,7 @@ class Recorder:
         self._fold_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pid = os.getpid()
-        self._host = socket.gethostname()
+        self._host = _host_name()
         self.started_at = wall_clock()
         self.last_flush: float | None = None
         self.requests_flushed = 0
@@ -461,6 +461,12 @@ class _Occurrences(_Seen):
     def add(self, same: _Alike) -> None:
         self.count += len(same.durations)
         self.see(same)
+
+
+@lru_cache(maxsize=1)
+def _host_name() -> str:
+    # Once per process: gethostname() costs a system call, and every middleware asks.
+    return socket.gethostname()
 
 
 def _status_code(status_line: str) -> int:
