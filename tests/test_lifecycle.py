@@ -89,6 +89,29 @@ def test_hundreds_of_factory_apps_leave_no_thread_app_receiver_or_file(tmp_path:
     assert open_files() <= files_before
 
 
+def test_apps_whose_responses_were_never_closed_are_freed_and_the_watchdog_ends() -> None:
+    """Some tests call ``app.wsgi_app(environ, start_response)`` and drop the body unclosed.
+
+    That request stays in flight and refers to its middleware; nothing process-wide
+    may hold it, or every such app lives for ever (and the watchdog with it).
+    """
+    from werkzeug.test import EnvironBuilder
+
+    from wsgimon.watchdog import watchdog
+
+    alive: list[weakref.ref[Flask]] = []
+    for n in range(20):
+        app = create_app()
+        environ = EnvironBuilder(path=f"/items/{n}").get_environ()
+        body = app.wsgi_app(environ, lambda status, headers, exc_info=None: lambda data: None)
+        assert b"".join(body) == b'{"id":%d}\n' % n  # iterated, never closed
+        alive.append(weakref.ref(app))
+        del app, body
+    wait_until(lambda: gc.collect() >= 0 and all(ref() is None for ref in alive), timeout=15)
+    wait_until(lambda: watchdog().watching() == 0, timeout=5)
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "wsgimon-watchdog"], timeout=5)
+
+
 def test_an_app_dropped_without_close_gets_its_last_flush(tmp_path: Path) -> None:
     path = tmp_path / "dropped.sqlite3"
     app = create_app(storage=f"sqlite:///{path}", flush_interval=60)

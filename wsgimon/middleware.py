@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from threading import get_ident
 from time import perf_counter
 from types import TracebackType
@@ -143,6 +143,10 @@ class MonitorMiddleware:
                 self.integration.close()
             except Exception as exc:
                 report_internal_error("close", exc)
+        self._in_flight.clear()
+        from .watchdog import watchdog
+
+        watchdog().unwatch(self)
         self.recorder.final_flush()
         if self.alerts is not None:
             self.alerts.close()
@@ -221,9 +225,12 @@ class MonitorMiddleware:
 
         config = self.config
         if config.slow_request_ms and sampling_unavailable() is None:
-            watchdog().watch(
-                self, self._in_flight, config.slow_request_ms / 1000.0, config.slow_sample_interval_ms / 1000.0
-            )
+            watchdog().watch(self, config.slow_request_ms / 1000.0, config.slow_sample_interval_ms / 1000.0)
+
+    @property
+    def requests_in_flight(self) -> Mapping[int, _Exchange]:
+        """Thread id -> request in flight in this process (what the watchdog looks at)."""
+        return self._in_flight
 
     def _forget_background(self) -> None:
         # After a fork the child has none of the parent's threads: start anew on its first request.

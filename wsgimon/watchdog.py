@@ -24,7 +24,7 @@ from typing import Protocol
 from .guard import report_internal_error
 from .profiles import current_frames, stack_of
 
-__all__ = ["InFlight", "MAX_SAMPLES", "Watchdog", "sampling_unavailable", "watchdog"]
+__all__ = ["InFlight", "MAX_SAMPLES", "Watched", "Watchdog", "sampling_unavailable", "watchdog"]
 
 MAX_SAMPLES = 300
 
@@ -53,33 +53,52 @@ def sampling_unavailable() -> str | None:
     return None
 
 
+class Watched(Protocol):
+    """What the watchdog reads of a middleware: its requests in flight, by thread id."""
+
+    @property
+    def requests_in_flight(self) -> Mapping[int, InFlight]: ...
+
+
 class Watchdog:
+    """Holds every watched middleware weakly.
+
+    A request whose body is never closed stays in its middleware's table, and
+    that request refers to its middleware: holding the table here would keep
+    the middleware and its app alive for ever. Through a weak reference to the
+    owner, the two are an ordinary cycle the garbage collector frees.
+    """
+
     def __init__(self) -> None:
-        self._tables: weakref.WeakKeyDictionary[object, tuple[Mapping[int, InFlight], float, float]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._watched: weakref.WeakKeyDictionary[Watched, tuple[float, float]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.samples_taken = 0
 
-    def watch(self, owner: object, table: Mapping[int, InFlight], slow_s: float, interval_s: float) -> None:
-        """Look at ``table`` (thread id -> request in flight) every ``interval_s``, as long as ``owner`` lives."""
+    def watch(self, owner: Watched, slow_s: float, interval_s: float) -> None:
+        """Look at ``owner``'s requests in flight every ``interval_s`` until it is gone or unwatched."""
         with self._lock:
-            self._tables[owner] = (table, slow_s, interval_s)
+            self._watched[owner] = (slow_s, interval_s)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="wsgimon-watchdog", daemon=True)
                 self._thread.start()
 
+    def unwatch(self, owner: Watched) -> None:
+        with self._lock:
+            self._watched.pop(owner, None)
+
+    def watching(self) -> int:
+        with self._lock:
+            return len(self._watched)
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                tables = list(self._tables.values())
-                if not tables:
+                intervals = [interval for _slow, interval in self._watched.values()]
+                if not intervals:
                     self._thread = None
                     return
-            interval = min(entry[2] for entry in tables)
-            del tables
-            time.sleep(interval)
+            time.sleep(min(intervals))
             try:
                 self._look()
             except Exception as exc:
@@ -87,14 +106,15 @@ class Watchdog:
 
     def _look(self) -> None:
         with self._lock:
-            tables = list(self._tables.values())
+            watched = [(owner.requests_in_flight, slow_s) for owner, (slow_s, _interval) in self._watched.items()]
         now = time.perf_counter()
         slow = [
             (ident, request)
-            for table, slow_s, _interval in tables
+            for table, slow_s in watched
             for ident, request in list(table.items())
             if now - request.started >= slow_s
         ]
+        del watched
         if not slow:
             return
         frames = current_frames()
@@ -109,7 +129,7 @@ class Watchdog:
             if len(samples) < MAX_SAMPLES:
                 samples.append(stack_of(frame))
                 self.samples_taken += 1
-        del frames
+        del frames, slow
 
 
 _watchdog = Watchdog()
