@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chromium prometheus lint typecheck bench bench-smoke flask-suite soak check clean
+.PHONY: demo test chromium prometheus postgresql lint typecheck bench bench-smoke flask-suite soak check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ prometheus:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "prometheus not found: metrics tests will be skipped (install Debian's prometheus)"; fi
 
-test: $(STAMP) chromium prometheus
+# The PostgreSQL store's tests start a private server from Debian's postgresql binaries.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "postgresql not found: PostgreSQL store tests will be skipped (install Debian's postgresql)"; fi
+
+test: $(STAMP) chromium prometheus postgresql
 	$(PY) -m pytest --cov --cov-report=term:skip-covered
 
 lint: $(STAMP)

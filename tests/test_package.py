@@ -17,8 +17,9 @@ def test_all_is_honest() -> None:
     assert public - modules <= set(wsgimon.__all__)
 
 
-def test_import_loads_no_framework_or_scheduler() -> None:
-    code = "import sys, wsgimon; print(sorted(m for m in ('flask', 'apscheduler', 'httpx') if m in sys.modules))"
+def test_import_loads_no_framework_scheduler_or_database_driver() -> None:
+    modules = "('flask', 'apscheduler', 'httpx', 'psycopg')"
+    code = f"import sys, wsgimon; print(sorted(m for m in {modules} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .aggregate import DEFAULT_BUCKETS_S
 from .guard import logger
+from .redaction import without_passwords
 
 __all__ = ["ALERT_RULES", "Config", "DEFAULT_REDACT_KEYS", "SECRET_OPTIONS"]
 
@@ -169,7 +170,7 @@ class Config:
             if not path.startswith("/"):
                 raise ValueError(f"exclude entries must start with '/', got {path!r}")
         if "://" not in self.storage:
-            raise ValueError(f"storage must be a URL such as 'memory://', got {self.storage!r}")
+            raise ValueError(f"storage must be a URL such as 'memory://', got {without_passwords(self.storage)!r}")
         _positive_int("recent_requests", self.recent_requests, maximum=1_000_000)
         _positive_int("max_endpoints", self.max_endpoints, maximum=100_000)
         _positive_int("max_traceback_chars", self.max_traceback_chars, maximum=1_000_000)
@@ -231,6 +232,8 @@ class Config:
             value = getattr(self, f.name)
             if f.name in SECRET_OPTIONS and value is not None:
                 value = "***"
+            elif f.name == "storage":
+                value = without_passwords(value)
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 

@@ -2,11 +2,13 @@
 
 ``memory://`` keeps one process's statistics in memory. ``sqlite:///relative.sqlite3``
 and ``sqlite:////absolute/path.sqlite3`` (the SQLAlchemy convention) share one file
-between every process on the host.
+between every process on the host. ``postgresql://user:password@host:port/db``
+(``?schema=name``, default ``wsgimon``) shares one database between every host.
 """
 
 from __future__ import annotations
 
+from ..redaction import without_passwords
 from .base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
 from .memory import MemoryStore
 
@@ -39,4 +41,15 @@ def open_store(url: str, *, recent_requests: int, minute_retention_s: float, ret
             minute_retention_s=minute_retention_s,
             retention_s=retention_s,
         )
-    raise ValueError(f"storage {url!r}: unsupported scheme {scheme!r} (supported: memory://, sqlite:///)")
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            recent_requests=recent_requests,
+            minute_retention_s=minute_retention_s,
+            retention_s=retention_s,
+        )
+    raise ValueError(
+        f"storage {without_passwords(url)!r}: unsupported scheme {scheme!r} (supported: memory://, sqlite:///, postgresql://)"
+    )

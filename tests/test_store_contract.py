@@ -1,0 +1,238 @@
+"""The store contract: what every back end (memory, SQLite, PostgreSQL) answers the same.
+
+Each test gets ``open_store``: every call opens another handle on one store, as
+another worker would (the memory store, being one process's, hands out itself).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import postgres
+from tests.seeding import batch_of, process
+from wsgimon.stores.base import ALL, AlertRow, ProcessRow, Store
+from wsgimon.stores.memory import MemoryStore
+from wsgimon.windows import DAY, HOUR, parse_window
+
+postgres_server = postgres.postgres_server
+postgres_url = postgres.postgres_url
+
+Opener = Callable[..., Store]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[Store] = []
+    if request.param == "memory":
+        shared: dict[str, MemoryStore] = {}
+
+        def opener(**options: float) -> Store:
+            if "store" not in shared:
+                shared["store"] = MemoryStore(recent_requests=100)
+            return shared["store"]
+
+    elif request.param == "sqlite":
+        from wsgimon.stores.sqlite import SQLiteStore
+
+        def opener(**options: float) -> Store:
+            store = SQLiteStore(str(tmp_path / "contract.sqlite3"), recent_requests=100, **options)
+            opened.append(store)
+            return store
+
+    else:
+        url = request.getfixturevalue("postgres_url")
+        from wsgimon.stores.postgres import PostgresStore
+
+        def opener(**options: float) -> Store:
+            store = PostgresStore(url, recent_requests=100, **options)
+            opened.append(store)
+            return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+def test_two_writers_merge_exactly(open_store: Opener) -> None:
+    now = time.time()
+    a, b = open_store(), open_store()
+    a.write(batch_of([(now, "/x", "GET", 200, 10.0)] * 30), process())
+    b.write(batch_of([(now, "/x", "GET", 500, 30.0)] * 10 + [(now, "/y", "POST", 200, 5.0)]), process(now - 5))
+    for reader in (a, b):
+        totals = reader.endpoint_totals(now - 60, now)
+        assert totals[("/x", "GET")].count == 40 and totals[("/x", "GET")].errors == 10
+        assert totals[("/y", "POST")].count == 1
+        overall = reader.overall(None, now)
+        assert overall.count == 41 and overall.status_codes == {200: 31, 500: 10}
+        assert overall.latency_ms()["p95"] == pytest.approx(30.0, rel=0.01)
+    samples = a.error_samples()
+    assert samples[("ValueError", "/x", "GET")].count == 10
+    assert samples[("ValueError", "/x", "GET")].message.startswith("failed at")
+
+
+def test_a_writer_adds_to_its_own_rows_flush_after_flush(open_store: Opener) -> None:
+    store = open_store()
+    writer = process()
+    now = time.time()
+    for _ in range(5):
+        store.write(batch_of([(now, "/own", "GET", 200, 1.0)] * 3), writer)
+    assert store.overall(now - 60, now).count == 15
+    assert store.overall(None, now).count == 15
+
+
+def test_windows_select_the_right_history(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    ages = {"2m": 120, "30m": 1800, "5h": 5 * HOUR, "3d": 3 * DAY, "20d": 20 * DAY}
+    store.write(batch_of([(now - age, "/e", "GET", 200, 1.0) for age in ages.values()], with_log=False), process())
+    expected = {"5m": 1, "1h": 2, "24h": 3, "7d": 4, "30d": 5, "all": 5}
+    for label, count in expected.items():
+        window = parse_window(label)
+        assert store.overall(window.since(now), now).count == count, label
+        assert store.endpoint_totals(window.since(now), now)[("/e", "GET")].count == count, label
+
+
+def test_series_and_sparklines_have_a_point_per_step(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    store.write(batch_of([(now - 125, "/s", "GET", 200, 2.0), (now - 5, "/s", "GET", 500, 4.0)]), process())
+    points = store.series(now - 600, now, 60, ALL)
+    assert len(points) in (10, 11)
+    assert sum(agg.count for _, agg in points) == 2
+    assert sum(1 for _, agg in points if agg.count == 0) >= 8
+    lines = store.average_lines(now - 600, now, 10)
+    line = lines[("/s", "GET")]
+    assert len(line) == 10 and sorted(v for v in line if v is not None) == [2.0, 4.0]
+
+
+def test_error_totals_count_types_per_endpoint(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    store.write(batch_of([(now, "/f", "GET", 500, 1.0)] * 3 + [(now, "/f", "GET", 404, 1.0)]), process())
+    totals = store.error_totals(now - 60, now)
+    counts, last_seen = totals[("/f", "GET")]
+    assert counts == {"ValueError": 3, "404 Not Found": 1}
+    assert last_seen == pytest.approx(now)
+
+
+def test_retention_prunes_old_minutes_but_keeps_hours_and_all_time(open_store: Opener) -> None:
+    store = open_store(minute_retention_s=2 * HOUR, retention_s=10 * DAY)
+    now = time.time()
+    store.write(batch_of([(now - 5 * HOUR, "/r", "GET", 200, 1.0), (now - 15 * DAY, "/r", "GET", 200, 1.0)]), process())
+    store.maintain(now)
+    assert store.overall(now - 7 * DAY, now).count == 1
+    assert store.overall(None, now).count == 2
+
+
+def test_recent_requests_are_bounded_and_newest_first(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    for chunk in range(3):
+        store.write(batch_of([(now + chunk * 60 + i, f"/p{chunk}-{i}", "GET", 200, 1.0) for i in range(60)]), process())
+    rows = store.recent_requests(1000)
+    assert len(rows) == 100
+    assert rows[0].path == "/p2-59" and rows[-1].path == "/p1-20"
+
+
+def test_compaction_of_several_writers_loses_and_doubles_nothing(open_store: Opener) -> None:
+    now = time.time()
+    first, second = open_store(), open_store()
+    writer_a = ProcessRow("host", 1, now - 100, now, 0)
+    writer_b = ProcessRow("host", 2, now - 100, now, 0)
+    then = now - 3 * HOUR
+    expected = 0
+    for round_ in range(3):
+        first.write(batch_of([(then, "/c", "GET", 200, 1.0)] * 5 + [(now, "/c", "GET", 200, 2.0)] * 2), writer_a)
+        second.write(batch_of([(then, "/c", "GET", 500, 3.0)] * 4), writer_b)
+        expected += 11
+        if round_ == 1:
+            first.maintain(now + 2 * HOUR)
+        for reader in (first, second):
+            assert reader.overall(None, now).count == expected
+            assert reader.overall(now - 4 * HOUR, now).count == expected
+            assert reader.endpoint_totals(now - 4 * HOUR, now)[("/c", "GET")].errors == 4 * (round_ + 1)
+
+
+def test_late_records_for_a_closed_bucket_still_add_up(open_store: Opener) -> None:
+    now = time.time()
+    store = open_store()
+    writer = ProcessRow("host", 1, now - 100, now, 0)
+    then = now - 3 * HOUR
+    store.write(batch_of([(then, "/solo", "GET", 200, 1.0)] * 3), writer)
+    store.maintain(now)
+    for round_, late in enumerate((2, 4), start=1):
+        store.write(batch_of([(then, "/solo", "GET", 500, 5.0)] * late), writer)
+        store.maintain(now + round_ * 61)
+    totals = store.endpoint_totals(now - 4 * HOUR, now)[("/solo", "GET")]
+    assert (totals.count, totals.errors) == (9, 6)
+    assert store.overall(None, now).count == 9
+
+
+def test_processes_and_the_deployment_start(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    a = ProcessRow("host-a", 10, now - 50, now, 7)
+    b = ProcessRow("host-b", 11, now - 40, now, 3)
+    store.write(batch_of([(now, "/p", "GET", 200, 1.0)]), a)
+    open_store().write(batch_of([(now, "/p", "GET", 200, 1.0)]), b)
+    seen = store.processes(now - 60)
+    assert [(p.host, p.requests) for p in seen] == [("host-a", 7), ("host-b", 3)]
+    assert store.deployment_started() == pytest.approx(now - 50)
+    store.process_stopped(ProcessRow("host-a", 10, now - 50, now + 1, 7))
+    assert [p.host for p in store.processes(now - 60)] == ["host-b"]
+
+
+def test_endpoint_names_are_capped_deployment_wide(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    assert a.admit_name("/one", cap=2) and b.admit_name("/two", cap=2)
+    assert not a.admit_name("/three", cap=2) and not b.admit_name("/three", cap=2)
+    assert a.admit_name("/one", cap=2), "a known name always passes"
+    batch = batch_of([])
+    batch.overflowed = 4
+    a.write(batch, process())
+    assert b.overflowed() == 4
+
+
+def test_one_alert_per_cooldown_deployment_wide_with_the_suppressed_count(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = 1_000_000.0
+    assert a.claim_occurrence("error:ValueError", now, 300, 1) == (True, 0)
+    assert b.claim_occurrence("error:ValueError", now + 1, 300, 3) == (False, 0)
+    assert a.claim_occurrence("error:ValueError", now + 2, 300, 2) == (False, 0)
+    assert a.claim_followups(now + 100, 300) == []
+    assert b.claim_followups(now + 301, 300) == [("error:ValueError", 5)]
+    assert a.claim_followups(now + 302, 300) == [], "a follow-up is told once"
+    assert a.claim_occurrence("error:ValueError", now + 700, 300, 1) == (True, 0)
+
+
+def test_a_condition_changes_state_once(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    assert a.transition("error_rate", True, 1.0) and not b.transition("error_rate", True, 2.0)
+    assert a.firing_keys() == b.firing_keys() == {"error_rate"}
+    assert b.transition("error_rate", False, 3.0) and not a.transition("error_rate", False, 4.0)
+    assert a.firing_keys() == set()
+
+
+def test_the_alert_log_keeps_deliveries(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    row = AlertRow("k", "exception", "error", "firing", "ValueError on /x", "summary", 1.0, 2.0, 3)
+    first = a.record_alert(row)
+    second = b.record_alert(AlertRow("k2", "error_rate", "warning", "resolved", "t", "s", 4.0, 5.0, 0))
+    assert second > first
+    a.update_alert(first, {"discord": {"ok": True, "attempts": 1}})
+    alerts = b.recent_alerts(10)
+    assert [alert.key for alert in alerts] == ["k2", "k"]
+    assert alerts[1].deliveries == {"discord": {"ok": True, "attempts": 1}} and alerts[1].suppressed == 3
+
+
+def test_a_report_period_is_claimed_once_and_taken_over_when_stale(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    assert a.claim_report("2026-W48", 100.0, 600) and not b.claim_report("2026-W48", 101.0, 600)
+    assert b.claim_report("2026-W48", 800.0, 600), "a claim whose process died is taken over"
+    b.finish_report("2026-W48", "sent", "to 2 recipients", 801.0)
+    assert not a.claim_report("2026-W48", 5000.0, 600), "a sent report is never sent again"
+    assert a.report_runs(5) == [("2026-W48", "sent", 801.0, "to 2 recipients")]
