@@ -6,13 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from flask import Flask
 
-from tests.servers import wait_until, werkzeug_server
+from tests.servers import gunicorn_server, wait_until, werkzeug_server
 from wsgimon import MonitorMiddleware
 from wsgimon.watchdog import watchdog
 
@@ -110,3 +111,57 @@ def test_a_stuck_request_degrades_health_while_it_runs() -> None:
         stuck.result()
         wait_until(lambda: check()["status"] == "ok")
     monitor.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_under_gunicorn_every_worker_shows_the_slow_requests_and_the_deployments_requests_in_flight(
+    worker_class: str, tmp_path: Path
+) -> None:
+    env = {
+        "WSGIMON_STORAGE": f"sqlite:///{tmp_path}/slow.sqlite3",
+        "WSGIMON_FLUSH_INTERVAL": "0.3",
+        "WSGIMON_SLOW_REQUEST_MS": "300",
+        "WSGIMON_SLOW_SAMPLE_INTERVAL_MS": "50",
+        "WSGIMON_STUCK_REQUEST_S": "1.5",
+    }
+    # --threads would turn a sync worker into a gthread one.
+    threads = ("--threads", "8") if worker_class == "gthread" else ()
+    args = ("-w", "2", "-k", worker_class, *threads, "--timeout", "30")
+    with gunicorn_server("tests.slow_app:app", *args, env=env) as (url, _master):
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda _: httpx.get(url + "/report", timeout=30).text, range(2))) == ["done"] * 2
+
+        def slow_rows() -> list[dict[str, Any]]:
+            # A fresh connection each time: any worker may answer, each must see both.
+            rows: list[dict[str, Any]] = httpx.get(url + "/monitoring/slow", timeout=10).json()["slow"]
+            return rows
+
+        wait_until(lambda: all(len(slow_rows()) == 2 for _ in range(6)), timeout=15)
+        assert {row["app_frame"]["function"] for row in slow_rows()} == {"slow_query"}
+
+        # Held requests: a sync worker serves one at a time, so it holds one and the other answers.
+        held = 1 if worker_class == "sync" else 6
+        holders = ThreadPoolExecutor(held)
+        futures = [holders.submit(httpx.get, url + "/hold?s=4", timeout=30) for _ in range(held)]
+
+        def in_flight() -> dict[str, Any]:
+            answer: dict[str, Any] = httpx.get(url + "/monitoring/stats", timeout=10).json()["in_flight"]
+            return answer
+
+        wait_until(lambda: all(in_flight()["deployment"] == held for _ in range(4)), timeout=10)
+        if worker_class == "sync":
+            # The worker answering is not the one holding the request: its view is the deployment's.
+            assert in_flight()["process"] == 0 and len(slow_rows()) == 2
+        check = wait_until(
+            lambda: (
+                (c := httpx.get(url + "/monitoring/health", timeout=10).json()["checks"]["in_flight"])["status"]
+                == "degraded"
+                and c
+            ),
+            timeout=10,
+        )
+        assert "GET /hold" in check["detail"]
+        assert [f.result().text for f in futures] == ["held"] * held
+        holders.shutdown()
+        wait_until(lambda: all(in_flight()["deployment"] == 0 for _ in range(4)), timeout=10)

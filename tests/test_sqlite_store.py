@@ -299,3 +299,21 @@ def test_a_version_1_store_is_upgraded_in_place_with_its_names(tmp_path: Path) -
     assert not upgraded.admit_name("/new", cap=1), "the upgrade counted the names already stored"
     assert upgraded.overall(None, time.time()).count == 1
     upgraded.close()
+
+
+def test_a_version_5_store_gains_the_slow_requests_and_in_flight_columns(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.write(batch_of([(time.time(), "/kept", "GET", 200, 5.0)]), process())
+    store.close()
+    conn = sqlite3.connect(tmp_path / "wsgimon.sqlite3")
+    conn.execute("DROP TABLE slow_requests")
+    for table, column in (("requests", "sampled"), ("processes", "in_flight"), ("processes", "oldest_request")):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    upgraded = store_at(tmp_path)
+    upgraded.write(batch_of([(time.time(), "/new", "GET", 200, 5.0)]), process())
+    assert upgraded.overall(None, time.time()).count == 2
+    assert [entry.sampled for entry in upgraded.recent_requests(5)] == [False, False]
+    assert upgraded.processes(0)[0].in_flight == 0

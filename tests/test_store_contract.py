@@ -14,7 +14,8 @@ import pytest
 
 from tests import postgres
 from tests.seeding import batch_of, process
-from wsgimon.stores.base import ALL, AlertRow, ProcessRow, Store
+from wsgimon.profiles import collapse
+from wsgimon.stores.base import ALL, AlertRow, ProcessRow, RequestEntry, SlowRequest, Store
 from wsgimon.stores.memory import MemoryStore
 from wsgimon.windows import DAY, HOUR, parse_window
 
@@ -236,3 +237,37 @@ def test_a_report_period_is_claimed_once_and_taken_over_when_stale(open_store: O
     b.finish_report("2026-W48", "sent", "to 2 recipients", 801.0)
     assert not a.claim_report("2026-W48", 5000.0, 600), "a sent report is never sent again"
     assert a.report_runs(5) == [("2026-W48", "sent", 801.0, "to 2 recipients")]
+
+
+def test_slow_requests_are_shared_and_only_the_slowest_per_endpoint_are_kept(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = time.time()
+    stack = (("/app/views.py", 10, "view"), ("/app/db.py", 42, "slow_query"))
+    profile = collapse([stack] * 8 + [stack[:1]] * 2)
+    for store, durations in ((a, (1200.0, 3000.0, 1500.0)), (b, (2500.0, 1100.0, 4000.0, 1300.0))):
+        batch = batch_of([])
+        for n, duration in enumerate(durations):
+            entry = RequestEntry(
+                now + n, "GET", "/report?id=[redacted]", "/report", 200, duration, None, None, 10, True
+            )
+            batch.requests.append(entry)
+            batch.slow.append(SlowRequest(entry, profile))
+        store.write(batch, process())
+    for reader in (a, b):
+        kept = reader.slow_requests("/report", 20)
+        assert [s.request.duration_ms for s in kept] == [4000.0, 3000.0, 2500.0, 1500.0, 1300.0]
+        assert kept[0].profile.app_frame == ("/app/db.py", 42, "slow_query")
+        assert kept[0].profile.samples == 10 and kept[0].profile.stacks[0] == (stack, 8)
+        assert reader.slow_requests("/other", 20) == []
+        assert len(reader.slow_requests(None, 2)) == 2
+        assert all(entry.sampled for entry in reader.recent_requests(7))
+
+
+def test_process_rows_carry_their_requests_in_flight(open_store: Opener) -> None:
+    store = open_store()
+    now = time.time()
+    row = ProcessRow("host-a", 10, now - 50, now, 7, in_flight=3, oldest_in_flight=now - 40, oldest_request="GET /hold")
+    store.write(batch_of([]), row)
+    (seen,) = store.processes(now - 60)
+    assert (seen.in_flight, seen.oldest_request) == (3, "GET /hold")
+    assert seen.oldest_in_flight == pytest.approx(now - 40)

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from threading import get_ident
 from time import perf_counter
+from time import time as wall_clock
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,7 @@ class MonitorMiddleware:
         # When the middleware is collected without close(), its recorder gets a last
         # flush in the background; the recorder holds neither the middleware nor the app.
         self._finalizer = weakref.finalize(self, background.retire, recorder)
+        recorder.in_flight_probe = _in_flight_probe(weakref.ref(self))
         self._finalizer.atexit = False
         _live_monitors.add(self)
 
@@ -226,6 +228,15 @@ class MonitorMiddleware:
         config = self.config
         if config.slow_request_ms and sampling_unavailable() is None:
             watchdog().watch(self, config.slow_request_ms / 1000.0, config.slow_sample_interval_ms / 1000.0)
+
+    def _in_flight_summary(self) -> tuple[int, float | None, str | None]:
+        """What the process row carries: the count, when the oldest started (wall clock), what it is."""
+        running = list(self._in_flight.values())
+        if not running:
+            return (0, None, None)
+        oldest = min(running, key=lambda request: request.started)
+        started = wall_clock() - (perf_counter() - oldest.started)
+        return (len(running), started, f"{oldest._environ.get('REQUEST_METHOD', '?')} {oldest._path[:200]}")
 
     @property
     def requests_in_flight(self) -> Mapping[int, _Exchange]:
@@ -517,3 +528,13 @@ class _Body:
             raise
         finally:
             exchange._record(perf_counter(), exchange._ttfb, exchange._size, exchange._body_exc or error)
+
+
+def _in_flight_probe(monitor: weakref.ref[MonitorMiddleware]) -> Callable[[], tuple[int, float | None, str | None]]:
+    """The recorder's view of the requests in flight, holding the middleware weakly (so the app can go)."""
+
+    def probe() -> tuple[int, float | None, str | None]:
+        alive = monitor()
+        return (0, None, None) if alive is None else alive._in_flight_summary()
+
+    return probe

@@ -17,6 +17,7 @@ import sysconfig
 from collections import Counter
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 __all__ = ["Frame", "Profile", "collapse", "stack_of"]
 
@@ -67,6 +68,21 @@ class Profile:
             "frames": [{**_frame_json(frame), "share": share} for frame, share in self.frames],
             "stacks": [{"frames": [_frame_json(f) for f in stack], "count": count} for stack, count in self.stacks],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        """The inverse of :meth:`to_json`, for a profile kept in a store."""
+        app = data.get("app_frame")
+        return cls(
+            samples=int(data["samples"]),
+            stacks=[(tuple(_frame(f) for f in stack["frames"]), int(stack["count"])) for stack in data["stacks"]],
+            frames=[(_frame(f), float(f["share"])) for f in data["frames"]],
+            app_frame=None if app is None else _frame(app),
+        )
+
+
+def _frame(data: dict[str, Any]) -> Frame:
+    return (str(data["file"]), int(data["line"]), str(data["function"]))
 
 
 def _frame_json(frame: Frame) -> dict[str, object]:

@@ -97,6 +97,9 @@ class Recorder:
         self._in_flight: Batch | None = None
         #: Called with each batch once it is written (the alerts' exception rule).
         self.after_write: Callable[[Batch], None] | None = None
+        #: (requests in flight, when the oldest started, "METHOD path" of it): written with each flush.
+        self.in_flight_probe: Callable[[], tuple[int, float | None, str | None]] | None = None
+        self._in_flight_written: tuple[int, float | None, str | None] = (0, None, None)
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
@@ -194,12 +197,23 @@ class Recorder:
         finally:
             self._in_flight = None
 
+    def _probe_in_flight(self) -> tuple[int, float | None, str | None]:
+        probe = self.in_flight_probe
+        if probe is None:
+            return (0, None, None)
+        try:
+            return probe()
+        except Exception as exc:
+            report_internal_error("requests in flight", exc)
+            return (0, None, None)
+
     def _write_batch(self, batch: Batch, timeout: float | None) -> None:
         now = self._wall_clock()
-        if not batch and now - self._last_write < _HEARTBEAT_S:
+        in_flight = self._probe_in_flight()
+        if not batch and now - self._last_write < _HEARTBEAT_S and in_flight == self._in_flight_written:
             return
         count = batch.request_count
-        process = ProcessRow(self._host, self._pid, self.started_at, now, self.requests_flushed + count)
+        process = ProcessRow(self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight)
         try:
             self.store.write(batch, process)
         except Exception as exc:
@@ -221,6 +235,7 @@ class Recorder:
             return
         self.requests_flushed += count
         self.last_flush = self._last_write = now
+        self._in_flight_written = in_flight
         if self.after_write is not None and batch.errors:
             try:
                 self.after_write(batch)

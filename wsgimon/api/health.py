@@ -39,10 +39,7 @@ def answer(ctx: Context, query: Query) -> tuple[dict[str, Any], int]:
     checks.update(ctx.health.run_all())
     status = overall_status(checks)
     now = time.time()
-    try:
-        processes = _alive(ctx.store.processes(now - ALIVE_S))
-    except StoreUnavailable:
-        processes = []
+    processes = alive_processes(ctx, now)
     body = {
         "status": status,
         "checks": {name: result.to_json() for name, result in checks.items()},
@@ -57,6 +54,7 @@ def answer(ctx: Context, query: Query) -> tuple[dict[str, Any], int]:
                     "started": iso(p.started),
                     "last_flush": iso(p.last_flush),
                     "requests": p.requests,
+                    "in_flight": p.in_flight,
                 }
                 for p in processes
             ],
@@ -69,6 +67,18 @@ def status_only(ctx: Context, query: Query) -> tuple[dict[str, Any], int]:
     """What ``health_path`` tells anyone, load balancers included: the status and nothing else."""
     body, code = answer(ctx, query)
     return {"status": body["status"]}, code
+
+
+def alive_processes(ctx: Context, now: float) -> list[ProcessRow]:
+    """The deployment's processes now (none when the store cannot be read)."""
+    try:
+        return _alive(ctx.store.processes(now - ALIVE_S))
+    except StoreUnavailable:
+        return []
+
+
+def is_this_process(row: ProcessRow) -> bool:
+    return row.host == _HOST and row.pid == os.getpid()
 
 
 def _alive(processes: list[ProcessRow]) -> list[ProcessRow]:
@@ -142,7 +152,7 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
 
 
 def _in_flight_check(ctx: Context) -> CheckResult:
-    """A request running longer than stuck_request_s degrades health, named, while it runs."""
+    """A request running longer than stuck_request_s, in any process, degrades health, named, while it runs."""
     from ..watchdog import sampling_unavailable
 
     now = time.perf_counter()
@@ -151,16 +161,29 @@ def _in_flight_check(ctx: Context) -> CheckResult:
     stuck = sorted((r for r in running if now - r.started > limit), key=lambda r: r.started)
     unavailable = sampling_unavailable()
     note = f"; stack sampling unavailable: {unavailable}" if unavailable else ""
-    if not stuck:
-        return CheckResult(OK, f"{len(running)} in flight in this process{note}", 0.0)
-    request = stuck[0]
-    age = now - request.started
-    what = f"{request._environ.get('REQUEST_METHOD', '?')} {request._path[:200]}"
+    if stuck:
+        request = stuck[0]
+        age = now - request.started
+        what = f"{request._environ.get('REQUEST_METHOD', '?')} {request._path[:200]}"
+        return CheckResult(
+            DEGRADED,
+            f"{len(stuck)} of {len(running)} requests in flight for more than {limit:g} s; the oldest, {what}, "
+            f"for {age:.0f} s{note}",
+            0.0,
+        )
+    wall = time.time()
+    others = [row for row in alive_processes(ctx, wall) if not is_this_process(row)]
+    elsewhere = sum(row.in_flight for row in others)
+    for row in sorted(others, key=lambda row: row.oldest_in_flight or wall):
+        if row.in_flight and row.oldest_in_flight is not None and wall - row.oldest_in_flight > limit:
+            return CheckResult(
+                DEGRADED,
+                f"a request in flight for more than {limit:g} s in process {row.pid} on {row.host}: "
+                f"{row.oldest_request or '?'}, for {wall - row.oldest_in_flight:.0f} s{note}",
+                0.0,
+            )
     return CheckResult(
-        DEGRADED,
-        f"{len(stuck)} of {len(running)} requests in flight for more than {limit:g} s; the oldest, {what}, "
-        f"for {age:.0f} s{note}",
-        0.0,
+        OK, f"{len(running)} in flight in this process, {len(running) + elsewhere} in the deployment{note}", 0.0
     )
 
 

@@ -72,10 +72,15 @@ _TOTALS = {
 
 
 _IN_FLIGHT = _object(
-    ["process", "oldest_s"],
+    ["process", "oldest_s", "deployment", "deployment_oldest_s"],
     {
         "process": {"type": "integer", "description": "requests running in the answering process"},
         "oldest_s": _MS,
+        "deployment": {
+            "type": "integer",
+            "description": "requests running in every live process (others' as of their last flush)",
+        },
+        "deployment_oldest_s": _MS,
     },
 )
 
@@ -250,13 +255,14 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                         "type": "array",
                         "description": "processes that wrote statistics in the last minute",
                         "items": _object(
-                            ["host", "pid", "started", "last_flush", "requests"],
+                            ["host", "pid", "started", "last_flush", "requests", "in_flight"],
                             {
                                 "host": {"type": "string"},
                                 "pid": {"type": "integer"},
                                 "started": _TIME,
                                 "last_flush": _TIME,
                                 "requests": {"type": "integer"},
+                                "in_flight": {"type": "integer", "description": "requests running at its last flush"},
                             },
                         ),
                     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .context import Context
@@ -36,10 +37,27 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
 
 
 def in_flight(ctx: Context) -> dict[str, Any]:
-    """Requests running in this process now, and how long the oldest has run."""
-    import time
+    """Requests running now in this process, and in every live process of the deployment.
+
+    Other processes' counts are as of their last flush (within ``flush_interval``).
+    """
+    from .health import alive_processes, is_this_process
 
     now = time.perf_counter()
     running = list(ctx.monitor._in_flight.values())
     oldest = max((now - request.started for request in running), default=None)
-    return {"process": len(running), "oldest_s": None if oldest is None else round(oldest, 3)}
+    wall = time.time()
+    deployment, deployment_oldest = len(running), oldest
+    for row in alive_processes(ctx, wall):
+        if is_this_process(row) or not row.in_flight:
+            continue
+        deployment += row.in_flight
+        if row.oldest_in_flight is not None:
+            age = wall - row.oldest_in_flight
+            deployment_oldest = age if deployment_oldest is None else max(deployment_oldest, age)
+    return {
+        "process": len(running),
+        "oldest_s": None if oldest is None else round(oldest, 3),
+        "deployment": deployment,
+        "deployment_oldest_s": None if deployment_oldest is None else round(deployment_oldest, 3),
+    }

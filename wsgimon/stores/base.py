@@ -126,6 +126,10 @@ class ProcessRow:
     started: float
     last_flush: float
     requests: int
+    #: requests running at the flush, when the oldest of them started, and what it is ("GET /path")
+    in_flight: int = 0
+    oldest_in_flight: float | None = None
+    oldest_request: str | None = None
 
 
 @dataclass

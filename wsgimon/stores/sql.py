@@ -25,11 +25,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..aggregate import Aggregate
+from ..profiles import Profile
 from ..sketch import QuantileSketch
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     MAX_ALERTS,
+    SLOW_PER_ENDPOINT,
     STORED_RESOLUTIONS,
     AlertRow,
     Batch,
@@ -37,6 +39,7 @@ from .base import (
     ErrorSample,
     ProcessRow,
     RequestEntry,
+    SlowRequest,
     Store,
     rollups,
 )
@@ -44,8 +47,9 @@ from .base import (
 __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]
 
 # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
-# 5: buckets.histogram (exact counts at the metrics' bucket bounds)
-SCHEMA_VERSION = 5
+# 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
+# requests.sampled, processes' requests in flight
+SCHEMA_VERSION = 6
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
@@ -78,6 +82,8 @@ _BUCKET_COLUMNS = (
     "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen, histogram"
 )
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
+_REQUEST_COLUMNS = "time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes"
+_PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request"
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
 _SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
 _UPDATE_OWN = (
@@ -173,6 +179,7 @@ class SQLStore(Store):
             try:
                 own = self._write_buckets(session, batch)
                 self._write_requests(session, batch.requests)
+                self._write_slow(session, batch.slow)
                 self._write_errors(session, batch)
                 if batch.overflowed:
                     session.execute(
@@ -248,13 +255,26 @@ class SQLStore(Store):
         if not requests:
             return
         session.executemany(
-            "INSERT INTO requests (time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, "
-            "response_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [entry[:9] for entry in requests[-self._recent_requests :]],
+            f"INSERT INTO requests ({_REQUEST_COLUMNS}, sampled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*entry[:9], int(entry.sampled)) for entry in requests[-self._recent_requests :]],
         )
         session.execute(
             "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
             (self._recent_requests,),
+        )
+
+    def _write_slow(self, session: Session, slow: list[SlowRequest]) -> None:
+        """Keep the slowest SLOW_PER_ENDPOINT per endpoint and method, with their profiles."""
+        if not slow:
+            return
+        session.executemany(
+            f"INSERT INTO slow_requests ({_REQUEST_COLUMNS}, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*s.request[:9], json.dumps(s.profile.to_json(), separators=(",", ":"))) for s in slow],
+        )
+        session.executemany(
+            "DELETE FROM slow_requests WHERE endpoint = ? AND method = ? AND id NOT IN (SELECT id FROM slow_requests "
+            "WHERE endpoint = ? AND method = ? ORDER BY duration_ms DESC LIMIT ?)",
+            [(*key, *key, SLOW_PER_ENDPOINT) for key in {(s.request.endpoint, s.request.method) for s in slow}],
         )
 
     def _write_errors(self, session: Session, batch: Batch) -> None:
@@ -287,10 +307,20 @@ class SQLStore(Store):
             if last_activity is None or last_activity < process.started - _DEPLOYMENT_GAP_S:
                 session.execute(_SET_META, ("deployment_started", repr(process.started)))
         session.execute(
-            "INSERT INTO processes (host, pid, started, last_flush, requests) VALUES (?, ?, ?, ?, ?) "
+            f"INSERT INTO processes ({_PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (host, pid, started) DO UPDATE SET last_flush = excluded.last_flush, "
-            "requests = excluded.requests",
-            (process.host, process.pid, process.started, process.last_flush, process.requests),
+            "requests = excluded.requests, in_flight = excluded.in_flight, "
+            "oldest_in_flight = excluded.oldest_in_flight, oldest_request = excluded.oldest_request",
+            (
+                process.host,
+                process.pid,
+                process.started,
+                process.last_flush,
+                process.requests,
+                process.in_flight,
+                process.oldest_in_flight,
+                process.oldest_request,
+            ),
         )
 
     def process_stopped(self, process: ProcessRow) -> None:
@@ -322,6 +352,7 @@ class SQLStore(Store):
                     )
                 self._compact(session, now)
                 session.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
+                session.execute("DELETE FROM slow_requests WHERE time < ?", (now - self.minute_retention_s,))
                 # Names not seen within the retention go, all-time totals included (a path that
                 # once leaked a secret is not kept for ever).
                 session.execute(
@@ -427,12 +458,26 @@ class SQLStore(Store):
         return [((row[0], row[1]), json.loads(row[2]), row[3]) for row in rows]
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:
-        rows = self._query(
-            "SELECT time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes "
-            "FROM requests ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [RequestEntry(*row) for row in rows]
+        rows = self._query(f"SELECT {_REQUEST_COLUMNS}, sampled FROM requests ORDER BY id DESC LIMIT ?", (limit,))
+        return [RequestEntry._make((*row[:9], bool(row[9]))) for row in rows]
+
+    def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
+        oldest = time.time() - self.minute_retention_s
+        if endpoint is None:
+            rows = self._query(
+                f"SELECT {_REQUEST_COLUMNS}, profile FROM slow_requests WHERE time >= ? "
+                "ORDER BY duration_ms DESC LIMIT ?",
+                (oldest, limit),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_REQUEST_COLUMNS}, profile FROM slow_requests WHERE endpoint = ? AND time >= ? "
+                "ORDER BY duration_ms DESC LIMIT ?",
+                (endpoint, oldest, limit),
+            )
+        return [
+            SlowRequest(RequestEntry._make((*row[:9], True)), Profile.from_json(json.loads(row[9]))) for row in rows
+        ]
 
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         rows = self._query(
@@ -568,8 +613,7 @@ class SQLStore(Store):
 
     def processes(self, seen_since: float) -> list[ProcessRow]:
         rows = self._query(
-            "SELECT host, pid, started, last_flush, requests FROM processes "
-            "WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
+            f"SELECT {_PROCESS_COLUMNS} FROM processes WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
             (seen_since,),
         )
         return [ProcessRow(*row) for row in rows]

@@ -59,8 +59,23 @@ CREATE TABLE IF NOT EXISTS requests (
     duration_ms REAL NOT NULL,
     ttfb_ms REAL,
     error_type TEXT,
-    response_bytes INTEGER
+    response_bytes INTEGER,
+    sampled INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS slow_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    duration_ms REAL NOT NULL,
+    ttfb_ms REAL,
+    error_type TEXT,
+    response_bytes INTEGER,
+    profile TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS slow_requests_by_endpoint ON slow_requests (endpoint, method, duration_ms);
 CREATE TABLE IF NOT EXISTS error_samples (
     type TEXT NOT NULL,
     endpoint TEXT NOT NULL,
@@ -79,6 +94,9 @@ CREATE TABLE IF NOT EXISTS processes (
     last_flush REAL NOT NULL,
     requests INTEGER NOT NULL,
     stopped REAL,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    oldest_in_flight REAL,
+    oldest_request TEXT,
     PRIMARY KEY (host, pid, started)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -112,6 +130,16 @@ CREATE TABLE IF NOT EXISTS alerts (
 INSERT OR IGNORE INTO endpoint_names (name, admitted)
     SELECT DISTINCT endpoint, 0 FROM buckets WHERE resolution = 0 AND endpoint NOT IN ('*', '<other>', '<unmatched>');
 """
+
+
+# Columns added since the table was first created: (table, column, definition) for older stores.
+_ADDED_COLUMNS = (
+    ("buckets", "histogram", "TEXT NOT NULL DEFAULT '{}'"),  # 5
+    ("requests", "sampled", "INTEGER NOT NULL DEFAULT 0"),  # 6
+    ("processes", "in_flight", "INTEGER NOT NULL DEFAULT 0"),  # 6
+    ("processes", "oldest_in_flight", "REAL"),  # 6
+    ("processes", "oldest_request", "TEXT"),  # 6
+)
 
 
 class _Link:
@@ -324,9 +352,9 @@ class SQLiteStore(SQLStore):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(buckets)")}
-            if "histogram" not in columns:  # a store of schema 4 or older
-                conn.execute("ALTER TABLE buckets ADD COLUMN histogram TEXT NOT NULL DEFAULT '{}'")
+            for table, column, definition in _ADDED_COLUMNS:
+                if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('application', ?), ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
