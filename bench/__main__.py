@@ -11,13 +11,18 @@ import argparse
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wsgimon
 
-from . import dashboard_render, goals, hot_path, lifecycle, peers, server_load, store_scale
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
+
+from . import dashboard_render, goals, hot_path, lifecycle, peers, postgres, server_load, store_scale
 
 _SECTIONS = ("in-process", "server", "memory", "reads", "lifecycle", "dashboard")
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
@@ -84,11 +89,26 @@ def main() -> None:
         sections.extend([f"## {title}", "", body, ""])
         print(f"\n## {title}\n\n{body}", flush=True)
 
+    with postgres.server() as pg:
+        if pg is None:
+            print("PostgreSQL not installed: its parts are skipped", file=sys.stderr)
+        _run(args, section, pg)
+    notes = Path(__file__).with_name("NOTES.md")
+    if notes.exists() and not args.smoke:
+        sections.append(notes.read_text())
+    if args.write:
+        args.write.write_text("\n".join(sections))
+
+
+def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: PostgresServer | None) -> None:
     if args.smoke:
         rows = hot_path.measure(PATHS, 2, 100)
         section("In-process (smoke)", hot_path.render(rows))
         reads, flush = store_scale.measure_reads((5,), 3, 3)
         section("Read side and flush (smoke)", store_scale.render(reads, flush, 3))
+        if pg is not None:
+            reads, flush = store_scale.measure_reads((5,), 3, 3, lambda _directory: postgres.fresh_database(pg))
+            section("Read side and flush, PostgreSQL (smoke)", store_scale.render(reads, flush, 3, "PostgreSQL"))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
@@ -121,11 +141,18 @@ def main() -> None:
             f"(at most {args.memory_seconds:g} s per variant)",
             peers.render_memory(memory),
         )
+    pg_reads: list[store_scale.ReadRow] = []
     if "reads" in args.only:
         reads, flush = store_scale.measure_reads(tuple(args.endpoints), 7, 20)
         section(
             "Read side with 7 days of history, and the cost of a flush (SQLite)", store_scale.render(reads, flush, 7)
         )
+        if pg is not None:
+            pg_reads, flush = store_scale.measure_reads((100,), 7, 20, lambda _directory: postgres.fresh_database(pg))
+            section(
+                "Read side with 7 days of history, and the cost of a flush (PostgreSQL, on this host)",
+                store_scale.render(pg_reads, flush, 7, "PostgreSQL"),
+            )
     if "lifecycle" in args.only:
         section(
             f"Many apps in one process: {args.apps} Flask apps made, served two requests each and dropped",
@@ -133,12 +160,7 @@ def main() -> None:
         )
     if "dashboard" in args.only:
         section("The dashboard in headless Chromium at scale", dashboard_render.render(dashboard_render.measure()))
-    section("Goals", goals.render(in_process, server, memory))
-    notes = Path(__file__).with_name("NOTES.md")
-    if notes.exists():
-        sections.append(notes.read_text())
-    if args.write:
-        args.write.write_text("\n".join(sections))
+    section("Goals", goals.render(in_process, server, memory, pg_reads))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ from __future__ import annotations
 import statistics
 
 from .peers import Samples
+from .store_scale import ReadRow
 
 WSGIMON = ("wsgimon (memory)", "wsgimon (sqlite)")
 ALERTING = "wsgimon (memory, alerts hanging)"
 NO_WATCHDOG = "wsgimon (memory, no watchdog)"
+POSTGRES = "wsgimon (postgresql)"
+POSTGRES_READ_P95_MS = 100.0
 NOISE = 0.02  # the spread of paired same-process ratios between rounds
 IN_PROCESS_GOAL = 1.05
 THROUGHPUT_GOAL = 0.95
@@ -44,6 +47,7 @@ def render(
     samples: Samples,
     server: dict[str, list[tuple[float, float]]] | None,
     memory: dict[str, tuple[int, int, int] | None],
+    postgres_reads: list[ReadRow] | None = None,
 ) -> str:
     lines = ["| goal | measured | |", "|---|---|---|"]
     for name in WSGIMON:
@@ -84,6 +88,22 @@ def render(
         lines.append(
             f"| the slow-request watchdog costs fast requests nothing: ratio within {NOISE} of the run without it "
             f"| {plain:.3f} vs {unwatched:.3f} | {_mark(abs(plain - unwatched) <= NOISE)} |"
+        )
+    on_postgres, on_sqlite = (
+        same_process_ratio(samples, "trivial", POSTGRES),
+        same_process_ratio(samples, "trivial", WSGIMON[1]),
+    )
+    if on_postgres is not None and on_sqlite is not None:
+        lines.append(
+            f"| the PostgreSQL store costs the request path what SQLite does: ratio within {NOISE} "
+            f"| {on_postgres:.3f} vs {on_sqlite:.3f} | {_mark(abs(on_postgres - on_sqlite) <= NOISE)} |"
+        )
+    if postgres_reads:
+        worst = max(postgres_reads, key=lambda row: row.p95_ms)
+        lines.append(
+            f"| PostgreSQL, 7 days of history, {worst.endpoints} endpoints: every read p95 < "
+            f"{POSTGRES_READ_P95_MS:g} ms | worst {worst.p95_ms:.1f} ms (`{worst.path}`) "
+            f"| {_mark(worst.p95_ms < POSTGRES_READ_P95_MS)} |"
         )
     if server and "bare Flask" in server:
         bare_rate = statistics.median(rate for rate, _ in server["bare Flask"])

@@ -51,7 +51,10 @@ def _wsgimon(storage: str, **options: Any) -> Callable[[], Flask]:
         from wsgimon import MonitorMiddleware
 
         app = make_flask()
-        url = storage.format(tmp=tempfile.mkdtemp(prefix="wsgimon-bench-"))
+        postgres = os.environ.get("WSGIMON_BENCH_POSTGRES")
+        if "{postgres}" in storage and not postgres:
+            raise SystemExit("no PostgreSQL server for this run")
+        url = storage.format(tmp=tempfile.mkdtemp(prefix="wsgimon-bench-"), postgres=postgres)
         app.wsgi_app = MonitorMiddleware(app.wsgi_app, storage=url, **options)  # type: ignore[method-assign]
         return app
 
@@ -162,6 +165,8 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
     "floor (status + body)": _status_floor,
     "wsgimon (memory)": _wsgimon("memory://"),
     "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
+    # Present when the run started a PostgreSQL server (bench/postgres.py); skipped otherwise.
+    "wsgimon (postgresql)": _wsgimon("{postgres}"),
     "wsgimon (memory, alerts hanging)": _wsgimon_alerting,
     "wsgimon (memory, no watchdog)": _wsgimon("memory://", slow_request_ms=0),
     "prometheus-flask-exporter": _prometheus,

@@ -1,4 +1,4 @@
-"""The read side with days of history, and the cost of one flush, on the SQLite store.
+"""The read side with days of history, and the cost of one flush, on the SQLite and PostgreSQL stores.
 
 History is seeded through the store API: minute buckets for the last 48 hours
 and one minute per hour before that (enough to fill the hour and day buckets),
@@ -12,7 +12,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +103,16 @@ READ_PATHS = (
 )
 
 
-def measure_reads(endpoint_counts: Iterable[int], days: int, repeats: int) -> tuple[list[ReadRow], dict[str, Any]]:
+def measure_reads(
+    endpoint_counts: Iterable[int], days: int, repeats: int, storage: Callable[[str], str] | None = None
+) -> tuple[list[ReadRow], dict[str, Any]]:
+    """``storage`` gives the store's URL for a fresh directory (default: a SQLite file in it)."""
     rows: list[ReadRow] = []
     flush: dict[str, Any] = {}
     for endpoints in endpoint_counts:
         with tempfile.TemporaryDirectory() as directory:
-            monitor = MonitorMiddleware(
-                lambda environ, start_response: [], storage=f"sqlite:///{directory}/bench.sqlite3"
-            )
+            url = storage(directory) if storage is not None else f"sqlite:///{directory}/bench.sqlite3"
+            monitor = MonitorMiddleware(lambda environ, start_response: [], storage=url)
             now = time.time()
             started = time.perf_counter()
             seed(monitor, endpoints, days, now)
@@ -145,9 +147,9 @@ def measure_flush(monitor: MonitorMiddleware, repeats: int, per_second: int = 20
     return {"flush_ms_median": statistics.median(times), "flush_ms_max": max(times)}
 
 
-def render(rows: list[ReadRow], flush: dict[str, Any], days: int) -> str:
+def render(rows: list[ReadRow], flush: dict[str, Any], days: int, store: str = "SQLite") -> str:
     lines = [
-        f"Read side on SQLite with {days} days of history (minute buckets for 48 h), in-process, p50/p95 of repeats:",
+        f"Read side on {store} with {days} days of history (minute buckets for 48 h), in-process, p50/p95 of repeats:",
         "",
         "| endpoints | request | p50 ms | p95 ms |",
         "|---:|---|---:|---:|",
