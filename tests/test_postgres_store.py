@@ -231,3 +231,27 @@ def _total(url: str) -> int:
 
 def _every_view_is(url: str, requests: int) -> bool:
     return all(_total(url) == requests for _ in range(6))
+
+
+@pytest.mark.internal_errors
+def test_a_database_that_blocks_every_write_costs_requests_nothing_and_loses_nothing(postgres_url: str) -> None:
+    import psycopg
+
+    monitor = MonitorMiddleware(_hello, storage=postgres_url, flush_interval=FLUSH)
+    assert _call(monitor, "/warm") == "200 OK"
+    wait_until(lambda: _stored(monitor) == 1, timeout=10)
+    # Another session holds the table: every write waits until its statement timeout.
+    blocker = psycopg.connect(postgres_url)
+    blocker.execute("LOCK TABLE wsgimon.buckets IN ACCESS EXCLUSIVE MODE")
+    try:
+        started = time.perf_counter()
+        assert {_call(monitor, f"/blocked/{n}") for n in range(50)} == {"200 OK"}
+        assert time.perf_counter() - started < 1.0, "no request waited for the database"
+        wait_until(lambda: monitor.recorder.store_error is not None, timeout=15)
+        assert _health(monitor)["checks"]["store"]["status"] == "degraded"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    wait_until(lambda: _stored(monitor) == 51, timeout=15)
+    assert _health(monitor)["checks"]["store"]["status"] == "ok"
+    monitor.close()
