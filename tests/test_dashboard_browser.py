@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -487,5 +488,126 @@ def test_the_page_still_works_when_the_alerts_endpoint_fails(browser: Any, serve
         assert page.page.locator(".card .value").first.inner_text() == "47"
         assert not page.page.locator("#message").is_visible()
         assert len(page.column("log", 7)) == 47
+    finally:
+        page.close()
+
+
+def slow_query() -> str:
+    """Where the slow request spends its time: the box its profile must show."""
+    time.sleep(0.9)
+    return fetch_rows()
+
+
+def fetch_rows() -> str:
+    """A callee on about a quarter of the samples: its box is that much narrower than its caller's."""
+    time.sleep(0.3)
+    return "done"
+
+
+@pytest.fixture
+def slow_served() -> Iterator[tuple[str, threading.Event]]:
+    """A served app with one endpoint slow enough to be sampled and one that waits until released."""
+    release = threading.Event()
+    app, monitor = make_app(slow_request_ms=200, slow_sample_interval_ms=50)
+
+    @app.route("/report")
+    def report() -> str:
+        return slow_query()
+
+    @app.route("/wait")
+    def wait() -> str:
+        release.wait(30)
+        return "released"
+
+    with werkzeug_server(app) as url:
+        yield url, release
+        release.set()
+    monitor.close()
+
+
+def _running(url: str) -> dict[str, Any] | None:
+    """/stats' in_flight once the one waiting request is counted."""
+    in_flight: dict[str, Any] = httpx.get(url + "/monitoring/stats").json()["in_flight"]
+    return in_flight if in_flight["process"] == 1 else None
+
+
+def _percent(title: str) -> float:
+    match = re.search(r"([\d.]+)% of samples", title)
+    assert match, title
+    return float(match.group(1))
+
+
+def test_slow_requests_panel_draws_the_profile_and_counts_requests_in_flight(
+    browser: Any, slow_served: tuple[str, threading.Event]
+) -> None:
+    url, release = slow_served
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.get("/report", params={"access_token": "s3cr3t-value"}).text == "done"
+    waiting = threading.Thread(target=httpx.get, args=(url + "/wait",), kwargs={"timeout": 30})
+    waiting.start()
+    try:
+        in_flight = wait_until(lambda: _running(url))
+        (slow,) = httpx.get(url + "/monitoring/slow").json()["slow"]
+        assert slow["app_frame"]["function"] == "slow_query" and "s3cr3t" not in slow["path"]
+        page = Page(browser, url + "/monitoring/")
+        try:
+            page.wait_refreshes(1)
+            assert page.column("slow", 4) == ["/report"] and page.column("slow", 5) == [slow["path"]]
+            assert page.column("slow", 3) == [_ms(slow["duration_ms"])]
+            assert page.column("slow", 6) == [f"slow_query {Path(__file__).name}:{slow['app_frame']['line']}"]
+            cards = dict(zip(page.texts(".card .label"), page.page.locator(".card").all(), strict=True))
+            running = cards["in flight"]
+            assert running.locator(".value").inner_text() == "1"
+            where = "all processes" if "deployment" in in_flight else "in this process"
+            assert re.fullmatch(rf"oldest \d+\.\d s, {where}", running.locator(".detail").inner_text())
+            assert page.page.locator("#slow-profile").is_hidden()
+
+            page.page.click("#slow tbody tr")
+            page.wait_for("document.querySelectorAll('#slow-profile .flame-box').length > 0")
+            profile = page.page.locator("#slow-profile")
+            box = profile.locator(".flame-box", has=page.page.get_by_text("slow_query", exact=True))
+            assert box.count() == 1 and "hot" in (box.get_attribute("class") or "")
+            assert box.locator(".loc").inner_text().startswith(Path(__file__).name + ":")
+            shares = {"slow_query": 0.0, "fetch_rows": 0.0}
+            for frame in slow["frames"]:
+                if frame["function"] in shares:
+                    shares[frame["function"]] += frame["share"]
+            assert _percent(box.get_attribute("title") or "") == pytest.approx(shares["slow_query"] * 100, abs=0.1)
+            callee = profile.locator(".flame-box", has=page.page.get_by_text("fetch_rows", exact=True))
+            assert _percent(callee.get_attribute("title") or "") == pytest.approx(shares["fetch_rows"] * 100, abs=0.1)
+            full = profile.locator(".flame-box.root").bounding_box()
+            narrow = callee.bounding_box()
+            assert full and narrow and narrow["width"] == pytest.approx(full["width"] * shares["fetch_rows"], abs=3)
+
+            callee.click()  # zoom in: the callee spans the graph and keeps the focus
+            page.wait_for("document.activeElement.querySelector('.fn')?.textContent === 'fetch_rows'")
+            zoomed = profile.locator(".flame-box", has=page.page.get_by_text("fetch_rows", exact=True)).bounding_box()
+            assert zoomed and zoomed["width"] == pytest.approx(full["width"], abs=3)
+
+            row = page.page.locator("#slow tbody tr").first
+            row.press("Enter")
+            page.wait_for("document.querySelector('#slow-profile').hidden")
+            assert row.get_attribute("aria-expanded") == "false"
+            row.press("Enter")
+            page.wait_for("!document.querySelector('#slow-profile').hidden")
+            before = page.refreshes()
+            page.page.click("#refresh-now")
+            page.wait_refreshes(before + 1)
+            assert profile.locator(".flame-box", has=page.page.get_by_text("slow_query", exact=True)).count() == 1
+            assert not page.console, page.console
+        finally:
+            page.close()
+    finally:
+        release.set()
+        waiting.join(30)
+
+
+def test_slow_requests_panel_says_when_nothing_was_sampled(browser: Any, served: str) -> None:
+    page = Page(browser, served + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        (empty,) = page.texts("#slow tbody td.empty")
+        assert empty.startswith("no slow requests sampled")
+        assert page.page.locator("#slow-profile").is_hidden() and not page.console
     finally:
         page.close()
