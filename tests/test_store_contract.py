@@ -271,3 +271,36 @@ def test_process_rows_carry_their_requests_in_flight(open_store: Opener) -> None
     (seen,) = store.processes(now - 60)
     assert (seen.in_flight, seen.oldest_request) == (3, "GET /hold")
     assert seen.oldest_in_flight == pytest.approx(now - 40)
+
+
+def test_statistics_per_release_are_exact_across_writers_and_bounded(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = time.time()
+    old = ProcessRow("host", 1, now - 7200, now - 3600, 0, release="v1")
+    new_a = ProcessRow("host", 2, now - 100, now, 0, release="v2")
+    new_b = ProcessRow("host-b", 3, now - 90, now, 0, release="v2")
+    a.write(batch_of([(now - 5000, "/r", "GET", 200, 5.0)] * 30), old)
+    a.write(batch_of([(now - 50, "/r", "GET", 500, 80.0)] * 7 + [(now - 40, "/s", "POST", 200, 1.0)]), new_a)
+    b.write(batch_of([(now - 30, "/r", "GET", 200, 90.0)] * 5), new_b)
+    b.write(batch_of([(now - 20, "/r", "GET", 200, 90.0)] * 2), new_b)
+    for reader in (a, b):
+        assert [(r.release, r.first_seen) for r in reader.releases()] == [("v2", now - 100), ("v1", now - 7200)]
+        v2 = reader.release_totals("v2", None, now)
+        assert v2[("/r", "GET")].count == 14 and v2[("/r", "GET")].errors == 7
+        assert v2[ALL].count == 15 and v2[ALL].error_types == {"ValueError": 7}
+        assert reader.release_totals("v1", None, now)[ALL].count == 30
+        assert reader.release_totals("v2", now - 3600, now)[ALL].count == 15
+        assert (
+            reader.release_totals("v1", now - 60, now) == {}
+            or reader.release_totals("v1", now - 60, now)[ALL].count == 30
+        ), "hour rows: a window starts at its whole hour"
+    assert a.overall(None, now).count == 45, "the release rows are beside the buckets, not instead"
+    for n in range(3, 6):
+        a.write(
+            batch_of([(now, "/r", "GET", 200, 1.0)]), ProcessRow("host", 10 + n, now + n, now + n, 0, release=f"v{n}")
+        )
+    a.max_releases = b.max_releases = 3
+    a.maintain(now + 120)
+    b.maintain(now + 240)
+    assert [r.release for r in b.releases()] == ["v5", "v4", "v3"]
+    assert b.release_totals("v1", None, now) == {}

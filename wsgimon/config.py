@@ -40,12 +40,20 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 )
 
 #: Every alert rule; each can be left out of ``alert_rules``.
-ALERT_RULES: tuple[str, ...] = ("exception", "error_rate", "latency_p95", "health", "slo")
+ALERT_RULES: tuple[str, ...] = ("exception", "error_rate", "latency_p95", "health", "slo", "regression", "new_error")
 #: Options whose values are secrets: hidden in reprs, never logged.
 SECRET_OPTIONS = ("password", "token", "smtp_password", "discord_webhook_url", "webhook_url")
 _BOOLEANS = ("enabled", "allow_remote", "smtp_starttls", "smtp_ssl", "report_discord")
 _LISTS = ("exclude", "redact_keys", "allowed_hosts", "alert_email_to", "alert_rules", "report_email_to")
-_INTS = ("recent_requests", "max_endpoints", "max_traceback_chars", "smtp_port", "alert_min_requests")
+_INTS = (
+    "recent_requests",
+    "max_endpoints",
+    "max_traceback_chars",
+    "smtp_port",
+    "alert_min_requests",
+    "max_releases",
+    "regression_min_requests",
+)
 _FLOATS = (
     "flush_interval",
     "minute_retention_h",
@@ -65,6 +73,8 @@ _FLOATS = (
     "slo_availability",
     "slo_latency_ms",
     "slo_latency_target",
+    "regression_p95_ratio",
+    "regression_p95_margin_ms",
 )
 _SHORT_SECRET = 16
 _OPTIONAL_TEXT = (
@@ -77,6 +87,7 @@ _OPTIONAL_TEXT = (
     "smtp_password",
     "email_from",
     "report_timezone",
+    "release",
 )
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -112,6 +123,12 @@ class Config:
     slow_request_ms: float = 1000.0
     slow_sample_interval_ms: float = 100.0
     stuck_request_s: float = 30.0
+    # -- releases ----------------------------------------------------------------------
+    release: str | None = None
+    max_releases: int = 20
+    regression_min_requests: int = 200
+    regression_p95_ratio: float = 1.25
+    regression_p95_margin_ms: float = 10.0
     # -- alerts ------------------------------------------------------------------------
     public_url: str | None = None
     discord_webhook_url: str | None = None
@@ -183,6 +200,12 @@ class Config:
             raise ValueError("minute_retention_h must not exceed retention_days")
         _positive_float("health_window_s", self.health_window_s)
         _positive_float("stuck_request_s", self.stuck_request_s)
+        _positive_int("max_releases", self.max_releases, maximum=1000)
+        _positive_int("regression_min_requests", self.regression_min_requests, maximum=10**9)
+        if not self.regression_p95_ratio >= 1.0:
+            raise ValueError("regression_p95_ratio must be 1 or more")
+        if not self.regression_p95_margin_ms >= 0.0:
+            raise ValueError("regression_p95_margin_ms must be 0 or more")
         if self.slow_request_ms < 0:
             raise ValueError("slow_request_ms must be 0 (sampling off) or more")
         if not 10 <= self.slow_sample_interval_ms <= 60_000:

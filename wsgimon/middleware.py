@@ -60,6 +60,11 @@ class MonitorMiddleware:
             minute_retention_s=config.minute_retention_h * 3600,
             retention_s=config.retention_days * 86400,
         )
+        self.store.max_releases = config.max_releases
+        from .release import detect_release
+
+        #: the release this process runs (``release``, WSGIMON_RELEASE or a platform's variable), or None
+        self.release = detect_release(os.environ, config.release) if config.enabled else None
         from .integrations import find_integration
 
         self.integration = integration = find_integration(app) if config.enabled else None
@@ -113,6 +118,7 @@ class MonitorMiddleware:
         # flush in the background; the recorder holds neither the middleware nor the app.
         self._finalizer = weakref.finalize(self, background.retire, recorder)
         recorder.in_flight_probe = _in_flight_probe(weakref.ref(self))
+        recorder.release = self.release
         self._finalizer.atexit = False
         _live_monitors.add(self)
 

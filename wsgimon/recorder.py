@@ -100,6 +100,8 @@ class Recorder:
         #: (requests in flight, when the oldest started, "METHOD path" of it): written with each flush.
         self.in_flight_probe: Callable[[], tuple[int, float | None, str | None]] | None = None
         self._in_flight_written: tuple[int, float | None, str | None] = (0, None, None)
+        #: the release of this process, written with its row (statistics per release)
+        self.release: str | None = None
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
@@ -135,7 +137,9 @@ class Recorder:
         background.unregister(self)
         self.flush()
         if self.last_flush is not None:
-            process = ProcessRow(self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed)
+            process = ProcessRow(
+                self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed, release=self.release
+            )
             try:
                 self.store.process_stopped(process)
             except Exception as exc:
@@ -213,7 +217,9 @@ class Recorder:
         if not batch and now - self._last_write < _HEARTBEAT_S and in_flight == self._in_flight_written:
             return
         count = batch.request_count
-        process = ProcessRow(self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight)
+        process = ProcessRow(
+            self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight, self.release
+        )
         try:
             self.store.write(batch, process)
         except Exception as exc:

@@ -19,7 +19,7 @@ from ..guard import report_internal_error
 from ..stores.base import AlertRow, StoreUnavailable
 from .dispatcher import ChannelState, Delivery, dispatcher
 from .model import Alert
-from .rules import conditions, exception_alert, followup_alert, is_failure
+from .rules import conditions, exception_alert, followup_alert, is_failure, release_alerts
 from .settings import configured_channels, make_channels
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AlertEngine"]
 
 _EVALUATION_BUDGET_S = 2.0  # store reads of one evaluation wait at most this long
+_ONCE_S = 10 * 365 * 86400.0  # a release event is claimed for good
 
 
 class AlertEngine:
@@ -101,6 +102,10 @@ class AlertEngine:
                 for key, suppressed in self.store.claim_followups(now, self.config.alert_cooldown_s):
                     self.send(followup_alert(key, suppressed, now, self.dashboard_url))
                 checks = self.health.run_all() if "health" in self.config.alert_rules else {}
+                for alert in release_alerts(self.config, self.store, now, self.dashboard_url):
+                    # An event of one release: claimed for good, told once per deployment.
+                    if self.store.claim_occurrence(alert.key, now, _ONCE_S, 1)[0]:
+                        self.send(alert)
                 firing = self.store.firing_keys()
                 for condition in conditions(self.config, self.store, checks, now, self.dashboard_url):
                     # Only a change is written (and told, by the one process whose write made it).

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..health import CheckResult
     from ..stores.base import ErrorSample, Store
 
-__all__ = ["Condition", "conditions", "exception_alert", "is_failure"]
+__all__ = ["Condition", "conditions", "exception_alert", "is_failure", "release_alerts"]
 
 _TRACEBACK_CHARS = 3000
 
@@ -215,3 +215,64 @@ def _latency(
             dashboard_url=url,
         ),
     )
+
+
+def release_alerts(config: Config, store: Store, now: float, dashboard_url: str | None) -> list[Alert]:
+    """The newest release's regressions and new error types against the release before it.
+
+    Each is an event, told once per release (the engine claims its key for good), not a
+    condition that resolves.
+    """
+    from ..deploys import summarize
+
+    rules = set(config.alert_rules)
+    if not {"regression", "new_error"} & rules:
+        return []
+    summaries = summarize(store, config, [], 1)
+    if not summaries or summaries[0].previous is None:
+        return []
+    latest = summaries[0]
+    release, previous = latest.row.release, summaries[0].previous or ""
+    found: list[Alert] = []
+    if "regression" in rules:
+        for r in latest.regressions:
+            if r.metric == "p95":
+                what = f"p95 {r.before:.1f} ms → {r.after:.1f} ms"
+            else:
+                what = f"error rate {r.before * 100:.2f} % → {r.after * 100:.2f} %"
+            found.append(
+                Alert(
+                    key=f"regression|{release}|{r.endpoint}|{r.method}|{r.metric}",
+                    rule="regression",
+                    severity="warning",
+                    state="firing",
+                    title=f"Release {release} made {r.method} {r.endpoint} worse",
+                    summary=f"{what} against release {previous} "
+                    f"({r.requests_before} requests before, {r.requests_after} after).",
+                    opened_at=latest.row.first_seen,
+                    endpoint=r.endpoint,
+                    method=r.method,
+                    fields=(("release", release), ("compared with", previous), ("change", what)),
+                    dashboard_url=dashboard_url,
+                )
+            )
+    if "new_error" in rules:
+        for error_type in latest.new_error_types:
+            count = latest.overall.error_types.get(error_type, 0)
+            found.append(
+                Alert(
+                    key=f"new_error|{release}|{error_type}",
+                    rule="new_error",
+                    severity="warning",
+                    state="firing",
+                    title=f"New in release {release}: {error_type}",
+                    summary=f"{error_type} occurred {count} time(s) in release {release}, never in the releases "
+                    f"before it.",
+                    opened_at=latest.row.first_seen,
+                    error_type=error_type,
+                    count=count,
+                    fields=(("release", release), ("compared with", previous)),
+                    dashboard_url=dashboard_url,
+                )
+            )
+    return found

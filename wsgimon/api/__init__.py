@@ -24,7 +24,7 @@ from ..access import check_access
 from ..dashboard import render_dashboard
 from ..guard import report_internal_error
 from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
-from . import alerts, endpoints, errors, health, metrics, requests, slow, stats, timeseries
+from . import alerts, endpoints, errors, health, metrics, releases, requests, slow, stats, timeseries
 from .context import READ_FLUSH_S, Context
 from .openapi import openapi_document
 from .params import BadRequest, Query
@@ -46,6 +46,7 @@ RESOURCES: dict[str, ModuleType] = {
     "/health": health,
     "/alerts": alerts,
     "/slow": slow,
+    "/releases": releases,
 }
 _PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json", "/metrics")
 _FAVICON = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import alerts, endpoints, errors, requests, slow
+from . import alerts, endpoints, errors, releases, requests, slow
 from .params import MAX_MS, STATUS_PATTERN, WINDOW_PATTERN
 
 __all__ = ["openapi_document"]
@@ -114,6 +114,56 @@ def _slow_schema() -> dict[str, Any]:
         },
     )
     return _object(["slow", "in_flight"], {"slow": {"type": "array", "items": row}, "in_flight": _IN_FLIGHT})
+
+
+def _releases_schema() -> dict[str, Any]:
+    regression = _object(
+        ["endpoint", "method", "metric", "before", "after", "requests_before", "requests_after"],
+        {
+            "endpoint": {"type": "string"},
+            "method": {"type": "string"},
+            "metric": {"enum": ["p95", "error_rate"]},
+            "before": {"type": "number", "description": "p95 in ms, or the error rate as a fraction"},
+            "after": {"type": "number"},
+            "requests_before": {"type": "integer"},
+            "requests_after": {"type": "integer"},
+        },
+    )
+    row = _object(
+        [
+            "release",
+            "first_seen",
+            "last_seen",
+            "processes",
+            "requests",
+            "errors",
+            "error_rate",
+            "latency_ms",
+            "compared_with",
+            "new_error_types",
+            "regressions",
+        ],
+        {
+            "release": {"type": "string"},
+            "first_seen": _TIME,
+            "last_seen": _TIME,
+            "processes": {"type": "integer", "description": "processes running it now"},
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "error_rate": {"type": "number"},
+            "latency_ms": _object(["p50", "p95", "p99"], dict.fromkeys(("p50", "p95", "p99"), _MS)),
+            "compared_with": {"type": ["string", "null"], "description": "the release before it"},
+            "new_error_types": {"type": "array", "items": {"type": "string"}},
+            "regressions": {"type": "array", "items": regression},
+        },
+    )
+    return _object(
+        ["current", "releases"],
+        {
+            "current": {"type": ["string", "null"], "description": "the answering process's release"},
+            "releases": {"type": "array", "items": row},
+        },
+    )
 
 
 def _alerts_schema() -> dict[str, Any]:
@@ -374,6 +424,11 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                     {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
                     _limit(slow.MAX_LIMIT),
                 ],
+            ),
+            "/releases": _get(
+                "Every release, newest first, each compared with the one before it: regressions, new error types",
+                _releases_schema(),
+                [_limit(releases.MAX_LIMIT)],
             ),
             "/alerts": _get(
                 "Recent alerts of the deployment with each channel's delivery, firing conditions, SLO status",

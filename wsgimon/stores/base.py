@@ -28,7 +28,10 @@ __all__ = [
     "Batch",
     "EndpointKey",
     "ErrorSample",
+    "MAX_RELEASES",
     "ProcessRow",
+    "RELEASE_TOTAL",
+    "ReleaseRow",
     "RequestEntry",
     "SLOW_PER_ENDPOINT",
     "SlowRequest",
@@ -130,6 +133,22 @@ class ProcessRow:
     in_flight: int = 0
     oldest_in_flight: float | None = None
     oldest_request: str | None = None
+    release: str | None = None  # the release it runs (see release.py), None when none is known
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    """A release seen in the store: since when (its first process started) and until when it was seen."""
+
+    release: str
+    first_seen: float
+    last_seen: float
+
+
+#: releases kept (the newest by first_seen); overridden by the ``max_releases`` option
+MAX_RELEASES = 20
+#: the start of a release's all-time row, beside its hour rows
+RELEASE_TOTAL = -1
 
 
 @dataclass
@@ -178,6 +197,18 @@ def merge_into(target: dict[EndpointKey, Aggregate], key: EndpointKey, agg: Aggr
     if existing is None:
         existing = target[key] = Aggregate()
     existing.merge(agg)
+
+
+def release_rollups(batch: Batch) -> dict[int, dict[EndpointKey, Aggregate]]:
+    """The batch's minutes added up per hour, and into the all-time row, with ALL: a release's rows."""
+    out: dict[int, dict[EndpointKey, Aggregate]] = {}
+    for minute, per_key in batch.minutes.items():
+        start = minute * MINUTE
+        for target in (out.setdefault(start - start % HOUR, {}), out.setdefault(RELEASE_TOTAL, {})):
+            for key, agg in per_key.items():
+                merge_into(target, key, agg)
+                merge_into(target, ALL, agg)
+    return out
 
 
 # Every stored resolution, finest first.
@@ -284,6 +315,32 @@ class Store(ABC):
     def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
         """The slowest sampled requests (per endpoint and method at most SLOW_PER_ENDPOINT), slowest first."""
         return []
+
+    # -- releases ----------------------------------------------------------------------
+    #: how many releases are kept (the newest); set from the ``max_releases`` option
+    max_releases: int = MAX_RELEASES
+
+    @abstractmethod
+    def releases(self) -> list[ReleaseRow]:
+        """Every release kept, newest (by first_seen) first."""
+
+    @abstractmethod
+    def release_buckets(
+        self, release: str, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        """(start, key, aggregate) of one release's hour rows starting in [first, end) (``RELEASE_TOTAL``:
+        its all-time row): every key's, ``ALL`` included, when ``key`` is None."""
+
+    def release_totals(self, release: str, since: float | None, now: float) -> dict[EndpointKey, Aggregate]:
+        """One release's aggregates per (endpoint, method), ``ALL`` included, over the window (None: all)."""
+        result: dict[EndpointKey, Aggregate] = {}
+        if since is None:
+            first, end = RELEASE_TOTAL, RELEASE_TOTAL + 1
+        else:
+            first, end = int(since // HOUR * HOUR), int(now) + 1
+        for _start, key, agg in self.release_buckets(release, first, end, None):
+            merge_into(result, key, agg)
+        return result
 
     @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:

@@ -24,10 +24,12 @@ from .base import (
     EndpointKey,
     ErrorSample,
     ProcessRow,
+    ReleaseRow,
     RequestEntry,
     SlowRequest,
     Store,
     merge_into,
+    release_rollups,
     rollups,
 )
 
@@ -57,6 +59,8 @@ class MemoryStore(Store):
         self._reports: dict[str, tuple[str, float, str]] = {}
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
         self._started = time.time()
+        self._releases: dict[str, ReleaseRow] = {}
+        self._release_rows: dict[str, dict[int, dict[EndpointKey, Aggregate]]] = {}
 
     def write(self, batch: Batch, process: ProcessRow) -> None:
         with self._lock:
@@ -75,7 +79,28 @@ class MemoryStore(Store):
                     self._errors[error_key] = ErrorSample(**vars(sample))
             self._overflowed += batch.overflowed
             self._processes[(process.host, process.pid, process.started)] = process
+            if process.release is not None:
+                self._write_release(batch, process)
         self.maintain(time.time())
+
+    def _write_release(self, batch: Batch, process: ProcessRow) -> None:
+        release = process.release
+        assert release is not None
+        known = self._releases.get(release)
+        first = process.started if known is None else min(known.first_seen, process.started)
+        self._releases[release] = ReleaseRow(release, first, process.last_flush)
+        rows = self._release_rows.setdefault(release, {})
+        for start, per_key in release_rollups(batch).items():
+            target = rows.setdefault(start, {})
+            for key, agg in per_key.items():
+                merge_into(target, key, agg)
+        self._keep_newest_releases()
+
+    def _keep_newest_releases(self) -> None:
+        kept = sorted(self._releases.values(), key=lambda row: -row.first_seen)[: self.max_releases]
+        for gone in set(self._releases) - {row.release for row in kept}:
+            del self._releases[gone]
+            self._release_rows.pop(gone, None)
 
     def process_stopped(self, process: ProcessRow) -> None:
         with self._lock:
@@ -89,6 +114,23 @@ class MemoryStore(Store):
                     del buckets[start]
             for process_key in [k for k, p in self._processes.items() if p.last_flush < now - DAY]:
                 del self._processes[process_key]
+            self._keep_newest_releases()
+
+    def releases(self) -> list[ReleaseRow]:
+        with self._lock:
+            return sorted(self._releases.values(), key=lambda row: -row.first_seen)
+
+    def release_buckets(
+        self, release: str, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        with self._lock:
+            return [
+                (start, row_key, _copy(agg))
+                for start, per_key in self._release_rows.get(release, {}).items()
+                if first <= start < end
+                for row_key, agg in per_key.items()
+                if key is None or row_key == key
+            ]
 
     def buckets(
         self, resolution: int, first: int, end: int, key: EndpointKey | None

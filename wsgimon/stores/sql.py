@@ -31,6 +31,7 @@ from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     MAX_ALERTS,
+    RELEASE_TOTAL,
     SLOW_PER_ENDPOINT,
     STORED_RESOLUTIONS,
     AlertRow,
@@ -38,9 +39,11 @@ from .base import (
     EndpointKey,
     ErrorSample,
     ProcessRow,
+    ReleaseRow,
     RequestEntry,
     SlowRequest,
     Store,
+    release_rollups,
     rollups,
 )
 
@@ -48,8 +51,8 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]
 
 # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
-# requests.sampled, processes' requests in flight
-SCHEMA_VERSION = 6
+# requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release
+SCHEMA_VERSION = 7
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
@@ -83,7 +86,13 @@ _BUCKET_COLUMNS = (
 )
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
 _REQUEST_COLUMNS = "time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes"
-_PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request"
+_PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request, release"
+_RELEASE_KEY = "release = ? AND start = ? AND endpoint = ? AND method = ?"
+_UPSERT_RELEASE_ROW = (
+    f"INSERT INTO release_buckets (release, start, endpoint, method, {_BUCKET_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (release, start, endpoint, method) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _BUCKET_COLUMNS.split(", "))
+)
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
 _SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
 _UPDATE_OWN = (
@@ -96,9 +105,10 @@ _UPSERT_OWN = (
     f"ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in _BUCKET_COLUMNS.split(", "))
 )
+# ``writer != ''`` as a literal, so both databases can use the partial index buckets_unshared.
 _ADOPT_SOLE_ROWS = """
-UPDATE buckets SET writer = ?
-WHERE resolution = ? AND start < ? AND writer != ? AND NOT EXISTS (
+UPDATE buckets SET writer = ''
+WHERE resolution = ? AND start < ? AND writer != '' AND NOT EXISTS (
     SELECT 1 FROM buckets AS other
     WHERE other.resolution = buckets.resolution AND other.endpoint = buckets.endpoint
     AND other.method = buckets.method AND other.start = buckets.start AND other.writer != buckets.writer
@@ -109,7 +119,7 @@ _SET_REPORT_RUN = (
     "INSERT INTO report_runs (key, state, updated, detail) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated = excluded.updated, detail = excluded.detail"
 )
-_SHARED = ""  # the writer of compacted rows
+_SHARED = ""  # the writer of compacted rows (written as the literal '' in the statements above)
 # Rows of closed periods are folded into the shared row this long after the period ends.
 _COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
 
@@ -188,6 +198,8 @@ class SQLStore(Store):
                         (batch.overflowed,),
                     )
                 self._write_process(session, process)
+                if process.release is not None:
+                    self._write_release(session, batch, process)
                 session.execute("COMMIT")
             except BaseException:
                 self._forget_own_rows()
@@ -307,7 +319,7 @@ class SQLStore(Store):
             if last_activity is None or last_activity < process.started - _DEPLOYMENT_GAP_S:
                 session.execute(_SET_META, ("deployment_started", repr(process.started)))
         session.execute(
-            f"INSERT INTO processes ({_PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO processes ({_PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (host, pid, started) DO UPDATE SET last_flush = excluded.last_flush, "
             "requests = excluded.requests, in_flight = excluded.in_flight, "
             "oldest_in_flight = excluded.oldest_in_flight, oldest_request = excluded.oldest_request",
@@ -320,8 +332,32 @@ class SQLStore(Store):
                 process.in_flight,
                 process.oldest_in_flight,
                 process.oldest_request,
+                process.release,
             ),
         )
+
+    def _write_release(self, session: Session, batch: Batch, process: ProcessRow) -> None:
+        """A release's rows are shared, not per writer: the write transaction is serialised across the
+        deployment, so reading, merging and writing them back within it counts each request once."""
+        session.execute(
+            "INSERT INTO releases (release, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT (release) DO UPDATE "
+            "SET first_seen = CASE WHEN excluded.first_seen < releases.first_seen THEN excluded.first_seen "
+            "ELSE releases.first_seen END, last_seen = CASE WHEN excluded.last_seen > releases.last_seen "
+            "THEN excluded.last_seen ELSE releases.last_seen END",
+            (process.release, process.started, process.last_flush),
+        )
+        upserts = []
+        for start, per_key in release_rollups(batch).items():
+            for (endpoint, method), delta in per_key.items():
+                where = (process.release, start, endpoint, method)
+                stored = session.execute(
+                    f"SELECT {_BUCKET_COLUMNS} FROM release_buckets WHERE {_RELEASE_KEY}", where
+                ).fetchone()
+                total = _decode(stored) if stored is not None else Aggregate()
+                total.merge(delta)
+                upserts.append((*where, *_encode(total)))
+        if upserts:
+            session.executemany(_UPSERT_RELEASE_ROW, upserts)
 
     def process_stopped(self, process: ProcessRow) -> None:
         with self._writing() as session:
@@ -365,6 +401,17 @@ class SQLStore(Store):
                     (now - self._retention_s, TOTAL),
                 )
                 session.execute("DELETE FROM processes WHERE last_flush < ?", (now - DAY,))
+                # The newest max_releases releases are kept; their hour rows for the retention.
+                session.execute(
+                    "DELETE FROM releases WHERE release NOT IN "
+                    "(SELECT release FROM releases ORDER BY first_seen DESC LIMIT ?)",
+                    (self.max_releases,),
+                )
+                session.execute(
+                    "DELETE FROM release_buckets WHERE release NOT IN (SELECT release FROM releases) "
+                    "OR (start != ? AND start < ?)",
+                    (RELEASE_TOTAL, now - self._retention_s),
+                )
                 session.execute(
                     "DELETE FROM alert_state WHERE firing = 0 AND suppressed = 0 AND until < ?", (now - DAY,)
                 )
@@ -390,17 +437,17 @@ class SQLStore(Store):
         rows = []
         for resolution, after in _COMPACT_AFTER.items():
             # A closed bucket written by one process alone needs no merge: it becomes the shared row.
-            session.execute(_ADOPT_SOLE_ROWS, (_SHARED, resolution, int(now - resolution - after), _SHARED))
+            session.execute(_ADOPT_SOLE_ROWS, (resolution, int(now - resolution - after)))
             rows += session.execute(
                 f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets "
-                "WHERE resolution = ? AND start < ? AND writer != ?",
-                (resolution, int(now - resolution - after), _SHARED),
+                "WHERE resolution = ? AND start < ? AND writer != ''",
+                (resolution, int(now - resolution - after)),
             ).fetchall()
         rows += [
             row
             for row in session.execute(
-                f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND writer != ?",
-                (TOTAL, _SHARED),
+                f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND writer != ''",
+                (TOTAL,),
             )
             if row[4] not in live
         ]
@@ -445,6 +492,27 @@ class SQLStore(Store):
             (first, float(slot_s), resolution, first, end, *ALL),
         )
         return [(int(row[0]), (row[1], row[2]), int(row[3]), float(row[4])) for row in rows]
+
+    def releases(self) -> list[ReleaseRow]:
+        rows = self._query("SELECT release, first_seen, last_seen FROM releases ORDER BY first_seen DESC")
+        return [ReleaseRow(str(r[0]), float(r[1]), float(r[2])) for r in rows[: self.max_releases]]
+
+    def release_buckets(
+        self, release: str, first: int, end: int, key: EndpointKey | None
+    ) -> Iterable[tuple[int, EndpointKey, Aggregate]]:
+        if key is None:
+            rows = self._query(
+                f"SELECT start, endpoint, method, {_BUCKET_COLUMNS} FROM release_buckets "
+                "WHERE release = ? AND start >= ? AND start < ?",
+                (release, first, end),
+            )
+        else:
+            rows = self._query(
+                f"SELECT start, endpoint, method, {_BUCKET_COLUMNS} FROM release_buckets "
+                "WHERE release = ? AND endpoint = ? AND method = ? AND start >= ? AND start < ?",
+                (release, key[0], key[1], first, end),
+            )
+        return [(int(row[0]), (row[1], row[2]), _decode(row[3:])) for row in rows]
 
     def error_counts(
         self, resolution: int, first: int, end: int

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS buckets (
     PRIMARY KEY (resolution, endpoint, method, start, writer)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
+-- what maintenance looks for: rows not yet folded into the shared row (few, in a long history)
+CREATE INDEX IF NOT EXISTS buckets_unshared ON buckets (resolution, start) WHERE writer != '';
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -97,8 +99,28 @@ CREATE TABLE IF NOT EXISTS processes (
     in_flight INTEGER NOT NULL DEFAULT 0,
     oldest_in_flight REAL,
     oldest_request TEXT,
+    release TEXT,
     PRIMARY KEY (host, pid, started)
 );
+CREATE TABLE IF NOT EXISTS releases (release TEXT PRIMARY KEY, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS release_buckets (
+    release TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    endpoint TEXT NOT NULL,
+    method TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    client_errors INTEGER NOT NULL,
+    total_ms REAL NOT NULL,
+    min_ms REAL,
+    max_ms REAL NOT NULL,
+    sketch BLOB NOT NULL,
+    status_codes TEXT NOT NULL,
+    error_types TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    histogram TEXT NOT NULL,
+    PRIMARY KEY (release, start, endpoint, method)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoint_names (name TEXT PRIMARY KEY, admitted REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -139,6 +161,7 @@ _ADDED_COLUMNS = (
     ("processes", "in_flight", "INTEGER NOT NULL DEFAULT 0"),  # 6
     ("processes", "oldest_in_flight", "REAL"),  # 6
     ("processes", "oldest_request", "TEXT"),  # 6
+    ("processes", "release", "TEXT"),  # 7
 )
 
 

@@ -1,0 +1,130 @@
+"""What a release made worse, endpoint by endpoint, stated only when the numbers show it.
+
+Two releases' aggregates per (endpoint, method) go in; out come the endpoints
+that got slower or fail more often::
+
+    from wsgimon.regressions import find_regressions
+
+    for r in find_regressions(store.endpoint_totals(...), store.endpoint_totals(...)):
+        print(r.endpoint, r.method, r.metric, r.before, "->", r.after)
+
+A deploy that changed nothing must report nothing, whatever the noise, so each
+claim needs enough requests on both sides (``min_requests``) and:
+
+- **p95**: the 95th percentile grew by ``p95_ratio`` *and* by ``p95_margin_ms``,
+  so a 2 ms endpoint going to 3 ms is not news and neither is 2.00 s to 2.01 s;
+- **error rate**: the share of server failures (``Aggregate.errors``: 5xx answers
+  and unhandled exceptions, not the client's 4xx) is higher by a one-sided
+  two-proportion z-test at ``p_value``, and by at least ``error_rate_margin``, because
+  with a million requests a side even 1.00 % to 1.05 % is significant yet unnoticed.
+
+The all-endpoints key (``ALL``) is left out unless ``include_all``: a change in the
+traffic mix moves its numbers with no endpoint getting worse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .aggregate import Aggregate
+from .stores.base import ALL, EndpointKey
+
+__all__ = ["Metric", "Regression", "find_regressions", "new_error_types"]
+
+Metric = Literal["p95", "error_rate"]
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One endpoint's metric that is worse after than before."""
+
+    endpoint: str
+    method: str
+    metric: Metric
+    before: float  # p95 in ms, or the error rate as a fraction (0.05 is 5 %)
+    after: float
+    requests_before: int
+    requests_after: int
+
+    @property
+    def ratio(self) -> float:
+        """How many times worse: ``after / before``, infinite when there was nothing before."""
+        return self.after / self.before if self.before > 0 else math.inf
+
+
+def find_regressions(
+    before: Mapping[EndpointKey, Aggregate],
+    after: Mapping[EndpointKey, Aggregate],
+    *,
+    min_requests: int = 200,
+    p95_ratio: float = 1.25,
+    p95_margin_ms: float = 10.0,
+    p_value: float = 0.01,
+    error_rate_margin: float = 0.001,
+    include_all: bool = False,
+) -> list[Regression]:
+    """The regressions of ``after`` against ``before``, worst first.
+
+    Failures come before slowness (a failed request is worse than a slow one),
+    then the most times worse, then the busiest; ties by endpoint and method, so
+    the same numbers always give the same list. An endpoint seen on one side only
+    has nothing to compare with and is left out.
+    """
+    if min_requests < 1:
+        raise ValueError(f"min_requests must be at least 1, got {min_requests!r}")
+    if not (math.isfinite(p95_ratio) and p95_ratio >= 1.0):
+        raise ValueError(f"p95_ratio must be 1 or more, got {p95_ratio!r}")
+    if not (math.isfinite(p95_margin_ms) and p95_margin_ms >= 0.0):
+        raise ValueError(f"p95_margin_ms must be 0 or more, got {p95_margin_ms!r}")
+    if not 0.0 < p_value < 1.0:
+        raise ValueError(f"p_value must be between 0 and 1, got {p_value!r}")
+    if not 0.0 <= error_rate_margin < 1.0:
+        raise ValueError(f"error_rate_margin must be between 0 and 1, got {error_rate_margin!r}")
+    found: list[Regression] = []
+    for key, new in after.items():
+        old = before.get(key)
+        if old is None or (key == ALL and not include_all):
+            continue
+        if old.count < min_requests or new.count < min_requests:
+            continue
+        endpoint, method = key
+        rate_before, rate_after = old.errors / old.count, new.errors / new.count
+        if (
+            _p_value_higher(old.errors, old.count, new.errors, new.count) < p_value
+            and rate_after > rate_before
+            and rate_after - rate_before >= error_rate_margin
+        ):
+            found.append(Regression(endpoint, method, "error_rate", rate_before, rate_after, old.count, new.count))
+        p95_before, p95_after = old.latency_ms()["p95"], new.latency_ms()["p95"]
+        if (
+            p95_before is not None
+            and p95_after is not None
+            and p95_after > p95_before
+            and p95_after >= p95_before * p95_ratio
+            and p95_after - p95_before >= p95_margin_ms
+        ):
+            found.append(Regression(endpoint, method, "p95", p95_before, p95_after, old.count, new.count))
+    found.sort(key=lambda r: (r.metric != "error_rate", -r.ratio, -r.requests_after, r.endpoint, r.method))
+    return found
+
+
+def new_error_types(current: Iterable[str], previous: Iterable[str]) -> list[str]:
+    """Error types of this release that no previous one had, sorted: what the deploy introduced."""
+    return sorted(set(current).difference(previous))
+
+
+def _p_value_higher(errors_before: int, n_before: int, errors_after: int, n_after: int) -> float:
+    """One-sided p-value that the failure share after is higher (pooled two-proportion z-test).
+
+    With no failures at all, or nothing but failures, on both sides the shares
+    are equal and nothing varies: 1.0, no evidence of a change.
+    """
+    pooled = (errors_before + errors_after) / (n_before + n_after)
+    variance = pooled * (1.0 - pooled) * (1.0 / n_before + 1.0 / n_after)
+    if variance <= 0.0:
+        return 1.0
+    z = (errors_after / n_after - errors_before / n_before) / math.sqrt(variance)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
