@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -114,3 +115,36 @@ def test_during_a_rolling_deploy_both_releases_are_live(tmp_path: Path, discord:
 
 def live(url: str) -> dict[str, bool]:
     return {row["release"]: row["processes"] > 0 for row in releases(url)}
+
+
+def test_the_api_filters_by_release_and_charts_get_deploy_markers(tmp_path: Path) -> None:
+    from tests import wsgi_apps
+    from tests.helpers import call, get_json
+    from wsgimon import MonitorMiddleware
+
+    storage = f"sqlite:///{tmp_path}/filters.sqlite3"
+    old = MonitorMiddleware(wsgi_apps.list_app, storage=storage, release="v1")
+    for n in range(7):
+        call(old, f"/a/{n}")
+    old.close()
+    new = MonitorMiddleware(wsgi_apps.list_app, storage=storage, release="v2")
+    for _ in range(3):
+        call(new, "/b")
+    assert get_json(new, "/monitoring/stats?window=all")["requests"] == 10
+    assert get_json(new, "/monitoring/stats?window=all&release=v1")["requests"] == 7
+    only_v2 = get_json(new, "/monitoring/endpoints?window=24h&release=v2")
+    assert only_v2["release"] == "v2" and [(row["endpoint"], row["requests"]) for row in only_v2["endpoints"]] == [
+        ("/b", 3)
+    ]
+    series = get_json(new, "/monitoring/timeseries?window=24h&step=1h&release=v1")
+    assert sum(point["requests"] for point in series["points"]) == 7
+    assert [marker["release"] for marker in series["releases"]] == ["v1", "v2"]
+    assert get_json(new, "/monitoring/errors?window=24h&release=v1")["errors"] == []
+    unknown = call(new, "/monitoring/stats", query="release=v9")
+    assert unknown.status and unknown.status.startswith("400")
+    assert "unknown release 'v9'" in json.loads(unknown.body)["error"]
+    too_fine = call(new, "/monitoring/timeseries", query="release=v1&step=1m&window=1h")
+    assert too_fine.status and too_fine.status.startswith("400")
+    assert "1h or more" in json.loads(too_fine.body)["error"]
+    assert get_json(new, "/monitoring/releases")["current"] == "v2"
+    new.close()

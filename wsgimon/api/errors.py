@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..stores.base import ALL
 from .context import Context
 from .params import Query
 from .values import iso
 
 __all__ = ["MAX_LIMIT", "PARAMETERS", "answer"]
 
-PARAMETERS = {"limit", "window"}
+PARAMETERS = {"limit", "window", "release"}
 MAX_LIMIT = 10_000
 
 
@@ -20,10 +21,19 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     now = ctx.now()
     ctx.flush_own()
     store = ctx.store
+    release = query.release([row.release for row in store.releases()]) if "release" in query else None
     samples = store.error_samples()
     rows = []
+    if release is None:
+        counted = store.error_totals(window.since(now), now)
+    else:
+        counted = {
+            key: (dict(agg.error_types), agg.last_seen)
+            for key, agg in store.release_totals(release, window.since(now), now).items()
+            if key != ALL and agg.error_types
+        }
     # Counts in the window come from the buckets; message and traceback from the latest sample.
-    for (endpoint, method), (error_types, last_seen) in store.error_totals(window.since(now), now).items():
+    for (endpoint, method), (error_types, last_seen) in counted.items():
         for error_type, count in error_types.items():
             sample = samples.get((error_type, endpoint, method))
             rows.append(
@@ -39,4 +49,4 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
                 }
             )
     rows.sort(key=lambda row: (row["last_seen"] or "", row["count"]), reverse=True)
-    return {"window": window.label, "errors": rows[:limit]}
+    return {"window": window.label, **({} if release is None else {"release": release}), "errors": rows[:limit]}

@@ -46,6 +46,13 @@ def _get(summary: str, schema: dict[str, Any], parameters: list[dict[str, Any]] 
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
+_RELEASE = {
+    "name": "release",
+    "in": "query",
+    "required": False,
+    "description": "only this release's requests (one of /releases; kept per hour, so the window starts at its hour)",
+    "schema": {"type": "string", "maxLength": 64},
+}
 _WINDOW = {
     "name": "window",
     "in": "query",
@@ -357,7 +364,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
                 }
             },
-            "/stats": _get("Totals and latency over all endpoints", stats, [_WINDOW]),
+            "/stats": _get("Totals and latency over all endpoints", stats, [_WINDOW, _RELEASE]),
             "/endpoints": _get(
                 "Statistics per endpoint and method",
                 _object(["endpoints"], {"endpoints": {"type": "array", "items": endpoint_row}}),
@@ -365,6 +372,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                     {"name": "sort", **query, "schema": {"enum": list(endpoints.SORT_KEYS)}},
                     _limit(endpoints.MAX_LIMIT),
                     _WINDOW,
+                    _RELEASE,
                     {
                         "name": "sparkline",
                         **query,
@@ -393,20 +401,28 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "/errors": _get(
                 "Error types per endpoint with the latest message and traceback",
                 _object(["errors"], {"errors": {"type": "array", "items": error_row}}),
-                [_limit(errors.MAX_LIMIT), _WINDOW],
+                [_limit(errors.MAX_LIMIT), _WINDOW, _RELEASE],
             ),
             "/timeseries": _get(
                 "Requests, errors and latency per step over the window, empty steps as zeros",
                 _object(
-                    ["step_s", "points"],
+                    ["step_s", "points", "releases"],
                     {
                         "window": {"type": "string"},
                         "step_s": {"type": "integer"},
                         "points": {"type": "array", "items": point},
+                        "releases": {
+                            "type": "array",
+                            "description": "releases first seen in the window, oldest first: deploy markers",
+                            "items": _object(
+                                ["release", "first_seen"], {"release": {"type": "string"}, "first_seen": _TIME}
+                            ),
+                        },
                     },
                 ),
                 [
                     _WINDOW,
+                    _RELEASE,
                     {
                         "name": "step",
                         **query,

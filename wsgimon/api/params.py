@@ -79,6 +79,14 @@ class Query:
             raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    def release(self, known: Collection[str]) -> str | None:
+        """``release=``: one of the releases the store keeps."""
+        value = self.text("release", max_chars=64)
+        if value is not None and value not in known:
+            shown = ", ".join(sorted(known)[:20]) or "none yet"
+            raise BadRequest(f"unknown release {value!r}; the store keeps: {shown}")
+        return value
+
     def window(self) -> Window:
         try:
             return parse_window(self._args.get("window"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..aggregate import Aggregate
+from ..stores.base import ALL
 from .context import Context
 from .params import Query
 from .slow import in_flight
@@ -12,7 +13,7 @@ from .values import iso, rate
 
 __all__ = ["PARAMETERS", "answer", "totals"]
 
-PARAMETERS = {"window"}
+PARAMETERS = {"window", "release"}
 
 
 def totals(agg: Aggregate) -> dict[str, Any]:
@@ -32,13 +33,18 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     now = ctx.now()
     ctx.flush_own()
     store = ctx.store
-    overall = store.overall(window.since(now), now)
+    release = query.release([row.release for row in store.releases()]) if "release" in query else None
+    if release is None:
+        overall = store.overall(window.since(now), now)
+    else:
+        overall = store.release_totals(release, window.since(now), now).get(ALL) or Aggregate()
     started = ctx.deployment_started()
     uptime = max(0.0, now - started)
     rate_window = min(300.0, max(5.0, uptime))
     recent = store.overall(now - rate_window, now)
     return {
         "window": window.label,
+        **({} if release is None else {"release": release}),
         **totals(overall),
         "error_types": dict(sorted(overall.error_types.items(), key=lambda kv: -kv[1])),
         "requests_per_minute": round(recent.count * 60.0 / rate_window, 3),

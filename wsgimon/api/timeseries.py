@@ -12,7 +12,7 @@ from .values import iso
 
 __all__ = ["PARAMETERS", "STEPS", "answer"]
 
-PARAMETERS = {"window", "step", "endpoint", "method"}
+PARAMETERS = {"window", "step", "endpoint", "method", "release"}
 MAX_POINTS = 1500
 STEPS = {
     60: "1m",
@@ -61,9 +61,16 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     if (endpoint is None) != (method is None):
         raise BadRequest("endpoint and method must be given together")
     key = ALL if endpoint is None or method is None else (endpoint, method)
+    known = store.releases()
+    release = query.release([row.release for row in known]) if "release" in query else None
+    if release is not None and step % HOUR:
+        raise BadRequest("with release=, step must be 1h or more (releases are kept per hour)")
     ctx.flush_own()
     points = []
-    for start, agg in store.series(since, now, step, key):
+    series = (
+        store.series(since, now, step, key) if release is None else store.release_series(release, since, now, step, key)
+    )
+    for start, agg in series:
         latency = agg.latency_ms()
         points.append(
             {
@@ -77,4 +84,12 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
                 "p99": latency["p99"],
             }
         )
-    return {"window": window.label, "step_s": step, "points": points}
+    # Deploys in the window, for charts to mark.
+    started = [{"release": row.release, "first_seen": iso(row.first_seen)} for row in known if row.first_seen >= since]
+    return {
+        "window": window.label,
+        "step_s": step,
+        **({} if release is None else {"release": release}),
+        "points": points,
+        "releases": sorted(started, key=lambda row: row["first_seen"]),
+    }

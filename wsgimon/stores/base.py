@@ -342,6 +342,18 @@ class Store(ABC):
             merge_into(result, key, agg)
         return result
 
+    def release_series(
+        self, release: str, since: float, now: float, step: int, key: EndpointKey = ALL
+    ) -> list[tuple[int, Aggregate]]:
+        """Like :meth:`series`, from one release's hour rows (``step`` a whole number of hours)."""
+        first = int(since // step) * step
+        points: dict[int, Aggregate] = {t: Aggregate() for t in range(first, int(now) + 1, step)}
+        for start, _key, agg in self.release_buckets(release, int(since // HOUR * HOUR), int(now) + 1, key):
+            point = points.get(start - start % step)
+            if point is not None:
+                point.merge(agg)
+        return sorted(points.items())
+
     @abstractmethod
     def recent_requests(self, limit: int) -> list[RequestEntry]:
         """The newest ``limit`` requests of all processes, newest first."""
