@@ -253,3 +253,29 @@ def test_the_cli_fails_in_one_clear_line(tmp_path: Path) -> None:
     )
     assert unreachable.returncode != 0 and "was not sent" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr and len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_the_report_lists_the_weeks_releases_and_what_each_changed(tmp_path: Path) -> None:
+    from wsgimon.stores.base import ProcessRow
+
+    now = datetime.now(UTC)
+    period = period_before(now, "week")
+    start = period.start.timestamp()
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    v1 = ProcessRow("host", 1, start + 3600, start + 3 * 86400, 0, release="v1")
+    v2 = ProcessRow("host", 2, start + 4 * 86400, start + 6 * 86400, 0, release="v2")
+    store.write(batch_of([(start + 7200 + i, "/search", "GET", 200, 10.0) for i in range(300)]), v1)
+    slower = [(start + 4 * 86400 + 60 + i, "/search", "GET", 200, 90.0) for i in range(300)]
+    store.write(batch_of([*slower, (start + 5 * 86400, "/pay", "POST", 500, 5.0)]), v2)
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    assert [(r["release"], r["requests"]) for r in report.releases] == [("v1", 300), ("v2", 301)]
+    assert report.releases[0]["regressions"] == [] and report.releases[0]["compared_with"] is None
+    (regression,) = report.releases[1]["regressions"]
+    assert (regression["endpoint"], regression["metric"]) == ("/search", "p95")
+    assert report.releases[1]["new_error_types"] == ["ValueError"]
+    text, html = render_report(report)
+    assert (
+        "Releases deployed" in text and "v2" in text and "GET /search p95" in text and "new errors: ValueError" in text
+    )
+    assert "Releases deployed" in html and "no regression" not in html.split("v2")[-1].split("</tr>")[0]
+    store.close()

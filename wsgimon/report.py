@@ -105,6 +105,8 @@ class Report:
     days: list[dict[str, Any]]
     slo: list[dict[str, Any]] = field(default_factory=list)
     dashboard_url: str | None = None
+    #: releases first seen in the period, oldest first, with what each changed against the one before
+    releases: list[dict[str, Any]] = field(default_factory=list)
     generated_at: float = field(default_factory=time.time)
 
 
@@ -179,6 +181,7 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         for day, (n, e) in per_day.items()
     ]
     slo = [slo_status(store, objective, moment).to_json() for objective in objectives(config)]
+    releases = _releases_in(store, config, start, end)
     dashboard = config.public_url.rstrip("/") + config.prefix + "/" if config.public_url else None
     return Report(
         period,
@@ -192,7 +195,37 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         days,
         slo,
         dashboard,
+        releases,
     )
+
+
+def _releases_in(store: Store, config: Config, start: float, end: float) -> list[dict[str, Any]]:
+    from .deploys import summarize
+
+    rows = []
+    for summary in summarize(store, config, [], store.max_releases):
+        if not start <= summary.row.first_seen < end:
+            continue
+        rows.append(
+            {
+                "release": summary.row.release,
+                "first_seen": summary.row.first_seen,
+                "compared_with": summary.previous,
+                **_totals(summary.overall),
+                "regressions": [
+                    {
+                        "endpoint": r.endpoint,
+                        "method": r.method,
+                        "metric": r.metric,
+                        "before": r.before,
+                        "after": r.after,
+                    }
+                    for r in summary.regressions
+                ],
+                "new_error_types": summary.new_error_types,
+            }
+        )
+    return sorted(rows, key=lambda row: row["first_seen"])
 
 
 def _share(part: int, whole: int) -> int:
