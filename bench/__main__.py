@@ -22,9 +22,9 @@ import wsgimon
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
 
-from . import dashboard_render, goals, hot_path, lifecycle, peers, postgres, server_load, store_scale
+from . import dashboard_render, goals, hot_path, lifecycle, peers, postgres, release_size, server_load, store_scale
 
-_SECTIONS = ("in-process", "server", "memory", "reads", "lifecycle", "dashboard")
+_SECTIONS = ("in-process", "server", "memory", "reads", "releases", "lifecycle", "dashboard")
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
     "flask",
@@ -109,6 +109,7 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         if pg is not None:
             reads, flush = store_scale.measure_reads((5,), 3, 3, lambda _directory: postgres.fresh_database(pg))
             section("Read side and flush, PostgreSQL (smoke)", store_scale.render(reads, flush, 3, "PostgreSQL"))
+        section("Store size per release (smoke)", release_size.render(release_size.measure(5, 3)))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
@@ -153,6 +154,11 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
                 "Read side with 7 days of history, and the cost of a flush (PostgreSQL, on this host)",
                 store_scale.render(pg_reads, flush, 7, "PostgreSQL"),
             )
+    if "releases" in args.only:
+        section(
+            "What a release adds to the store (SQLite, 100 endpoints served for a day)",
+            release_size.render(release_size.measure(100, 24)),
+        )
     if "lifecycle" in args.only:
         section(
             f"Many apps in one process: {args.apps} Flask apps made, served two requests each and dropped",

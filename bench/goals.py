@@ -16,6 +16,7 @@ WSGIMON = ("wsgimon (memory)", "wsgimon (sqlite)")
 ALERTING = "wsgimon (memory, alerts hanging)"
 NO_WATCHDOG = "wsgimon (memory, no watchdog)"
 POSTGRES = "wsgimon (postgresql)"
+WITH_RELEASE = "wsgimon (sqlite, release)"
 POSTGRES_READ_P95_MS = 100.0
 NOISE = 0.02  # the spread of paired same-process ratios between rounds
 IN_PROCESS_GOAL = 1.05
@@ -97,6 +98,12 @@ def render(
         lines.append(
             f"| the PostgreSQL store costs the request path what SQLite does: ratio within {NOISE} "
             f"| {on_postgres:.3f} vs {on_sqlite:.3f} | {_mark(abs(on_postgres - on_sqlite) <= NOISE)} |"
+        )
+    released = same_process_ratio(samples, "trivial", WITH_RELEASE)
+    if released is not None and on_sqlite is not None:
+        lines.append(
+            f"| the release dimension costs the request path nothing: ratio within {NOISE} of SQLite without one "
+            f"| {released:.3f} vs {on_sqlite:.3f} | {_mark(abs(released - on_sqlite) <= NOISE)} |"
         )
     if postgres_reads:
         worst = max(postgres_reads, key=lambda row: row.p95_ms)

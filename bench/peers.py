@@ -165,6 +165,7 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
     "floor (status + body)": _status_floor,
     "wsgimon (memory)": _wsgimon("memory://"),
     "wsgimon (sqlite)": _wsgimon("sqlite:///{tmp}/bench.sqlite3"),
+    "wsgimon (sqlite, release)": _wsgimon("sqlite:///{tmp}/bench.sqlite3", release="bench-1"),
     # Present when the run started a PostgreSQL server (bench/postgres.py); skipped otherwise.
     "wsgimon (postgresql)": _wsgimon("{postgres}"),
     "wsgimon (memory, alerts hanging)": _wsgimon_alerting,
