@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from demo_app import create_app
-from tests.servers import gunicorn_server, waitress_server, werkzeug_server
+from tests.servers import gunicorn_server, wait_until, waitress_server, werkzeug_server
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,12 @@ def exercise(url: str) -> None:
         for path, n in PLAN.items():
             for _ in range(n):
                 client.get(path)
-        stats = client.get("/monitoring/stats").json()
+        # A request is recorded when the server closes its body, which may come a moment after
+        # the client has read the last byte.
+        stats = wait_until(
+            lambda: (answer := client.get("/monitoring/stats").json())["requests"] == sum(PLAN.values()) and answer,
+            timeout=5,
+        )
         errors = client.get("/monitoring/errors").json()["errors"]
         endpoints = {row["endpoint"] for row in client.get("/monitoring/endpoints").json()["endpoints"]}
     assert stats["requests"] == sum(PLAN.values())
