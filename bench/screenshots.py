@@ -5,6 +5,8 @@
 opens the dashboard and writes:
 
 - ``docs/dashboard-slow.png``: the Slow requests panel with the slowest request's flame graph open.
+- ``docs/dashboard-releases.png``: the charts with two deploy markers and the Releases panel naming
+  the newer release's regression (two releases seeded into one SQLite store, the newer one served).
 
 ``--dark`` draws the dark theme, ``--out DIR`` writes elsewhere. Chromium comes from ``$CHROMIUM``,
 ``chromium`` or ``chromium-browser``; Playwright from the ``dev`` extra.
@@ -136,7 +138,12 @@ def open_slowest_profile(page: Any) -> None:
 
 
 def screenshot(
-    url: str, target: Path, prepare: Callable[[Any], None], selector: str | None = None, dark: bool = False
+    url: str,
+    target: Path,
+    prepare: Callable[[Any], None],
+    selector: str | None = None,
+    dark: bool = False,
+    height: int = HEIGHT,
 ) -> None:
     """Open the dashboard at ``url``, run ``prepare`` on the page, save ``selector`` (or the whole page)."""
     from playwright.sync_api import sync_playwright
@@ -150,17 +157,40 @@ def screenshot(
         )
         try:
             page = browser.new_page(
-                viewport={"width": WIDTH, "height": HEIGHT}, color_scheme="dark" if dark else "light"
+                viewport={"width": WIDTH, "height": height}, color_scheme="dark" if dark else "light"
             )
             page.goto(url)
             wait_for(page, "Number(document.body.dataset.refreshes || 0) >= 1")
             prepare(page)
             if selector:
                 page.locator(selector).screenshot(path=str(target), animations="disabled")
+            elif height != HEIGHT:
+                page.screenshot(path=str(target), animations="disabled")
             else:
                 page.screenshot(path=str(target), full_page=True, animations="disabled")
         finally:
             browser.close()
+
+
+def releases_app(directory: str) -> tuple[Flask, MonitorMiddleware]:
+    """v1 then v2 in one store, v2 nine times slower on /search; the app runs v2."""
+    from tests.seeding import batch_of
+    from wsgimon.stores.base import ProcessRow
+
+    now = time.time()
+    app = Flask("shop")
+    monitor = MonitorMiddleware(app.wsgi_app, storage=f"sqlite:///{directory}/releases.sqlite3", release="v2")
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    v1 = ProcessRow("web-1", 101, now - 3000, now - 1500, 0, release="v1")
+    v2 = ProcessRow("web-1", 102, now - 1400, now, 0, release="v2")
+    monitor.store.write(batch_of([(now - 2900 + i, "/search", "GET", 200, 10.0) for i in range(300)]), v1)
+    monitor.store.write(batch_of([(now - 1300 + i, "/search", "GET", 200, 90.0) for i in range(250)]), v2)
+    return app, monitor
+
+
+def show_releases(page: Any) -> None:
+    wait_for(page, "document.querySelectorAll('svg g.deploy').length >= 2")
+    wait_for(page, "document.querySelectorAll('#releases tbody tr').length === 2")
 
 
 def main() -> None:
@@ -178,6 +208,17 @@ def main() -> None:
             print(f"wrote {target}")
     finally:
         monitor.close()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        app, monitor = releases_app(directory)
+        try:
+            with served(app) as url:
+                target = args.out / "dashboard-releases.png"
+                screenshot(url + "/monitoring/", target, show_releases, dark=args.dark, height=1100)
+                print(f"wrote {target}")
+        finally:
+            monitor.close()
 
 
 if __name__ == "__main__":

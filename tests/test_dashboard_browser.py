@@ -55,7 +55,8 @@ def make_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:
         raise ValueError(XSS_MESSAGE)
 
     app.logger.disabled = True
-    monitor = MonitorMiddleware(app.wsgi_app, storage="memory://", **options)
+    options.setdefault("storage", "memory://")
+    monitor = MonitorMiddleware(app.wsgi_app, **options)
     app.wsgi_app = monitor  # type: ignore[method-assign]
     return app, monitor
 
@@ -609,5 +610,44 @@ def test_slow_requests_panel_says_when_nothing_was_sampled(browser: Any, served:
         (empty,) = page.texts("#slow tbody td.empty")
         assert empty.startswith("no slow requests sampled")
         assert page.page.locator("#slow-profile").is_hidden() and not page.console
+    finally:
+        page.close()
+
+
+@pytest.fixture
+def two_releases(tmp_path: Path) -> Iterator[str]:
+    """v1 then v2 in one SQLite store, v2 slower on /search; the server runs v2."""
+    from wsgimon.stores.base import ProcessRow
+
+    now = time.time()
+    storage = f"sqlite:///{tmp_path}/releases.sqlite3"
+    app, monitor = make_app(storage=storage, release="v2")
+    v1 = ProcessRow("host", 1, now - 3000, now - 1500, 0, release="v1")
+    v2 = ProcessRow("host", 2, now - 1400, now, 0, release="v2")
+    monitor.store.write(batch_of([(now - 2900 + i, "/search", "GET", 200, 10.0) for i in range(300)]), v1)
+    monitor.store.write(batch_of([(now - 1300 + i, "/search", "GET", 200, 90.0) for i in range(250)]), v2)
+    with werkzeug_server(app) as url:
+        yield url
+    monitor.close()
+
+
+def test_releases_panel_deploy_markers_and_the_release_selector(browser: Any, two_releases: str) -> None:
+    url = two_releases
+    page = Page(browser, url + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        page.wait_for("document.querySelectorAll('#releases tbody tr').length === 2")
+        assert [name.split()[0] for name in page.column("releases", 0)] == ["v2", "v1"]
+        panel = page.page.inner_text("#releases-panel")
+        assert "/search" in panel and "p95" in panel, panel
+        markers = page.page.eval_on_selector_all("svg g.deploy", "gs => gs.map(g => g.dataset.release)")
+        assert "v2" in markers and "v1" in markers, markers
+        page.page.select_option("#release", "v1")
+        page.wait_for("document.querySelector('#cards').textContent.includes('release v1')")
+        v1_requests = httpx.get(url + "/monitoring/stats?window=1h&release=v1").json()["requests"]
+        assert v1_requests == 300
+        page.refresh_until("document.querySelector('#cards .card .value').textContent.trim() === '300'")
+        assert "release=v1" in page.page.url
+        assert not page.console, page.console
     finally:
         page.close()

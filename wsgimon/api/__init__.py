@@ -135,7 +135,8 @@ class MonitoringApp:
             "/metrics": self._metrics,
         }
         if path in pages:
-            Query(request.args, set())
+            # The dashboard keeps its release view in its own address (?release=v42).
+            Query(request.args, {"release"} if path == "/" else set())
             return pages[path](request)
         if path == "health_path":
             resource: Callable[[Context, Query], Any] = health.status_only
