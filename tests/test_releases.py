@@ -141,7 +141,7 @@ def test_the_api_filters_by_release_and_charts_get_deploy_markers(tmp_path: Path
     assert [marker["release"] for marker in series["releases"]] == ["v1", "v2"]
     assert get_json(new, "/monitoring/errors?window=24h&release=v1")["errors"] == []
     unknown = call(new, "/monitoring/stats", query="release=v9")
-    assert unknown.status and unknown.status.startswith("400")
+    assert unknown.status and unknown.status.startswith("404")
     assert "unknown release 'v9'" in json.loads(unknown.body)["error"]
     too_fine = call(new, "/monitoring/timeseries", query="release=v1&step=1m&window=1h")
     assert too_fine.status and too_fine.status.startswith("400")

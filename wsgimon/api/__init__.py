@@ -109,7 +109,7 @@ class MonitoringApp:
                 raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
             return self._answer(path, request)
         except BadRequest as exc:
-            return _json({"error": str(exc)}, 400)
+            return _json({"error": str(exc)}, exc.status)
         except StoreUnavailable as exc:
             return _json({"error": f"the statistics store cannot be read now: {exc}"}, 503)
         except MethodNotAllowed:

@@ -43,6 +43,8 @@ def _get(summary: str, schema: dict[str, Any], parameters: list[dict[str, Any]] 
             "content": {"application/json": {"schema": _ERROR}},
         },
     }
+    if parameters and any(parameter is _RELEASE for parameter in parameters):
+        responses["404"] = _NO_SUCH_RELEASE
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
@@ -52,6 +54,10 @@ _RELEASE = {
     "required": False,
     "description": "only this release's requests (one of /releases; kept per hour, so the window starts at its hour)",
     "schema": {"type": "string", "maxLength": 64},
+}
+_NO_SUCH_RELEASE = {
+    "description": "release= names a release the store does not keep",
+    "content": {"application/json": {"schema": _ERROR}},
 }
 _WINDOW = {
     "name": "window",

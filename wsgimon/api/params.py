@@ -34,6 +34,14 @@ _STATUS = re.compile(STATUS_PATTERN)
 class BadRequest(Exception):
     """A query parameter the API cannot use; becomes a 400 with the message."""
 
+    status = 400
+
+
+class UnknownRelease(BadRequest):
+    """A well-formed ``release=`` that the store does not keep: a 404, like any missing resource."""
+
+    status = 404
+
 
 class Query:
     """The parameters of one request, read through methods that validate them."""
@@ -84,7 +92,7 @@ class Query:
         value = self.text("release", max_chars=64)
         if value is not None and value not in known:
             shown = ", ".join(sorted(known)[:20]) or "none yet"
-            raise BadRequest(f"unknown release {value!r}; the store keeps: {shown}")
+            raise UnknownRelease(f"unknown release {value!r}; the store keeps: {shown}")
         return value
 
     def window(self) -> Window:
