@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,10 +17,12 @@ import httpx
 import pytest
 from flask import Flask
 
+from tests.helpers import call
 from tests.seeding import batch_of, process
 from tests.servers import ROOT, wait_until, werkzeug_server
 from tests.standins.discord import DiscordStandIn
 from wsgimon import MonitorMiddleware
+from wsgimon.release import RELEASE_VARIABLES
 
 pytestmark = pytest.mark.browser
 
@@ -614,40 +617,148 @@ def test_slow_requests_panel_says_when_nothing_was_sampled(browser: Any, served:
         page.close()
 
 
+ITEMS, V1_OK, V2_CHECKOUTS = 240, 7, 3
+
+
+def release_app(storage: str, release: str, item_ms: float, breaks: bool) -> tuple[Flask, MonitorMiddleware]:
+    """One release of a shop: v2's item page is slower and its checkout raises an error v1 never did."""
+    app = Flask("release-" + release)
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> dict[str, int]:
+        time.sleep(item_ms / 1000)
+        return {"id": item_id}
+
+    @app.route("/ok")
+    def ok() -> str:
+        return "ok"
+
+    @app.route("/checkout")
+    def checkout() -> str:
+        if breaks:
+            raise KeyError("cart")
+        return "paid"
+
+    app.logger.disabled = True
+    monitor = MonitorMiddleware(app.wsgi_app, storage=storage, release=release)
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    return app, monitor
+
+
+def counts_by_release(url: str) -> dict[str, int]:
+    rows = httpx.get(url + "/monitoring/releases").json()["releases"]
+    return {row["release"]: row["requests"] for row in rows}
+
+
 @pytest.fixture
 def two_releases(tmp_path: Path) -> Iterator[str]:
-    """v1 then v2 in one SQLite store, v2 slower on /search; the server runs v2."""
-    from wsgimon.stores.base import ProcessRow
-
-    now = time.time()
+    """v1 then v2 in one SQLite store; v2 is served, and is slower on /items/<int:item_id> (240 requests each)."""
     storage = f"sqlite:///{tmp_path}/releases.sqlite3"
-    app, monitor = make_app(storage=storage, release="v2")
-    v1 = ProcessRow("host", 1, now - 3000, now - 1500, 0, release="v1")
-    v2 = ProcessRow("host", 2, now - 1400, now, 0, release="v2")
-    monitor.store.write(batch_of([(now - 2900 + i, "/search", "GET", 200, 10.0) for i in range(300)]), v1)
-    monitor.store.write(batch_of([(now - 1300 + i, "/search", "GET", 200, 90.0) for i in range(250)]), v2)
-    with werkzeug_server(app) as url:
+    old_app, old = release_app(storage, "v1", 0, breaks=False)
+    for n in range(ITEMS):
+        assert call(old_app, f"/items/{n}").status == "200 OK"
+    for _ in range(V1_OK):
+        call(old_app, "/ok")
+    old.close()
+    new_app, new = release_app(storage, "v2", 25, breaks=True)
+    with werkzeug_server(new_app) as url:
+        paths = [f"/items/{n}" for n in range(ITEMS)] + ["/checkout"] * V2_CHECKOUTS
+
+        def send(chunk: list[str]) -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                for path in chunk:
+                    client.get(path)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, [paths[i::8] for i in range(8)]))
+        wait_until(lambda: counts_by_release(url) == {"v2": ITEMS + V2_CHECKOUTS, "v1": ITEMS + V1_OK})
         yield url
-    monitor.close()
+    new.close()
 
 
 def test_releases_panel_deploy_markers_and_the_release_selector(browser: Any, two_releases: str) -> None:
     url = two_releases
+    v2, v1 = httpx.get(url + "/monitoring/releases").json()["releases"]
+    (regression,) = v2["regressions"]
+    assert regression["endpoint"] == "/items/<int:item_id>" and regression["metric"] == "p95"
     page = Page(browser, url + "/monitoring/")
     try:
         page.wait_refreshes(1)
-        page.wait_for("document.querySelectorAll('#releases tbody tr').length === 2")
-        assert [name.split()[0] for name in page.column("releases", 0)] == ["v2", "v1"]
-        panel = page.page.inner_text("#releases-panel")
-        assert "/search" in panel and "p95" in panel, panel
-        markers = page.page.eval_on_selector_all("svg g.deploy", "gs => gs.map(g => g.dataset.release)")
-        assert "v2" in markers and "v1" in markers, markers
+        assert page.page.locator("#release-group").is_visible()
+        assert page.texts("#release option") == ["all releases", "v2 (this process)", "v1"]
+        assert page.texts("#releases tbody .release-name") == ["v2", "v1"]
+        assert page.column("releases", 3) == [f"{ITEMS + V2_CHECKOUTS:,}", f"{ITEMS + V1_OK:,}"]
+        assert page.column("releases", 5) == [f"{_ms(row['latency_ms']['p95'])} ms" for row in (v2, v1)]
+        assert page.column("releases", 6) == ["⚠ 1 regression1 new error type", "oldest kept"]
+
+        assert page.page.locator("#release-detail .notice.bad").inner_text() == (
+            "⚠ v2 made 1 endpoint worse and raised 1 error type not seen before than v1"
+        )
+        assert page.column("release-regressions", 0) == ["GET /items/<int:item_id>"]
+        assert page.column("release-regressions", 1) == ["p95 latency"]
+        before, after = _ms(regression["before"]), _ms(regression["after"])
+        assert page.column("release-regressions", 2) == [f"{before} ms → {after} ms"]
+        assert page.column("release-regressions", 4) == [f"{ITEMS:,} → {ITEMS:,}"]
+        assert page.texts("#release-detail .new-errors .chip") == ["KeyError"]
+
+        # Both deploys happened within the hour: a marker on each chart, v2 right of v1.
+        for chart in ("chart-requests", "chart-latency"):
+            markers = page.page.locator(f"#{chart} g.deploy")
+            assert [m.get_attribute("data-release") for m in markers.all()] == ["v1", "v2"]
+            marker = page.page.locator(f"#{chart} g.deploy[data-release=v2]")
+            assert marker.locator("text").text_content() == "v2"
+            assert (marker.locator("title").text_content() or "").startswith("deployed v2 · first seen ")
+            xs = [float(m.locator("line").get_attribute("x1") or 0) for m in markers.all()]
+            width = float((page.page.locator(f"#{chart}").get_attribute("viewBox") or "").split()[2])
+            assert 44 <= xs[0] <= xs[1] <= width
+
+        page.requests.clear()
         page.page.select_option("#release", "v1")
-        page.wait_for("document.querySelector('#cards').textContent.includes('release v1')")
-        v1_requests = httpx.get(url + "/monitoring/stats?window=1h&release=v1").json()["requests"]
-        assert v1_requests == 300
-        page.refresh_until("document.querySelector('#cards .card .value').textContent.trim() === '300'")
-        assert "release=v1" in page.page.url
+        page.wait_for(f"document.querySelector('.card .value').textContent === '{ITEMS + V1_OK:,}'")
+        assert "release v1" in page.page.locator(".card .detail").first.inner_text()
+        assert parse_qs(urlsplit(page.page.url).query) == {"release": ["v1"]}
+        page.wait_for("document.querySelector('#releases tbody tr.selected')?.dataset.release === 'v1'")
+        calls = {urlsplit(u).path.rsplit("/", 1)[-1]: parse_qs(urlsplit(u).query) for u in page.requests}
+        for name in ("stats", "endpoints", "errors", "timeseries"):
+            assert calls[name]["release"] == ["v1"], name
+        assert calls["timeseries"]["step"] == ["1h"] and "sparkline" not in calls["endpoints"]
+        assert page.page.locator("#release-detail .release-name").inner_text() == "v1"
+        assert page.column("endpoints", 0) == ["/items/<int:item_id>", "/ok"]
+
+        # The address keeps the choice: a reload shows v1 again; "all releases" takes it out.
+        page.page.reload()
+        page.wait_for(f"document.querySelector('.card .value')?.textContent === '{ITEMS + V1_OK:,}'")
+        page.wait_for("document.querySelector('#release').value === 'v1'")
+        page.page.select_option("#release", "")
+        total = 2 * ITEMS + V1_OK + V2_CHECKOUTS
+        page.wait_for(f"document.querySelector('.card .value').textContent === '{total:,}'")
+        assert urlsplit(page.page.url).query == ""
         assert not page.console, page.console
     finally:
         page.close()
+
+
+def test_without_releases_the_selector_is_hidden_and_the_panel_says_how(
+    browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WSGIMON_RELEASE", *RELEASE_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    app, monitor = make_app()
+    with werkzeug_server(app) as url:
+        record_traffic(url)
+        page = Page(browser, url + "/monitoring/?release=gone")
+        try:
+            # A release in the address that the store does not know falls back to all releases.
+            page.wait_for("document.querySelector('.card .value')?.textContent === '47'")
+            assert urlsplit(page.page.url).query == ""
+            assert page.page.locator("#release-notes").inner_text() == (
+                "no release known: set WSGIMON_RELEASE or deploy from a platform that sets one"
+            )
+            assert page.page.locator("#release-group").is_hidden()
+            assert page.page.locator("#releases").is_hidden()
+            assert not page.page.locator("#message").is_visible()
+            assert page.page.locator("g.deploy").count() == 0
+            assert [c for c in page.console if "404" not in c] == [], page.console
+        finally:
+            page.close()
+    monitor.close()
