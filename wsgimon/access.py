@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from .config import Config
 from .guard import logger
 
-__all__ = ["Denial", "check_access", "failed_attempts"]
+__all__ = ["Denial", "check_access", "cross_site_write", "failed_attempts"]
 
 # Any of these means a proxy (or a client pretending to be one) is in between.
 _PROXY_HEADERS = (
@@ -194,3 +194,27 @@ def _is_loopback_address(text: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+_SAME_SITE_FETCHES = ("same-origin", "none")
+
+
+def cross_site_write(environ: dict[str, Any]) -> str | None:
+    """Why a write (a POST) may have been sent by another site's page, or None.
+
+    A browser attaches remembered Basic credentials (and a loopback address) to a form or
+    ``fetch`` from any page, so credentials alone do not prove the user meant it. A write
+    must be JSON (a form cannot send ``application/json`` to another origin without a
+    preflight, which this API never grants), and when the browser says where it came from
+    (``Sec-Fetch-Site``, ``Origin``) that must be this very site.
+    """
+    site = environ.get("HTTP_SEC_FETCH_SITE", "").lower()
+    if site and site not in _SAME_SITE_FETCHES:
+        return f"the browser says another site sent it (Sec-Fetch-Site: {site[:32]})"
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None:
+        # Names only: behind a TLS proxy the page is https://site and the app sees http://site.
+        host = _host_name(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
+        if origin == "null" or _host_name(urlsplit(origin).netloc) != host:
+            return "the Origin is not this site"
+    return None

@@ -17,7 +17,17 @@ import builtins
 import linecache
 from types import TracebackType
 
-__all__ = ["EXCEPTION_KEY", "CapturedException", "capture", "exception_type", "was_handled"]
+__all__ = [
+    "EXCEPTION_KEY",
+    "CapturedException",
+    "Chain",
+    "Frames",
+    "capture",
+    "exception_type",
+    "qualified_name",
+    "want_originals",
+    "was_handled",
+]
 
 #: The environ key through which any code may hand an exception to wsgimon.
 EXCEPTION_KEY = "wsgimon.exception"
@@ -29,20 +39,28 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 
 # (file, line, function) per frame, outermost first
 Frames = list[tuple[str, int, str]]
+# (type, message, frames, how it led to the next one out) per exception, innermost cause first
+Chain = list[tuple[type[BaseException], str, Frames, str]]
 
 
 class CapturedException:
     """``handled``: the app's own error handler turned it into its response (a 409, say): the
-    request counts by its status, and the exception is still kept with its type and traceback."""
+    request counts by its status, and the exception is still kept with its type and traceback.
 
-    __slots__ = ("type", "message", "handled", "_chain")
+    ``original`` is the exception itself, kept only while some middleware of the process has a
+    ``fingerprint`` callable (which is handed the real exception) and only until the request's
+    record is made; ``fingerprint`` is what that callable said, if anything."""
+
+    __slots__ = ("type", "message", "handled", "original", "fingerprint", "_chain", "_shape")
 
     def __init__(self, exc: BaseException, *, handled: bool = False) -> None:
         self.type: type[BaseException] = type(exc)
         self.handled = handled
+        self.original: BaseException | None = exc if _originals_wanted else None
+        self.fingerprint: str | None = None
+        self._shape: tuple[object, ...] | None = None
         self.message = _safe_str(exc)
-        # (type, message, frames, how it led to the next one out), innermost cause first.
-        chain: list[tuple[type[BaseException], str, Frames, str]] = []
+        chain: Chain = []
         link = ""
         current: BaseException | None = exc
         seen: set[int] = set()
@@ -59,6 +77,20 @@ class CapturedException:
         chain.reverse()
         self._chain = chain
 
+    @property
+    def chain(self) -> Chain:
+        """(type, message, frames, link) per exception, innermost cause first."""
+        return self._chain
+
+    def shape(self) -> tuple[object, ...]:
+        """What decides its fingerprint, hashable: equal shapes are the same issue (cached)."""
+        if self._shape is None:
+            if self.fingerprint is not None:
+                self._shape = ("custom", self.fingerprint)
+            else:
+                self._shape = tuple((kind, tuple(frames)) for kind, _message, frames, _link in self._chain)
+        return self._shape
+
     def traceback_text(self) -> str:
         """Formatted as Python prints it; reads source lines, so call it off the request thread."""
         parts: list[str] = []
@@ -70,10 +102,19 @@ class CapturedException:
                     line = linecache.getline(filename, lineno).strip()
                     if line:
                         parts.append(f"    {line}\n")
-            parts.append(f"{_qualified(kind)}: {message}\n" if message else f"{_qualified(kind)}\n")
+            parts.append(f"{qualified_name(kind)}: {message}\n" if message else f"{qualified_name(kind)}\n")
             if index + 1 < len(self._chain):
                 parts.append(self._chain[index][3])
         return "".join(parts)
+
+
+_originals_wanted = 0
+
+
+def want_originals(more: int) -> None:
+    """A middleware with a ``fingerprint`` callable started (+1) or closed (-1)."""
+    global _originals_wanted
+    _originals_wanted = max(0, _originals_wanted + more)
 
 
 def capture(exc: BaseException | CapturedException) -> CapturedException:
@@ -97,7 +138,7 @@ def _frames(tb: TracebackType | None) -> Frames:
     return frames
 
 
-def _qualified(kind: type[BaseException]) -> str:
+def qualified_name(kind: type[BaseException]) -> str:
     module = kind.__module__
     if module in ("builtins", "__main__") or getattr(builtins, kind.__qualname__, None) is kind:
         return kind.__qualname__

@@ -21,6 +21,8 @@ from .redaction import without_passwords
 __all__ = ["ALERT_RULES", "Config", "DEFAULT_REDACT_KEYS", "SECRET_OPTIONS"]
 
 EndpointFunc = Callable[[dict[str, Any]], str]
+#: ``(exception, environ) -> str | None``: an issue's fingerprint, or None for wsgimon's own
+FingerprintFunc = Callable[[BaseException, dict[str, Any]], "str | None"]
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
@@ -105,6 +107,7 @@ class Config:
     recent_requests: int = 1000
     max_endpoints: int = 500
     endpoint: EndpointFunc | None = None
+    fingerprint: FingerprintFunc | None = None
     username: str | None = None
     password: str | None = None
     token: str | None = None
@@ -238,6 +241,8 @@ class Config:
             raise ValueError("username must not contain ':'")
         if self.endpoint is not None and not callable(self.endpoint):
             raise ValueError("endpoint must be a callable environ -> str")
+        if self.fingerprint is not None and not callable(self.fingerprint):
+            raise ValueError("fingerprint must be a callable (exception, environ) -> str | None")
         from .alerts.settings import validate_alerting
         from .report_schedule import validate_report
 
@@ -290,8 +295,8 @@ def _coerce(name: str, value: Any, from_env: bool = False) -> Any:
         if from_env and isinstance(value, str) and not value.strip():
             return None
         return _to_number(name, value, float)
-    if name == "endpoint":
-        return _import_callable(value) if isinstance(value, str) else value
+    if name in ("endpoint", "fingerprint"):
+        return _import_callable(name, value) if isinstance(value, str) else value
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {type(value).__name__}")
     if from_env and not value and name in _OPTIONAL_TEXT:
@@ -310,18 +315,18 @@ def _to_number(name: str, value: Any, kind: type[int] | type[float]) -> int | fl
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
-def _import_callable(spec: str) -> EndpointFunc:
+def _import_callable(name: str, spec: str) -> Callable[..., Any]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"endpoint must be 'module:function', got {spec!r}")
+        raise ValueError(f"{name} must be 'module:function', got {spec!r}")
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"endpoint {spec!r} cannot be imported: {exc}") from None
+        raise ValueError(f"{name} {spec!r} cannot be imported: {exc}") from None
     if not callable(target):
-        raise ValueError(f"endpoint {spec!r} is not callable")
+        raise ValueError(f"{name} {spec!r} is not callable")
     return target  # type: ignore[no-any-return]
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .aggregate import Aggregate
 from .regressions import Regression, find_regressions, new_error_types
-from .stores.base import ALL, RELEASE_TOTAL, EndpointKey, ProcessRow, ReleaseRow, Store
+from .stores.base import ALL, RELEASE_TOTAL, EndpointKey, IssueRow, ProcessRow, ReleaseRow, Store
 
 if TYPE_CHECKING:
     from .config import Config
@@ -28,6 +28,8 @@ class ReleaseSummary:
     previous: str | None = None
     regressions: list[Regression] = field(default_factory=list)
     new_error_types: list[str] = field(default_factory=list)
+    #: issues first seen in this release (no release before it had them), most frequent first
+    new_issues: list[IssueRow] = field(default_factory=list)
 
     @property
     def overall(self) -> Aggregate:
@@ -72,4 +74,22 @@ def summarize(store: Store, config: Config, alive: list[ProcessRow], limit: int)
             before = set().union(*seen_types[index + 1 :])
             summary.new_error_types = new_error_types(seen_types[index], before)
         summaries.append(summary)
+    _attach_new_issues(store, rows, summaries)
     return summaries
+
+
+def _attach_new_issues(store: Store, rows: list[ReleaseRow], summaries: list[ReleaseSummary]) -> None:
+    """Each issue belongs to the earliest release it was seen in; a release with one before it lists its own."""
+    compared = {summary.row.release: summary for summary in summaries if summary.previous is not None}
+    if not compared:
+        return
+    order = {row.release: row.first_seen for row in rows}
+    since = min(compared[name].row.first_seen for name in compared)
+    for issue in store.issues(since):
+        known = [name for name, *_ in issue.releases if name in order]
+        if known:
+            first = min(known, key=order.__getitem__)
+            if first in compared:
+                compared[first].new_issues.append(issue)
+    for summary in compared.values():
+        summary.new_issues.sort(key=lambda issue: -issue.count)

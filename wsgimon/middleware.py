@@ -26,8 +26,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import background
-from .captured import EXCEPTION_KEY, CapturedException
-from .config import Config
+from .captured import EXCEPTION_KEY, CapturedException, want_originals
+from .config import Config, FingerprintFunc
 from .endpoints import ENDPOINT_KEY, MAX_PATH_CHARS, UNMATCHED, EndpointNamer
 from .guard import report_internal_error
 from .recorder import _MAX_PENDING, Recorder
@@ -109,6 +109,9 @@ class MonitorMiddleware:
         if not config.enabled:
             self._own_paths = ()
         self._endpoint_func = config.endpoint
+        self._fingerprint_func = config.fingerprint
+        if config.fingerprint is not None:
+            want_originals(1)
         self._pending = recorder.pending
         self._background_started = False
         self._closed = False
@@ -143,6 +146,8 @@ class MonitorMiddleware:
         if self._closed:
             return
         self._closed = True
+        if self._fingerprint_func is not None:
+            want_originals(-1)
         self._own_paths = ()
         self._background_started = False
         self._finalizer.detach()
@@ -440,6 +445,8 @@ class _Exchange:
             if exc is None:
                 # Taken out: the exception's frames would tie the environ into a cycle.
                 exc = environ.pop(EXCEPTION_KEY, None) or self._exc
+            if exc is not None:
+                exc = _settled(exc, environ, mw._fingerprint_func)
             hint = environ.get(ENDPOINT_KEY) or self._route
             if hint is None and mw._route_at_end is not None:
                 hint = mw._route_at_end(environ)
@@ -476,6 +483,26 @@ class _Exchange:
                 mw.recorder.overfull()
         except Exception as internal:
             report_internal_error("request finish", internal)
+
+
+def _settled(
+    exc: BaseException | CapturedException, environ: Environ, fingerprint: FingerprintFunc | None
+) -> BaseException | CapturedException:
+    """The exception as recorded: with the user's fingerprint, if one is configured, and never
+    holding the original exception (its frames) past the request."""
+    if fingerprint is not None:
+        captured = exc if isinstance(exc, CapturedException) else CapturedException(exc)
+        try:
+            said = fingerprint(captured.original or exc, environ)  # type: ignore[arg-type]
+        except Exception as internal:
+            report_internal_error("fingerprint callable", internal)
+            said = None
+        if said is not None:
+            captured.fingerprint = str(said)
+        exc = captured
+    if isinstance(exc, CapturedException):
+        exc.original = None
+    return exc
 
 
 def _cut(text: str) -> str:

@@ -28,7 +28,19 @@ from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .guard import logger, report_internal_error
 from .profiles import collapse
 from .redaction import scrub, with_redacted_query
-from .stores.base import Batch, ErrorSample, ProcessRow, RequestEntry, SlowRequest, Store, StoreUnavailable
+from .stats.fingerprint import Fingerprinter, Grouping, is_in_app, module_name, status_grouping, title_of
+from .stores.base import (
+    MAX_ISSUE_FRAMES,
+    Batch,
+    ErrorSample,
+    IssueEvent,
+    IssueSample,
+    ProcessRow,
+    RequestEntry,
+    SlowRequest,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = ["RawRecord", "Recorder"]
 
@@ -43,8 +55,9 @@ RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "in
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
-# (minute, method, PATH_INFO, status line, endpoint hint, exception type, handled by the app)
-_AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseException] | None", bool]
+# (minute, method, PATH_INFO, status line, endpoint hint, exception type, handled by the app,
+#  the exception's issue fingerprint)
+_AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseException] | None", bool, "str | None"]
 # (endpoint, status, error type)
 _Naming = tuple[str, int, "str | None"]
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
@@ -95,8 +108,10 @@ class Recorder:
         self._wall_anchor = wall_clock()
         self._unsent: Batch | None = None
         self._in_flight: Batch | None = None
-        #: Called with each batch once it is written (the alerts' exception rule).
-        self.after_write: Callable[[Batch], None] | None = None
+        self._fingerprinter = Fingerprinter()
+        self._groupings: dict[str, Grouping] = {}
+        #: Called with each batch once it is written, and what the write did to issues (the alerts).
+        self.after_write: Callable[[Batch, list[IssueEvent]], None] | None = None
         #: (requests in flight, when the oldest started, "METHOD path" of it): written with each flush.
         self.in_flight_probe: Callable[[], tuple[int, float | None, str | None]] | None = None
         self._in_flight_written: tuple[int, float | None, str | None] = (0, None, None)
@@ -221,7 +236,7 @@ class Recorder:
             self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight, self.release
         )
         try:
-            self.store.write(batch, process)
+            events = self.store.write(batch, process)
         except Exception as exc:
             # Kept (bounded) and retried on the next flush, whatever the cause; older than what
             # was folded meanwhile.
@@ -242,9 +257,9 @@ class Recorder:
         self.requests_flushed += count
         self.last_flush = self._last_write = now
         self._in_flight_written = in_flight
-        if self.after_write is not None and batch.errors:
+        if self.after_write is not None and (batch.errors or batch.issues):
             try:
-                self.after_write(batch)
+                self.after_write(batch, events)
             except Exception as exc:
                 report_internal_error("alerts", exc)
         if self.store_error is not None:
@@ -294,9 +309,18 @@ class Recorder:
             try:
                 start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint, samples = record
                 wall = anchor + start
-                exc_type = None if exc is None else exception_type(exc)
-                if exc_type is not None and issubclass(exc_type, _NOT_ERRORS):
-                    exc_type = None
+                exc_type = None
+                issue = None
+                if exc is not None:
+                    exc_type = exception_type(exc)
+                    if issubclass(exc_type, _NOT_ERRORS):
+                        exc_type = None
+                    else:
+                        # Kept without frames from here on: the exception's traceback holds every caller.
+                        exc = capture(exc)
+                        grouping = self._fingerprinter.group(exc)
+                        issue = grouping.fingerprint
+                        self._groupings[issue] = grouping
                 key = (
                     wall // 60.0,
                     method,
@@ -305,6 +329,7 @@ class Recorder:
                     hint,
                     exc_type,
                     exc is not None and was_handled(exc),
+                    issue,
                 )
                 same = alike.get(key)
                 if same is None:
@@ -331,8 +356,9 @@ class Recorder:
         # Kinds that differ only in path (``/users/1``, ``/users/2``) share an aggregate.
         groups: dict[_Group, _Alike] = {}
         errors: dict[tuple[str, str, str], _Occurrences] = {}
+        issues: dict[str, _IssueOccurrences] = {}
         for key, same in alike.items():
-            minute, raw_method, path_info, status_line, hint, exc_type, handled = key
+            minute, raw_method, path_info, status_line, hint, exc_type, handled, issue = key
             try:
                 method = namer.method(raw_method)
                 status = 500 if status_line is None else self._status_code(status_line)
@@ -365,6 +391,17 @@ class Recorder:
                 else:
                     seen.add(same)
                 seen.failed = seen.failed or failed
+            if failed and error_type is not None:
+                if issue is None:
+                    grouping = status_grouping(status, endpoint, method)
+                    issue = grouping.fingerprint
+                    self._groupings[issue] = grouping
+                occurred = issues.get(issue)
+                if occurred is None:
+                    occurred = issues[issue] = _IssueOccurrences(same, error_type)
+                else:
+                    occurred.add(same)
+                occurred.on(endpoint, method, int(minute) * 60, len(same.durations))
         for group, same in groups.items():
             minute, endpoint, method, status, error_type, is_error = group
             per_endpoint = batch.minutes.get(minute)
@@ -389,6 +426,14 @@ class Recorder:
                 )
             except Exception as internal:
                 report_internal_error("error sample", internal)
+        for fingerprint, occurred in issues.items():
+            try:
+                sample = self._issue_sample(self._groupings[fingerprint], occurred)
+            except Exception as internal:
+                report_internal_error("issue", internal)
+                continue
+            batch.issues[sample.id] = sample
+        self._groupings.clear()
         return resolved
 
     def _status_code(self, status_line: str) -> int:
@@ -419,19 +464,45 @@ class Recorder:
             batch.slow.append(SlowRequest(entry, collapse(samples)))
 
     def _error_sample(self, error_type: str, endpoint: str, method: str, seen: _Occurrences) -> ErrorSample:
-        if seen.exc is not None:
-            # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
-            exc = capture(seen.exc)
-            # Secrets of the request (and any sensitive key=value) never reach the store.
-            message = _bounded(scrub(exc.message, seen.query, self._redact_keys), _MAX_MESSAGE_CHARS)
-            tb: str | None = _bounded_tail(
-                scrub(exc.traceback_text(), seen.query, self._redact_keys), self._max_traceback_chars
-            )
-        else:
-            message = error_type
-            tb = None
+        message, tb = self._texts(seen, error_type)
         return ErrorSample(
             error_type, endpoint, method, seen.count, seen.first, seen.last, message, tb, failed=seen.failed
+        )
+
+    def _texts(self, seen: _Seen, error_type: str) -> tuple[str, str | None]:
+        """The latest exception's message and traceback, without the request's secrets."""
+        if seen.exc is None:
+            return error_type, None
+        # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
+        exc = capture(seen.exc)
+        message = _bounded(scrub(exc.message, seen.query, self._redact_keys), _MAX_MESSAGE_CHARS)
+        tb = _bounded_tail(scrub(exc.traceback_text(), seen.query, self._redact_keys), self._max_traceback_chars)
+        return message, tb
+
+    def _issue_sample(self, grouping: Grouping, seen: _IssueOccurrences) -> IssueSample:
+        message, tb = self._texts(seen, seen.type)
+        frames: list[dict[str, object]] = []
+        if seen.exc is not None:
+            outermost = capture(seen.exc).chain[-1][2][-MAX_ISSUE_FRAMES:]
+            frames = [
+                {"file": file, "line": line, "function": function, "in_app": is_in_app(file)}
+                for file, line, function in outermost
+            ]
+        culprit = grouping.culprit
+        return IssueSample(
+            id=grouping.id,
+            fingerprint=grouping.fingerprint,
+            type=seen.type,
+            title=title_of(seen.type, message),
+            message=message,
+            traceback=tb,
+            frames=frames,
+            culprit=None if culprit is None else f"{module_name(culprit.file)} in {culprit.function}",
+            count=seen.count,
+            first_seen=seen.first,
+            last_seen=seen.last,
+            endpoints=seen.endpoints,
+            minutes=seen.minutes,
         )
 
 
@@ -482,6 +553,27 @@ class _Occurrences(_Seen):
     def add(self, same: _Alike) -> None:
         self.count += len(same.durations)
         self.see(same)
+
+
+class _IssueOccurrences(_Seen):
+    """How often one issue was seen in a fold, where, when, and its latest exception."""
+
+    __slots__ = ("count", "type", "endpoints", "minutes")
+
+    def __init__(self, same: _Alike, error_type: str) -> None:
+        super().__init__(same.first, same.last, same.exc, same.query)
+        self.count = len(same.durations)
+        self.type = error_type
+        self.endpoints: dict[tuple[str, str], int] = {}
+        self.minutes: dict[int, int] = {}
+
+    def add(self, same: _Alike) -> None:
+        self.count += len(same.durations)
+        self.see(same)
+
+    def on(self, endpoint: str, method: str, minute: int, count: int) -> None:
+        self.endpoints[(endpoint, method)] = self.endpoints.get((endpoint, method), 0) + count
+        self.minutes[minute] = self.minutes.get(minute, 0) + count
 
 
 @lru_cache(maxsize=1)

@@ -16,16 +16,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..guard import report_internal_error
+from ..stats.issues import IGNORED, RESOLVED
 from ..stores.base import AlertRow, StoreUnavailable
 from .dispatcher import ChannelState, Delivery, dispatcher
 from .model import Alert
-from .rules import conditions, exception_alert, followup_alert, is_failure, release_alerts
+from .rules import conditions, followup_alert, issue_alert, release_alerts
 from .settings import configured_channels, make_channels
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..health import HealthRegistry
-    from ..stores.base import Batch, Store
+    from ..stores.base import Batch, IssueEvent, Store
 
 __all__ = ["AlertEngine"]
 
@@ -74,22 +75,28 @@ class AlertEngine:
                     report_internal_error("alert channel close", exc)
 
     # -- rules ---------------------------------------------------------------------
-    def after_write(self, batch: Batch) -> None:
-        """Called by the recorder after each write (off the request thread): the exception rule."""
+    def after_write(self, batch: Batch, events: list[IssueEvent]) -> None:
+        """Called by the recorder after each write (off the request thread): the exception rule, per issue."""
         if not self.enabled or "exception" not in self.config.alert_rules:
             return
         self.channels()
         now = time.time()
-        for sample in batch.errors.values():
-            if not is_failure(sample):
-                continue
-            key = f"exception|{sample.type}|{sample.endpoint}|{sample.method}"
+        regressed = {event.issue for event in events if event.event == "regressed"}
+        for sample in batch.issues.values():
+            key = f"issue|{sample.id}"
             try:
+                # The write that made it regress is this process's alone: told here, once.
                 tell, suppressed = self.store.claim_occurrence(key, now, self.config.alert_cooldown_s, sample.count)
+                if not (tell or sample.id in regressed):
+                    continue
+                issue = self.store.issue(sample.id)
             except StoreUnavailable:
                 continue
-            if tell:
-                self.send(exception_alert(sample, suppressed, self.dashboard_url))
+            if issue is None or (issue.status in (IGNORED, RESOLVED)):
+                continue  # ignored, or resolved and seen from an older release still running
+            self.send(
+                issue_alert(issue, sample.count, suppressed, self.dashboard_url, regressed=sample.id in regressed)
+            )
 
     def evaluate(self) -> None:
         """Run by the dispatcher's thread: follow-ups of cooldowns, thresholds, health, SLOs."""
@@ -100,7 +107,9 @@ class AlertEngine:
         with self.store.time_limit(_EVALUATION_BUDGET_S):
             try:
                 for key, suppressed in self.store.claim_followups(now, self.config.alert_cooldown_s):
-                    self.send(followup_alert(key, suppressed, now, self.dashboard_url))
+                    issue = self.store.issue(key.split("|", 1)[1]) if key.startswith("issue|") else None
+                    if issue is None or issue.status not in (IGNORED, RESOLVED):
+                        self.send(followup_alert(key, suppressed, now, self.dashboard_url, issue))
                 checks = self.health.run_all() if "health" in self.config.alert_rules else {}
                 for alert in release_alerts(self.config, self.store, now, self.dashboard_url):
                     # An event of one release: claimed for good, told once per deployment.

@@ -1,7 +1,8 @@
 """When something is worth telling: the alert rules, as pure functions of what the store says.
 
-- ``exception``: a failure (an exception, or a 5xx) per error type and endpoint, from each
-  flush; the store's cooldown makes it one alert per key per ``alert_cooldown_s``.
+- ``exception``: a failure (an exception, or a 5xx) per issue (see :mod:`wsgimon.stats.fingerprint`),
+  from each flush, naming every endpoint it was seen on; the store's cooldown makes it one alert
+  per issue per ``alert_cooldown_s``. A resolved issue seen again is told as a regression.
 - ``error_rate``: more than ``alert_error_rate`` of at least ``alert_min_requests``
   requests failed in the last ``alert_window_s``, deployment-wide and per endpoint.
 - ``latency_p95``: the p95 over that window above ``alert_p95_ms`` (off unless set).
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING
 from ..aggregate import Aggregate
 from ..slo import SLOStatus, objectives, slo_status
 from .model import Alert
+from .webhook import iso_utc
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..health import CheckResult
-    from ..stores.base import ErrorSample, Store
+    from ..stores.base import ErrorSample, IssueRow, Store
 
-__all__ = ["Condition", "conditions", "exception_alert", "is_failure", "release_alerts"]
+__all__ = ["Condition", "conditions", "issue_alert", "is_failure", "release_alerts"]
 
 _TRACEBACK_CHARS = 3000
 
@@ -49,48 +51,80 @@ def is_failure(sample: ErrorSample) -> bool:
     return not (code.isdigit() and int(code) < 500)
 
 
-def exception_alert(sample: ErrorSample, suppressed: int, dashboard_url: str | None) -> Alert:
-    where = f"{sample.method} {sample.endpoint}"
-    times = "once" if sample.count == 1 else f"{sample.count} times"
-    summary = f"{sample.type} raised {times} in {where}."
+def where_seen(issue: IssueRow, limit: int = 10) -> str:
+    """ "GET /a, POST /b and 3 more endpoints": the routes one bug broke."""
+    names = [f"{method} {endpoint}" for endpoint, method, _n in issue.endpoints]
+    if not names:
+        return "no endpoint"
+    shown = ", ".join(names[:limit])
+    more = len(names) - limit
+    return shown + (f" and {more} more endpoint{'s' if more > 1 else ''}" if more > 0 else "")
+
+
+def issue_key(issue_id: str) -> str:
+    return f"issue|{issue_id}"
+
+
+def issue_alert(
+    issue: IssueRow, count: int, suppressed: int, dashboard_url: str | None, *, regressed: bool = False
+) -> Alert:
+    """One issue: what broke, where (every endpoint it was seen on), how often in this flush."""
+    where = where_seen(issue)
+    times = "once" if count == 1 else f"{count} times"
+    if regressed:
+        when = "" if issue.resolved_at is None else " after it was resolved"
+        title = f"Regression: {issue.type} is back{when}"
+        summary = f"{issue.type} ({issue.title}) was resolved and happened again, {times}, in {where}."
+    else:
+        title = f"{issue.type} in {where}"
+        summary = f"{issue.type} raised {times} in {where}."
+    if issue.culprit:
+        summary += f" It breaks in {issue.culprit}."
     if suppressed:
         summary += f" {suppressed} more occurrence(s) were not alerted during the cooldown."
+    first_endpoint = issue.endpoints[0] if issue.endpoints else None
     return Alert(
-        key=f"exception|{sample.type}|{sample.endpoint}|{sample.method}",
+        key=issue_key(issue.id),
         rule="exception",
         severity="critical",
         state="firing",
-        title=f"{sample.type} in {where}",
+        title=title,
         summary=summary,
-        opened_at=sample.first_seen,
-        endpoint=sample.endpoint,
-        method=sample.method,
-        error_type=sample.type,
-        message=sample.message,
-        traceback=None if sample.traceback is None else sample.traceback[-_TRACEBACK_CHARS:],
-        count=sample.count,
+        opened_at=issue.first_seen,
+        endpoint=None if first_endpoint is None else first_endpoint[0],
+        method=None if first_endpoint is None else first_endpoint[1],
+        error_type=issue.type,
+        message=issue.message,
+        traceback=None if issue.traceback is None else issue.traceback[-_TRACEBACK_CHARS:],
+        count=count,
         suppressed=suppressed,
-        first_seen=sample.first_seen,
-        last_seen=sample.last_seen,
+        first_seen=issue.first_seen,
+        last_seen=issue.last_seen,
+        fields=(
+            ("issue", issue.id),
+            ("occurrences in all", str(issue.count)),
+            ("endpoints", str(len(issue.endpoints))),
+        ),
         dashboard_url=dashboard_url,
     )
 
 
-def followup_alert(key: str, suppressed: int, now: float, dashboard_url: str | None) -> Alert:
-    _rule, error_type, endpoint, method = (key.split("|", 3) + ["", "", ""])[:4]
+def followup_alert(key: str, suppressed: int, now: float, dashboard_url: str | None, issue: IssueRow | None) -> Alert:
+    what = "an error" if issue is None else issue.type
+    where = "" if issue is None else f" in {where_seen(issue, 3)}"
     return Alert(
         key=key,
         rule="exception",
         severity="warning",
         state="firing",
-        title=f"{error_type} in {method} {endpoint}: {suppressed} more",
-        summary=f"{suppressed} more occurrence(s) of {error_type} in {method} {endpoint} during the cooldown.",
+        title=f"{what}{where}: {suppressed} more",
+        summary=f"{suppressed} more occurrence(s) of {what}{where} during the cooldown."
+        + ("" if issue is None else f" Last seen {iso_utc(issue.last_seen)}."),
         opened_at=now,
-        endpoint=endpoint or None,
-        method=method or None,
-        error_type=error_type or None,
+        error_type=None if issue is None else issue.type,
         count=suppressed,
         suppressed=suppressed,
+        last_seen=None if issue is None else issue.last_seen,
         dashboard_url=dashboard_url,
     )
 
@@ -257,21 +291,27 @@ def release_alerts(config: Config, store: Store, now: float, dashboard_url: str 
                 )
             )
     if "new_error" in rules:
-        for error_type in latest.new_error_types:
-            count = latest.overall.error_types.get(error_type, 0)
+        for issue in latest.new_issues:
+            count = next((n for name, n, *_ in issue.releases if name == release), issue.count)
             found.append(
                 Alert(
-                    key=f"new_error|{release}|{error_type}",
+                    key=f"new_issue|{release}|{issue.id}",
                     rule="new_error",
                     severity="warning",
                     state="firing",
-                    title=f"New in release {release}: {error_type}",
-                    summary=f"{error_type} occurred {count} time(s) in release {release}, never in the releases "
-                    f"before it.",
+                    title=f"New in release {release}: {issue.type}",
+                    summary=f"{issue.type} ({issue.title}) occurred {count} time(s) in release {release}, in "
+                    f"{where_seen(issue)}; no release before it had this issue.",
                     opened_at=latest.row.first_seen,
-                    error_type=error_type,
+                    endpoint=issue.endpoints[0][0] if issue.endpoints else None,
+                    method=issue.endpoints[0][1] if issue.endpoints else None,
+                    error_type=issue.type,
+                    message=issue.message,
+                    traceback=None if issue.traceback is None else issue.traceback[-_TRACEBACK_CHARS:],
                     count=count,
-                    fields=(("release", release), ("compared with", previous)),
+                    first_seen=issue.first_seen,
+                    last_seen=issue.last_seen,
+                    fields=(("release", release), ("compared with", previous), ("issue", issue.id)),
                     dashboard_url=dashboard_url,
                 )
             )

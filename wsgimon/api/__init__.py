@@ -6,6 +6,9 @@ Here the request is checked for access, routed, bounded in time and turned
 into a response. Every answer is ``Cache-Control: no-store``; bad parameters
 get a 400 with ``{"error": ...}``, unknown paths a JSON 404, other methods a
 405 with ``Allow``, a store that cannot answer in time a 503.
+
+Writes (``POST /issues/<id>``) need the same access as reads, a JSON body, and no
+sign that another site's page sent them (see :func:`wsgimon.access.cross_site_write`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .. import __version__
-from ..access import check_access
+from ..access import check_access, cross_site_write
 from ..dashboard import render_dashboard
 from ..guard import report_internal_error
 from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
-from . import alerts, endpoints, errors, health, metrics, releases, requests, slow, stats, timeseries
+from . import alerts, endpoints, errors, health, issues, metrics, releases, requests, slow, stats, timeseries
 from .context import READ_FLUSH_S, Context
 from .openapi import openapi_document
 from .params import BadRequest, Query
@@ -47,7 +50,13 @@ RESOURCES: dict[str, ModuleType] = {
     "/alerts": alerts,
     "/slow": slow,
     "/releases": releases,
+    "/issues": issues,
 }
+#: path with a variable part -> (resource's answer, its parameters, its write or None)
+ITEMS: dict[str, tuple[Callable[..., Any], set[str], Callable[..., Any] | None]] = {
+    "/issues/<item>": (issues.answer_one, issues.ONE_PARAMETERS, issues.change),
+}
+MAX_BODY_BYTES = 16 * 1024
 _PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json", "/metrics")
 _FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1c7ed6"/>'
@@ -58,7 +67,12 @@ _FAVICON = (
 @functools.lru_cache(maxsize=1)
 def _url_map() -> Map:
     """Built once per process: building a werkzeug Map costs more than making a Flask app."""
-    return Map([Rule(path, endpoint=path) for path in (*_PAGES, *RESOURCES)], strict_slashes=False)
+    rules = [Rule(path, endpoint=path, methods=["GET"]) for path in (*_PAGES, *RESOURCES)]
+    rules += [
+        Rule(path, endpoint=path, methods=["GET", "POST"] if write else ["GET"])
+        for path, (_read, _params, write) in ITEMS.items()
+    ]
+    return Map(rules, strict_slashes=False)
 
 
 class MonitoringApp:
@@ -102,19 +116,24 @@ class MonitoringApp:
                     if denial.challenge:
                         response.headers["WWW-Authenticate"] = denial.challenge
                     return response
-                path, _ = _url_map().bind_to_environ(environ).match(method="GET")
+                path, arguments = _url_map().bind_to_environ(environ).match(method=request.method)
             else:
-                path = fixed
-            if request.method not in ("GET", "HEAD"):
-                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+                path, arguments = fixed, {}
+                if request.method not in ("GET", "HEAD"):
+                    raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            if request.method == "POST":
+                return self._write(path, request, str(arguments["item"]))
+            if path in ITEMS:
+                return self._answer_item(path, request, str(arguments["item"]))
             return self._answer(path, request)
         except BadRequest as exc:
             return _json({"error": str(exc)}, exc.status)
         except StoreUnavailable as exc:
             return _json({"error": f"the statistics store cannot be read now: {exc}"}, 503)
-        except MethodNotAllowed:
-            response = _json({"error": f"method {request.method} not allowed; use GET"}, 405)
-            response.headers["Allow"] = "GET, HEAD"
+        except MethodNotAllowed as exc:
+            allowed = sorted(exc.valid_methods or ["GET", "HEAD"])
+            response = _json({"error": f"method {request.method} not allowed; use {' or '.join(allowed)}"}, 405)
+            response.headers["Allow"] = ", ".join(allowed)
             return response
         except NotFound:
             return _json(
@@ -125,6 +144,30 @@ class MonitoringApp:
         except Exception as exc:
             report_internal_error("monitoring api", exc)
             return _json({"error": "internal error in wsgimon; see the application log"}, 500)
+
+    def _write(self, path: str, request: Request, item: str) -> Response:
+        """A change asked for by a client that may read: JSON, from this site, bounded."""
+        why = cross_site_write(request.environ)
+        if why is not None:
+            return _json({"error": f"refused: {why}; send the change from this site's dashboard or a client"}, 403)
+        if request.mimetype != "application/json":
+            return _json({"error": "send the change as JSON (Content-Type: application/json)"}, 415)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _json({"error": f"the body must be at most {MAX_BODY_BYTES} bytes"}, 413)
+        body = request.stream.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return _json({"error": f"the body must be at most {MAX_BODY_BYTES} bytes"}, 413)
+        _read, _parameters, write = ITEMS[path]
+        assert write is not None
+        Query(request.args, set())
+        with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
+            return _json(write(self.context, body, item))
+
+    def _answer_item(self, path: str, request: Request, item: str) -> Response:
+        read, parameters, _write = ITEMS[path]
+        query = Query(request.args, parameters)
+        with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
+            return _json(read(self.context, query, item))
 
     def _answer(self, path: str, request: Request) -> Response:
         pages: dict[str, Callable[[Request], Response]] = {
@@ -192,6 +235,7 @@ _LINKS = (
     ("health", "/health"),
     ("alerts", "/alerts"),
     ("slow", "/slow"),
+    ("issues", "/issues"),
     ("metrics", "/metrics"),
     ("openapi", "/openapi.json"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import alerts, endpoints, errors, releases, requests, slow
+from . import alerts, endpoints, errors, issues, releases, requests, slow
 from .params import MAX_MS, STATUS_PATTERN, WINDOW_PATTERN
 
 __all__ = ["openapi_document"]
@@ -457,6 +457,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 _alerts_schema(),
                 [_limit(alerts.MAX_LIMIT)],
             ),
+            **issues.openapi_paths(_TIME, _ERROR, _WINDOW),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
             "/metrics": {
                 "get": {

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from ..aggregate import Aggregate
 from ..profiles import Profile
+from ..stats.issues import IssueChange
 from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
 
 __all__ = [
@@ -28,6 +29,11 @@ __all__ = [
     "Batch",
     "EndpointKey",
     "ErrorSample",
+    "IssueEvent",
+    "IssueRow",
+    "IssueSample",
+    "MAX_ISSUES",
+    "issue_count_rows",
     "MAX_RELEASES",
     "ProcessRow",
     "RELEASE_TOTAL",
@@ -100,6 +106,89 @@ class ErrorSample:
             self.traceback = other.traceback
 
 
+#: issues kept (the most recently seen); more distinct failures than this push the oldest out
+MAX_ISSUES = 10_000
+#: frames kept of an issue's latest traceback (the innermost)
+MAX_ISSUE_FRAMES = 60
+
+
+@dataclass
+class IssueSample:
+    """One process's occurrences of one issue (a fingerprint) since its last flush."""
+
+    id: str
+    fingerprint: str
+    type: str
+    title: str
+    message: str
+    traceback: str | None
+    #: the latest occurrence's frames, innermost last: {"file", "line", "function", "in_app"}
+    frames: list[dict[str, object]]
+    culprit: str | None  # "module in function" of the app's frame where it broke
+    count: int
+    first_seen: float
+    last_seen: float
+    endpoints: dict[EndpointKey, int] = field(default_factory=dict)
+    #: occurrences per minute (its start, in epoch seconds)
+    minutes: dict[int, int] = field(default_factory=dict)
+
+    def merge(self, other: IssueSample) -> None:
+        self.count += other.count
+        self.first_seen = min(self.first_seen, other.first_seen)
+        for key, n in other.endpoints.items():
+            self.endpoints[key] = self.endpoints.get(key, 0) + n
+        for minute, n in other.minutes.items():
+            self.minutes[minute] = self.minutes.get(minute, 0) + n
+        if other.last_seen >= self.last_seen:
+            self.last_seen = other.last_seen
+            self.title, self.message, self.traceback = other.title, other.message, other.traceback
+            self.frames, self.culprit = other.frames, other.culprit
+
+
+def issue_count_rows(sample: IssueSample) -> dict[tuple[int, int], int]:
+    """A sample's occurrences per (resolution, start): minute rows and hour rows."""
+    rows: dict[tuple[int, int], int] = {}
+    for minute, n in sample.minutes.items():
+        for resolution in (MINUTE, HOUR):
+            key = (resolution, minute - minute % resolution)
+            rows[key] = rows.get(key, 0) + n
+    return rows
+
+
+class IssueEvent(NamedTuple):
+    """What a write did to an issue that is worth telling: ``new`` or ``regressed``."""
+
+    issue: str
+    event: str
+
+
+@dataclass
+class IssueRow:
+    """An issue as stored, merged across every process and host."""
+
+    id: str
+    fingerprint: str
+    type: str
+    title: str
+    message: str
+    traceback: str | None
+    frames: list[dict[str, object]]
+    culprit: str | None
+    count: int
+    first_seen: float
+    last_seen: float
+    status: str
+    status_changed: float
+    resolved_at: float | None = None
+    resolved_in: str | None = None
+    ignored_until: float | None = None
+    ignored_until_count: int | None = None
+    #: (endpoint, method, count), most first
+    endpoints: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (release, count, first_seen, last_seen), newest first
+    releases: list[tuple[str, int, float, float]] = field(default_factory=list)
+
+
 @dataclass
 class AlertRow:
     """One entry of the alert log: what was sent, and how each channel took it."""
@@ -159,10 +248,11 @@ class Batch:
     requests: list[RequestEntry] = field(default_factory=list)
     slow: list[SlowRequest] = field(default_factory=list)
     errors: dict[tuple[str, str, str], ErrorSample] = field(default_factory=dict)
+    issues: dict[str, IssueSample] = field(default_factory=dict)
     overflowed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.minutes or self.requests or self.errors or self.overflowed or self.slow)
+        return bool(self.minutes or self.requests or self.errors or self.overflowed or self.slow or self.issues)
 
     @property
     def request_count(self) -> int:
@@ -188,6 +278,12 @@ class Batch:
                 known.merge(sample)
             elif len(self.errors) < MAX_ERROR_SAMPLES:
                 self.errors[error_key] = sample
+        for issue_id, issue in newer.issues.items():
+            kept = self.issues.get(issue_id)
+            if kept is not None:
+                kept.merge(issue)
+            elif len(self.issues) < MAX_ERROR_SAMPLES:
+                self.issues[issue_id] = issue
         self.overflowed += newer.overflowed
         return dropped
 
@@ -278,10 +374,12 @@ class Store(ABC):
 
     # -- writing ---------------------------------------------------------------------
     @abstractmethod
-    def write(self, batch: Batch, process: ProcessRow) -> None:
+    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
         """Add one process's deltas atomically; raise StoreUnavailable to have it retried.
 
-        Waits for a busy store at most until the thread's :meth:`time_limit`, if one is set.
+        Returns what this write did to issues (new ones, regressions): decided inside the
+        write, so exactly one process of the deployment learns each. Waits for a busy
+        store at most until the thread's :meth:`time_limit`, if one is set.
         """
 
     def process_stopped(self, process: ProcessRow) -> None:  # noqa: B027 - optional hook
@@ -361,6 +459,40 @@ class Store(ABC):
     @abstractmethod
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
         """The latest sample per (type, endpoint, method)."""
+
+    # -- issues ------------------------------------------------------------------------
+    @abstractmethod
+    def issues(self, seen_since: float | None) -> list[IssueRow]:
+        """Every issue seen at or after ``seen_since`` (None: all), with endpoints and releases."""
+
+    @abstractmethod
+    def issue(self, issue_id: str) -> IssueRow | None:
+        """One issue, or None."""
+
+    @abstractmethod
+    def issue_counts(self, resolution: int, first: int, end: int) -> Iterable[tuple[str, int, int]]:
+        """(issue, start, count) of the issues' ``resolution`` rows (MINUTE or HOUR) starting in [first, end)."""
+
+    def issue_series(self, resolution: int, first: int, end: int, issue_id: str) -> list[tuple[int, int]]:
+        """(start, count) of one issue's rows, like :meth:`issue_counts`."""
+        return [(start, n) for found, start, n in self.issue_counts(resolution, first, end) if found == issue_id]
+
+    @abstractmethod
+    def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
+        """Set an issue's status as a user asked; None when there is no such issue."""
+
+    def issue_window_counts(self, since: float | None, now: float) -> dict[str, int]:
+        """Occurrences per issue in the window: minute rows while they are kept, hour rows beyond."""
+        if since is None:
+            return {row.id: row.count for row in self.issues(None)}
+        if now - since < DAY and since >= now - self.minute_retention_s:
+            resolution, first = MINUTE, int(since // MINUTE * MINUTE)
+        else:
+            resolution, first = HOUR, int(since // HOUR * HOUR)
+        counts: dict[str, int] = {}
+        for issue_id, _start, count in self.issue_counts(resolution, first, int(now) + 1):
+            counts[issue_id] = counts.get(issue_id, 0) + count
+        return counts
 
     # -- alerts: decided once per deployment ------------------------------------------
     @abstractmethod

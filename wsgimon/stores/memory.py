@@ -13,21 +13,27 @@ from collections import deque
 from collections.abc import Iterable
 
 from ..aggregate import Aggregate
+from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     MAX_ALERTS,
     MAX_ERROR_SAMPLES,
+    MAX_ISSUES,
     SLOW_PER_ENDPOINT,
     AlertRow,
     Batch,
     EndpointKey,
     ErrorSample,
+    IssueEvent,
+    IssueRow,
+    IssueSample,
     ProcessRow,
     ReleaseRow,
     RequestEntry,
     SlowRequest,
     Store,
+    issue_count_rows,
     merge_into,
     release_rollups,
     rollups,
@@ -61,8 +67,9 @@ class MemoryStore(Store):
         self._started = time.time()
         self._releases: dict[str, ReleaseRow] = {}
         self._release_rows: dict[str, dict[int, dict[EndpointKey, Aggregate]]] = {}
+        self._issues: dict[str, _Issue] = {}
 
-    def write(self, batch: Batch, process: ProcessRow) -> None:
+    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
         with self._lock:
             for (resolution, start), per_key in rollups(batch).items():
                 bucket = self._buckets[resolution].setdefault(start, {})
@@ -81,7 +88,46 @@ class MemoryStore(Store):
             self._processes[(process.host, process.pid, process.started)] = process
             if process.release is not None:
                 self._write_release(batch, process)
+            events = [
+                event
+                for sample in batch.issues.values()
+                if (event := self._write_issue(sample, process.release, process.last_flush)) is not None
+            ]
         self.maintain(time.time())
+        return events
+
+    def _write_issue(self, sample: IssueSample, release: str | None, now: float) -> IssueEvent | None:
+        issue = self._issues.get(sample.id)
+        event = None
+        if issue is None:
+            if len(self._issues) >= MAX_ISSUES:
+                del self._issues[min(self._issues, key=lambda key: self._issues[key].row.last_seen)]
+            row = IssueRow(
+                sample.id, sample.fingerprint, sample.type, sample.title, sample.message, sample.traceback,
+                sample.frames, sample.culprit, 0, sample.first_seen, sample.last_seen, OPEN, now,
+            )  # fmt: skip
+            issue = self._issues[sample.id] = _Issue(row)
+            event = IssueEvent(sample.id, "new")
+        row = issue.row
+        if after_occurrences(row, sample.count, sample.last_seen, release, self._release_started, now):
+            event = IssueEvent(sample.id, "regressed")
+        row.first_seen = min(row.first_seen, sample.first_seen)
+        if sample.last_seen >= row.last_seen:
+            row.last_seen = sample.last_seen
+            row.title, row.message, row.traceback = sample.title, sample.message, sample.traceback
+            row.frames, row.culprit = sample.frames, sample.culprit
+        for key, n in sample.endpoints.items():
+            issue.endpoints[key] = issue.endpoints.get(key, 0) + n
+        if release is not None:
+            count, first, last = issue.releases.get(release, (0, sample.first_seen, sample.last_seen))
+            issue.releases[release] = (count + sample.count, min(first, sample.first_seen), max(last, sample.last_seen))
+        for count_key, n in issue_count_rows(sample).items():
+            issue.counts[count_key] = issue.counts.get(count_key, 0) + n
+        return event
+
+    def _release_started(self, release: str) -> float | None:
+        known = self._releases.get(release)
+        return None if known is None else known.first_seen
 
     def _write_release(self, batch: Batch, process: ProcessRow) -> None:
         release = process.release
@@ -114,6 +160,9 @@ class MemoryStore(Store):
                     del buckets[start]
             for process_key in [k for k, p in self._processes.items() if p.last_flush < now - DAY]:
                 del self._processes[process_key]
+            for issue in self._issues.values():
+                for count_key in [k for k in issue.counts if k[1] < now - _RETENTION[k[0]] - k[0]]:
+                    del issue.counts[count_key]
             self._keep_newest_releases()
 
     def releases(self) -> list[ReleaseRow]:
@@ -206,6 +255,36 @@ class MemoryStore(Store):
         with self._lock:
             return {key: ErrorSample(**vars(sample)) for key, sample in self._errors.items()}
 
+    def issues(self, seen_since: float | None) -> list[IssueRow]:
+        with self._lock:
+            return [
+                issue.snapshot()
+                for issue in self._issues.values()
+                if seen_since is None or issue.row.last_seen >= seen_since
+            ]
+
+    def issue(self, issue_id: str) -> IssueRow | None:
+        with self._lock:
+            issue = self._issues.get(issue_id)
+            return None if issue is None else issue.snapshot()
+
+    def issue_counts(self, resolution: int, first: int, end: int) -> Iterable[tuple[str, int, int]]:
+        with self._lock:
+            return [
+                (issue_id, start, count)
+                for issue_id, issue in self._issues.items()
+                for (kind, start), count in issue.counts.items()
+                if kind == resolution and first <= start < end
+            ]
+
+    def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
+        with self._lock:
+            issue = self._issues.get(issue_id)
+            if issue is None:
+                return None
+            apply_change(issue.row, change, now)
+            return issue.snapshot()
+
     def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
         with self._lock:
             until, suppressed = self._cooldowns.get(key, (0.0, 0))
@@ -285,6 +364,25 @@ class MemoryStore(Store):
 
     def deployment_started(self) -> float | None:
         return self._started
+
+
+class _Issue:
+    """An issue with what the SQL stores keep in tables of their own."""
+
+    __slots__ = ("row", "endpoints", "releases", "counts")
+
+    def __init__(self, row: IssueRow) -> None:
+        self.row = row
+        self.endpoints: dict[EndpointKey, int] = {}
+        self.releases: dict[str, tuple[int, float, float]] = {}
+        self.counts: dict[tuple[int, int], int] = {}  # (resolution, start) -> occurrences
+
+    def snapshot(self) -> IssueRow:
+        row = IssueRow(**{**vars(self.row), "frames": list(self.row.frames)})
+        row.status = effective(row, time.time())
+        row.endpoints = sorted(((e, m, n) for (e, m), n in self.endpoints.items()), key=lambda item: -item[2])
+        row.releases = sorted(((r, *v) for r, v in self.releases.items()), key=lambda item: -item[2])
+        return row
 
 
 def _copy(agg: Aggregate) -> Aggregate:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..guard import logger
 from ..windows import DAY, HOUR
 from .base import READ_TIMEOUT_S, StoreUnavailable
-from .sql import APPLICATION, SCHEMA_VERSION, Cursor, Session, SQLStore
+from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Cursor, Session, SQLStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -384,7 +384,7 @@ class PostgresStore(SQLStore):
                 if version == SCHEMA_VERSION:
                     return
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(

@@ -22,11 +22,12 @@ import math
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ..aggregate import Aggregate
 from ..profiles import Profile
 from ..sketch import QuantileSketch
+from ..stats.issues import IssueChange
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
@@ -38,6 +39,8 @@ from .base import (
     Batch,
     EndpointKey,
     ErrorSample,
+    IssueEvent,
+    IssueRow,
     ProcessRow,
     ReleaseRow,
     RequestEntry,
@@ -46,39 +49,20 @@ from .base import (
     release_rollups,
     rollups,
 )
+from .issues_sql import ISSUES_SCHEMA, IssueTables
+from .session import Cursor, Session
 
-__all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]
+__all__ = ["APPLICATION", "ISSUES_SCHEMA", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]
 
 # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
-# requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release
-SCHEMA_VERSION = 7
+# requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release;
+# 8: issues, issue_endpoints, issue_releases, issue_counts
+SCHEMA_VERSION = 8
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _ADMIT_TIMEOUT_S = 0.5
 _DEPLOYMENT_GAP_S = 60.0
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Session(Protocol):
-    """A connection as the shared code uses it: sqlite3's, or PostgreSQL's behind an adapter."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Cursor: ...
-
-    @property
-    def in_transaction(self) -> bool: ...
 
 
 _BUCKET_COLUMNS = (
@@ -142,6 +126,7 @@ class SQLStore(Store):
         # no longer knows (forgotten when closed, or after a failed write); later ones cannot.
         self._unsure_before: dict[int, float] = {}
         self._writer = ""
+        self._issues = IssueTables(self._query)
 
     # -- what a back end provides ------------------------------------------------------
     @abstractmethod
@@ -177,7 +162,7 @@ class SQLStore(Store):
                 raise
 
     # -- writing ---------------------------------------------------------------------
-    def write(self, batch: Batch, process: ProcessRow) -> None:
+    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
         with self._writing() as session:
             writer = f"{process.host}|{process.pid}|{process.started!r}"
             if writer != self._writer:
@@ -200,6 +185,7 @@ class SQLStore(Store):
                 self._write_process(session, process)
                 if process.release is not None:
                     self._write_release(session, batch, process)
+                events = self._issues.write(session, batch, process.release, process.last_flush)
                 session.execute("COMMIT")
             except BaseException:
                 self._forget_own_rows()
@@ -208,6 +194,7 @@ class SQLStore(Store):
                 raise
             self._own.update(own)
             self._forget_closed(process.last_flush)
+            return events
 
     def _forget_closed(self, now: float) -> None:
         # Late records for a forgotten bucket take the slow path (read our row, merge).
@@ -415,6 +402,7 @@ class SQLStore(Store):
                 session.execute(
                     "DELETE FROM alert_state WHERE firing = 0 AND suppressed = 0 AND until < ?", (now - DAY,)
                 )
+                IssueTables.maintain(session, now, self.minute_retention_s, self._retention_s)
                 session.execute("COMMIT")
             except BaseException:
                 if session.in_transaction:
@@ -552,6 +540,24 @@ class SQLStore(Store):
             "SELECT type, endpoint, method, count, first_seen, last_seen, message, traceback FROM error_samples"
         )
         return {(row[0], row[1], row[2]): ErrorSample(*row) for row in rows}
+
+    # -- issues ------------------------------------------------------------------------
+    def issues(self, seen_since: float | None) -> list[IssueRow]:
+        return self._issues.issues(seen_since, time.time())
+
+    def issue(self, issue_id: str) -> IssueRow | None:
+        return self._issues.issue(issue_id, time.time())
+
+    def issue_counts(self, resolution: int, first: int, end: int) -> Iterable[tuple[str, int, int]]:
+        return self._issues.counts(resolution, first, end)
+
+    def issue_series(self, resolution: int, first: int, end: int, issue_id: str) -> list[tuple[int, int]]:
+        return self._issues.series(resolution, first, end, issue_id)
+
+    def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
+        with self._transaction() as session:
+            found = self._issues.change(session, issue_id, change, now)
+        return self.issue(issue_id) if found else None
 
     # -- alerts ------------------------------------------------------------------------
     def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:

@@ -23,7 +23,7 @@ from ..guard import logger
 from ..windows import DAY, HOUR
 from . import sqlite_file
 from .base import READ_TIMEOUT_S, StoreUnavailable
-from .sql import APPLICATION, SCHEMA_VERSION, Session, SQLStore
+from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Session, SQLStore
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
@@ -372,7 +372,7 @@ class SQLiteStore(SQLStore):
                 return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             for table, column, definition in _ADDED_COLUMNS:

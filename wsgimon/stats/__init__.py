@@ -1,0 +1,1 @@
+"""What the recorded numbers mean: fingerprints of failures and the lifecycle of the issues they make."""
