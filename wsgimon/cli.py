@@ -3,7 +3,8 @@
 ``wsgimon test-alert`` sends one test message through every configured alert
 channel and says, per channel, whether it was delivered; ``wsgimon report``
 renders (``--preview FILE``) or sends (``--send``) the report of a period from
-the configured store. Failures are one clear line and a non-zero exit status,
+the configured store; ``wsgimon issues`` lists the store's issues and resolves,
+ignores or reopens one. Failures are one clear line and a non-zero exit status,
 never a traceback, and never a secret.
 """
 
@@ -14,9 +15,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .stats.issues import STATUSES, parse_change
 
 if TYPE_CHECKING:
     from .config import Config
@@ -36,11 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--send", action="store_true", help="send it now (not counted as the scheduled one)")
     report.add_argument("--period", choices=("week", "day"), help="default: WSGIMON_REPORT_PERIOD, else week")
     report.add_argument("--since", metavar="DATE", help="the period that holds DATE (YYYY-MM-DD); default: the last")
+    _add_issues_command(commands)
     args = parser.parse_args(argv)
     if args.command == "test-alert":
         return _test_alert()
     if args.command == "report":
         return _report(args)
+    if args.command == "issues":
+        return _issues(args)
     parser.print_help()
     return 0
 
@@ -138,6 +143,114 @@ def _report(args: argparse.Namespace) -> int:
         store.close()
     print(f"the {kind} report for {period.label()} was sent to {', '.join(config.report_email_to)}")
     return 0
+
+
+def _add_issues_command(commands: Any) -> None:
+    issues = commands.add_parser("issues", help="list the store's issues, or resolve, ignore or reopen one")
+    actions = issues.add_subparsers(dest="action")
+    listing = actions.add_parser("list", help="the issues seen in the window (the default action)")
+    for parser in (issues, listing):
+        parser.add_argument("--window", default="24h", help="5m, 1h, 24h, 7d, ... or all (default 24h)")
+        parser.add_argument("--status", choices=("all", *STATUSES), default="all")
+        parser.add_argument("--json", action="store_true", help="print JSON, as the API answers")
+    resolve = actions.add_parser("resolve", help="say an issue is fixed: seen again, it regresses and alerts")
+    resolve.add_argument("id", help="the issue's id (or a unique prefix of it)")
+    resolve.add_argument("--in-release", metavar="RELEASE", help="the release that ships the fix")
+    ignore = actions.add_parser("ignore", help="stop alerting on an issue, for good or for a while")
+    ignore.add_argument("id")
+    how_long = ignore.add_mutually_exclusive_group()
+    how_long.add_argument("--for", dest="for_", metavar="DURATION", help="30m, 12h, 7d")
+    how_long.add_argument("--until", metavar="TIME", help="an ISO 8601 time with its zone")
+    how_long.add_argument("--count", type=int, metavar="N", help="until it happens N more times")
+    reopen = actions.add_parser("open", help="reopen a resolved or ignored issue")
+    reopen.add_argument("id")
+
+
+def _issues(args: argparse.Namespace) -> int:
+    from .config import Config  # noqa: F811 - at run time, not only for types
+    from .stores.base import StoreUnavailable
+    from .windows import parse_window
+
+    try:
+        config = Config.build({})
+        store = _existing_store(config)
+    except ValueError as exc:
+        print(f"wsgimon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        action = args.action or "list"
+        if action == "list":
+            window = parse_window(args.window)
+            return _list_issues(store, window.since(time.time()), args.status, args.json)
+        issue_id = _unique_issue(store, args.id)
+        change = parse_change(
+            "open" if action == "open" else "resolved" if action == "resolve" else "ignored",
+            getattr(args, "in_release", None),
+            getattr(args, "for_", None),
+            getattr(args, "until", None),
+            getattr(args, "count", None),
+            time.time(),
+        )
+        changed = store.change_issue(issue_id, change, time.time())
+        if changed is None:
+            raise ValueError(f"no issue {issue_id}")
+        print(f"{changed.id} is {changed.status}: {changed.type}: {changed.title}")
+        return 0
+    except ValueError as exc:
+        print(f"wsgimon: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"wsgimon: the store cannot be read: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _unique_issue(store: Store, given: str) -> str:
+    wanted = given.strip().lower()
+    if len(wanted) < 4 or not all(c in "0123456789abcdef" for c in wanted):
+        raise ValueError(f"an issue id is hexadecimal, at least 4 digits (see `wsgimon issues`), got {given!r}")
+    if store.issue(wanted) is not None:
+        return wanted
+    found = [row.id for row in store.issues(None) if row.id.startswith(wanted)]
+    if len(found) != 1:
+        raise ValueError(f"no issue {given!r}" if not found else f"{given!r} names {len(found)} issues; give more")
+    return found[0]
+
+
+def _list_issues(store: Store, since: float | None, status: str, as_json: bool) -> int:
+    import json
+
+    now = time.time()
+    counts = store.issue_window_counts(since, now)
+    rows = [
+        row
+        for row in store.issues(since)
+        if (status == "all" or row.status == status) and (since is None or counts.get(row.id))
+    ]
+    rows.sort(key=lambda row: (row.last_seen, counts.get(row.id, 0)), reverse=True)
+    if as_json:
+        print(json.dumps([{"id": r.id, "type": r.type, "title": r.title, "status": r.status,
+                           "count": counts.get(r.id, 0), "endpoints": [f"{m} {e}" for e, m, _n in r.endpoints],
+                           "last_seen": r.last_seen} for r in rows], indent=2))  # fmt: skip
+        return 0
+    if not rows:
+        print("no issues in this window")
+        return 0
+    for row in rows:
+        where = ", ".join(f"{m} {e}" for e, m, _n in row.endpoints[:3])
+        more = f" +{len(row.endpoints) - 3}" if len(row.endpoints) > 3 else ""
+        ago = _ago(now - row.last_seen)
+        print(f"{row.id}  {row.status:<9} {counts.get(row.id, 0):>7}  {ago:>8} ago  {row.type}: {row.title}")
+        print(f"{'':14}{where}{more}" + (f"  ({row.culprit})" if row.culprit else ""))
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(0, seconds):.0f}s"
 
 
 def _existing_store(config: Config) -> Store:

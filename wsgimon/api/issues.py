@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from typing import Any
 
-from ..stats.issues import IGNORED, RESOLVED, SETTABLE, STATUSES, IssueChange
+from ..stats.issues import SETTABLE, STATUSES, parse_change
 from ..stores.base import IssueRow
-from ..windows import HOUR, MINUTE, parse_duration
+from ..windows import HOUR, MINUTE
 from .context import Context
 from .params import BadRequest, Query
 from .values import iso
@@ -104,60 +103,18 @@ def change(ctx: Context, body: bytes, issue_id: str) -> dict[str, Any]:
     unknown = sorted(set(asked) - {"status", "in_release", "for", "until", "count"})
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(unknown)}; expected status, in_release, for, until, count")
-    status = asked.get("status")
-    if status not in SETTABLE:
-        raise BadRequest(f"status must be one of {', '.join(SETTABLE)}, got {status!r}")
     now = ctx.now()
-    parsed = issue_change(
-        status, asked.get("in_release"), asked.get("for"), asked.get("until"), asked.get("count"), now
-    )
+    try:
+        parsed = parse_change(
+            asked.get("status"), asked.get("in_release"), asked.get("for"), asked.get("until"), asked.get("count"), now
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     _find(ctx, issue_id)
     changed = ctx.store.change_issue(issue_id, parsed, now)
     if changed is None:
         raise NoSuchIssue(f"no issue {issue_id!r}")
     return _row(changed, changed.count)
-
-
-def issue_change(
-    status: str, in_release: object, for_: object, until: object, count: object, now: float
-) -> IssueChange:
-    """A change as the API and the command line take it, checked; BadRequest says what is wrong."""
-    if status != RESOLVED and in_release is not None:
-        raise BadRequest("in_release goes with status resolved")
-    if status != IGNORED and (for_ is not None or until is not None or count is not None):
-        raise BadRequest("for, until and count go with status ignored")
-    if in_release is not None and (not isinstance(in_release, str) or not 0 < len(in_release) <= 64):
-        raise BadRequest("in_release must be a release name of 1 to 64 characters")
-    ignored_until = None
-    if for_ is not None:
-        if not isinstance(for_, str):
-            raise BadRequest("for must be a duration such as 30m, 12h or 7d")
-        try:
-            ignored_until = now + parse_duration(for_, "for")
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-    if until is not None:
-        if ignored_until is not None:
-            raise BadRequest("give for or until, not both")
-        ignored_until = _instant(until, now)
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10**9):
-        raise BadRequest("count must be a whole number of occurrences from 1 to 1000000000")
-    return IssueChange(status, ignored_until, count, in_release)
-
-
-def _instant(value: object, now: float) -> float:
-    if not isinstance(value, str):
-        raise BadRequest("until must be an ISO 8601 time with its zone, such as 2026-12-31T09:00:00Z")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"until must be an ISO 8601 time such as 2026-12-31T09:00:00Z, got {value[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise BadRequest("until must say its zone (Z or +01:00)")
-    instant = moment.timestamp()
-    if instant <= now:
-        raise BadRequest("until must be in the future")
-    return instant
 
 
 def _find(ctx: Context, issue_id: str) -> IssueRow:

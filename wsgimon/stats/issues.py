@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+from ..windows import parse_duration
 
 __all__ = [
     "IGNORED",
@@ -32,6 +35,7 @@ __all__ = [
     "after_occurrences",
     "apply_change",
     "effective",
+    "parse_change",
 ]
 
 OPEN, RESOLVED, IGNORED, REGRESSED = "open", "resolved", "ignored", "regressed"
@@ -120,3 +124,47 @@ def apply_change(state: Lifecycle, change: IssueChange, now: float) -> None:
     state.ignored_until = change.ignored_until if ignoring else None
     count = change.ignored_for_count
     state.ignored_until_count = state.count + count if ignoring and count is not None else None
+
+
+def parse_change(
+    status: object, in_release: object, for_: object, until: object, count: object, now: float
+) -> IssueChange:
+    """A change as the API and the command line take it, checked; a ValueError says what is wrong."""
+    if not isinstance(status, str) or status not in SETTABLE:
+        raise ValueError(f"status must be one of {', '.join(SETTABLE)}, got {status!r}")
+    if status != RESOLVED and in_release is not None:
+        raise ValueError("in_release goes with status resolved")
+    if status != IGNORED and (for_ is not None or until is not None or count is not None):
+        raise ValueError("for, until and count go with status ignored")
+    if in_release is not None and (not isinstance(in_release, str) or not 0 < len(in_release) <= 64):
+        raise ValueError("in_release must be a release name of 1 to 64 characters")
+    ignored_until = None
+    if for_ is not None:
+        if not isinstance(for_, str):
+            raise ValueError("for must be a duration such as 30m, 12h or 7d")
+        try:
+            ignored_until = now + parse_duration(for_, "for")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    if until is not None:
+        if ignored_until is not None:
+            raise ValueError("give for or until, not both")
+        ignored_until = _instant(until, now)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10**9):
+        raise ValueError("count must be a whole number of occurrences from 1 to 1000000000")
+    return IssueChange(status, ignored_until, count, in_release)
+
+
+def _instant(value: object, now: float) -> float:
+    if not isinstance(value, str):
+        raise ValueError("until must be an ISO 8601 time with its zone, such as 2026-12-31T09:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"until must be an ISO 8601 time such as 2026-12-31T09:00:00Z, got {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError("until must say its zone (Z or +01:00)")
+    instant = moment.timestamp()
+    if instant <= now:
+        raise ValueError("until must be in the future")
+    return instant
