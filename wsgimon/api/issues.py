@@ -243,17 +243,47 @@ def openapi_paths(time: dict[str, Any], error: dict[str, Any], window: dict[str,
         return found
 
     item = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}}
+    duration = {"type": "string", "pattern": "^[1-9][0-9]{0,5}[smhd]$", "examples": ["30m", "12h", "7d"]}
     change = {
-        "type": "object",
-        "required": ["status"],
-        "additionalProperties": False,
-        "properties": {
-            "status": {"enum": list(SETTABLE)},
-            "in_release": {**text, "maxLength": 64, "description": "resolved: the release that ships the fix"},
-            "for": {**text, "description": "ignored for a while: 30m, 12h, 7d"},
-            "until": {**text, "format": "date-time", "description": "ignored until this time"},
-            "count": {"type": "integer", "minimum": 1, "description": "ignored until it happens this many more times"},
-        },
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {"status": {"const": "open"}},
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"const": "resolved"},
+                    "in_release": {
+                        **text,
+                        "minLength": 1,
+                        "maxLength": 64,
+                        "description": "the release that ships the fix",
+                    },
+                },
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "not": {"required": ["for", "until"]},
+                "properties": {
+                    "status": {"const": "ignored"},
+                    "for": {**duration, "description": "ignored for a while (at most 366d)"},
+                    "until": {**text, "format": "date-time", "description": "ignored until this time (future)"},
+                    "count": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 10**9,
+                        "description": "ignored until it happens this many more times",
+                    },
+                },
+            },
+        ]
     }
     return {
         "/issues": {

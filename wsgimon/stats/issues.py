@@ -150,6 +150,8 @@ def parse_change(
         if ignored_until is not None:
             raise ValueError("give for or until, not both")
         ignored_until = _instant(until, now)
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)  # JSON has numbers; 3.0 is 3
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10**9):
         raise ValueError("count must be a whole number of occurrences from 1 to 1000000000")
     return IssueChange(status, ignored_until, count, in_release)
