@@ -22,9 +22,20 @@ import wsgimon
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
 
-from . import dashboard_render, goals, hot_path, lifecycle, peers, postgres, release_size, server_load, store_scale
+from . import (
+    dashboard_render,
+    goals,
+    hot_path,
+    issues,
+    lifecycle,
+    peers,
+    postgres,
+    release_size,
+    server_load,
+    store_scale,
+)
 
-_SECTIONS = ("in-process", "server", "memory", "reads", "releases", "lifecycle", "dashboard")
+_SECTIONS = ("in-process", "server", "memory", "reads", "releases", "issues", "lifecycle", "dashboard")
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
     "flask",
@@ -110,6 +121,7 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
             reads, flush = store_scale.measure_reads((5,), 3, 3, lambda _directory: postgres.fresh_database(pg))
             section("Read side and flush, PostgreSQL (smoke)", store_scale.render(reads, flush, 3, "PostgreSQL"))
         section("Store size per release (smoke)", release_size.render(release_size.measure(5, 3)))
+        section("Issues: what grouping failures costs (smoke)", issues.render(issues.measure(200, 1)))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
@@ -159,6 +171,8 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
             "What a release adds to the store (SQLite, 100 endpoints served for a day)",
             release_size.render(release_size.measure(100, 24)),
         )
+    if "issues" in args.only:
+        section("Issues: what grouping failures costs, off the request thread", issues.render(issues.measure()))
     if "lifecycle" in args.only:
         section(
             f"Many apps in one process: {args.apps} Flask apps made, served two requests each and dropped",

@@ -51,14 +51,13 @@ class CapturedException:
     ``fingerprint`` callable (which is handed the real exception) and only until the request's
     record is made; ``fingerprint`` is what that callable said, if anything."""
 
-    __slots__ = ("type", "message", "handled", "original", "fingerprint", "_chain", "_shape")
+    __slots__ = ("type", "message", "handled", "original", "fingerprint", "_chain")
 
     def __init__(self, exc: BaseException, *, handled: bool = False) -> None:
         self.type: type[BaseException] = type(exc)
         self.handled = handled
         self.original: BaseException | None = exc if _originals_wanted else None
         self.fingerprint: str | None = None
-        self._shape: tuple[object, ...] | None = None
         self.message = _safe_str(exc)
         chain: Chain = []
         link = ""
@@ -81,15 +80,6 @@ class CapturedException:
     def chain(self) -> Chain:
         """(type, message, frames, link) per exception, innermost cause first."""
         return self._chain
-
-    def shape(self) -> tuple[object, ...]:
-        """What decides its fingerprint, hashable: equal shapes are the same issue (cached)."""
-        if self._shape is None:
-            if self.fingerprint is not None:
-                self._shape = ("custom", self.fingerprint)
-            else:
-                self._shape = tuple((kind, tuple(frames)) for kind, _message, frames, _link in self._chain)
-        return self._shape
 
     def traceback_text(self) -> str:
         """Formatted as Python prints it; reads source lines, so call it off the request thread."""

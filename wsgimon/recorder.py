@@ -316,8 +316,6 @@ class Recorder:
                     if issubclass(exc_type, _NOT_ERRORS):
                         exc_type = None
                     else:
-                        # Kept without frames from here on: the exception's traceback holds every caller.
-                        exc = capture(exc)
                         grouping = self._fingerprinter.group(exc)
                         issue = grouping.fingerprint
                         self._groupings[issue] = grouping

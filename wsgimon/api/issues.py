@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from ..stats.issues import SETTABLE, STATUSES, parse_change
+from ..stats.issues import STATUSES, parse_change
 from ..stores.base import IssueRow
 from ..windows import HOUR, MINUTE
 from .context import Context

@@ -82,25 +82,67 @@ def status_grouping(status: int, endpoint: str, method: str) -> Grouping:
 
 
 class Fingerprinter:
-    """Fingerprints of captured exceptions, cached by stack shape; use from one thread at a time."""
+    """Fingerprints of failures, cached by what decides them; use from one thread at a time.
+
+    The cache key is, per exception of the chain, its type and the file, line and function of
+    its innermost frame of the app's code: found by walking from the innermost frame out, which
+    stops after the few frames of the library that raised. A failure already seen costs that
+    walk and one lookup; the fingerprint itself (source lines read) is made once per key.
+    """
 
     def __init__(self) -> None:
-        self._by_shape: dict[tuple[object, ...], Grouping | str] = {}
+        self._by_key: dict[tuple[object, ...], Grouping | str] = {}
 
-    def group(self, exc: CapturedException) -> Grouping:
-        if exc.fingerprint is not None:
+    def group(self, exc: BaseException | CapturedException) -> Grouping:
+        if isinstance(exc, CapturedException) and exc.fingerprint is not None:
             return Grouping(_digest("custom\n" + exc.fingerprint), "custom")
-        shape = exc.shape()
-        known = self._by_shape.get(shape)
+        key = _key(exc)
+        known = self._by_key.get(key)
         if known is None:
-            if len(self._by_shape) >= _MAX_CACHED:
-                self._by_shape.clear()
-            known = self._by_shape[shape] = _from_stack(exc)
+            if len(self._by_key) >= _MAX_CACHED:
+                self._by_key.clear()
+            captured = exc if isinstance(exc, CapturedException) else CapturedException(exc)
+            known = self._by_key[key] = _from_stack(captured)
         if isinstance(known, Grouping):
             return known
         # No frame of the app's code: the types (``known``) and the messages, normalised.
-        messages = "\n".join(normalize_message(message) for _kind, message, _frames, _link in exc.chain)
+        captured = exc if isinstance(exc, CapturedException) else CapturedException(exc)
+        messages = "\n".join(normalize_message(message) for _kind, message, _frames, _link in captured.chain)
         return Grouping(_digest(f"message\n{known}\n{messages}"), "message")
+
+
+_MAX_CHAIN = 5
+
+
+def _key(exc: BaseException | CapturedException) -> tuple[object, ...]:
+    """Per exception of the chain (innermost cause first): its type and its innermost frame of the app."""
+    key: list[object] = []
+    if isinstance(exc, CapturedException):
+        for kind, _message, frames, _link in exc.chain:
+            key.append(kind)
+            key.append(next((frame for frame in reversed(frames) if is_in_app(frame[0])), None))
+        return tuple(key)
+    current: BaseException | None = exc
+    seen: list[BaseException] = []
+    while current is not None and len(seen) < _MAX_CHAIN and all(current is not other for other in seen):
+        seen.append(current)
+        found = None
+        tb = current.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if is_in_app(code.co_filename):
+                found = (code.co_filename, tb.tb_lineno, code.co_name)
+            tb = tb.tb_next
+        key.append(found)
+        key.append(type(current))
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    key.reverse()  # innermost cause first, as a captured chain
+    return tuple(key)
 
 
 def _from_stack(exc: CapturedException) -> Grouping | str:
