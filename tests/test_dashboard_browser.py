@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 
 from tests.helpers import call
+from tests.issues_app import create_app as create_issues_app
 from tests.seeding import batch_of, process
 from tests.servers import ROOT, wait_until, werkzeug_server
 from tests.standins.discord import DiscordStandIn
@@ -214,11 +215,12 @@ def test_attacker_controlled_values_render_as_text(browser: Any, served: str) ->
         assert XSS_PATH in page.column("log", 7)
         # Bidi and zero-width characters are shown, not obeyed.
         assert "/\\u202enimda/resu/eteled" in page.column("log", 7)
-        page.page.click("#errors summary")
-        assert page.page.locator("#errors summary", has_text=XSS_MESSAGE).count() == 1
-        assert XSS_MESSAGE in page.page.locator("#errors pre.traceback").inner_text()
+        page.page.click("#issues tbody tr.clickable")
+        assert page.texts("#issues .issue-title") == ["<script>window.__pwned = <num></script> bad input"]
+        assert page.texts("#issues .issue-message") == [XSS_MESSAGE]
+        assert XSS_MESSAGE in page.page.locator("#issues pre.traceback").inner_text()
         assert page.page.evaluate("window.__pwned") is None
-        assert page.page.locator("#log img, #errors script, #endpoints img").count() == 0
+        assert page.page.locator("#log img, #issues script, #endpoints img").count() == 0
         assert not page.dialogs and not page.console
     finally:
         page.close()
@@ -243,7 +245,7 @@ def test_sorting_filtering_and_window_switching(browser: Any, served: str) -> No
         page.wait_refreshes(before + 1)
         assert page.page.locator("#filter-chip").is_visible()
         assert set(page.column("log", 6)) == {"/fail"}
-        assert {row.split(" ", 1)[1] for row in page.column("errors", 1)} == {"/fail"}
+        assert page.texts("#issues tbody tr.clickable td:nth-child(4)") == ["GET /fail"]
         series = [parse_qs(urlsplit(u).query) for u in page.requests if "/timeseries" in u]
         assert series and series[-1]["endpoint"] == ["/fail"] and series[-1]["method"] == ["GET"]
         requests_card = page.page.locator(".card").first.locator(".value").inner_text()
@@ -690,6 +692,8 @@ def test_releases_panel_deploy_markers_and_the_release_selector(browser: Any, tw
         assert page.column("releases", 3) == [f"{ITEMS + V2_CHECKOUTS:,}", f"{ITEMS + V1_OK:,}"]
         assert page.column("releases", 5) == [f"{_ms(row['latency_ms']['p95'])} ms" for row in (v2, v1)]
         assert page.column("releases", 6) == ["⚠ 1 regression1 new error type", "oldest kept"]
+        assert page.texts("#issues .issue-type") == ["KeyError"]
+        assert page.texts("#issues tbody tr.clickable td:nth-child(9)") == ["v2"], "the newest release it was seen in"
 
         assert page.page.locator("#release-detail .notice.bad").inner_text() == (
             "⚠ v2 made 1 endpoint worse and raised 1 error type not seen before than v1"
@@ -719,8 +723,10 @@ def test_releases_panel_deploy_markers_and_the_release_selector(browser: Any, tw
         assert parse_qs(urlsplit(page.page.url).query) == {"release": ["v1"]}
         page.wait_for("document.querySelector('#releases tbody tr.selected')?.dataset.release === 'v1'")
         calls = {urlsplit(u).path.rsplit("/", 1)[-1]: parse_qs(urlsplit(u).query) for u in page.requests}
-        for name in ("stats", "endpoints", "errors", "timeseries"):
+        for name in ("stats", "endpoints", "issues", "timeseries"):
             assert calls[name]["release"] == ["v1"], name
+        assert calls["issues"]["sparkline"] == ["24"] and calls["issues"]["window"] == ["1h"]
+        assert page.texts("#issues tbody td.empty") == ["no issues in this window"], "v1 never raised"
         assert calls["timeseries"]["step"] == ["1h"] and "sparkline" not in calls["endpoints"]
         assert page.page.locator("#release-detail .release-name").inner_text() == "v1"
         assert page.column("endpoints", 0) == ["/items/<int:item_id>", "/ok"]
@@ -762,3 +768,143 @@ def test_without_releases_the_selector_is_hidden_and_the_panel_says_how(
         finally:
             page.close()
     monitor.close()
+
+
+def issues_of(url: str) -> list[dict[str, Any]]:
+    """What the page reads: the window's issues with their sparklines."""
+    answer = httpx.get(url + "/monitoring/issues", params={"window": "1h", "sparkline": 24}).json()
+    return list(answer["issues"])
+
+
+ISSUE_ROWS = "#issues tbody tr.clickable"
+AMOUNT_ROUTES = ("/orders/<raw>", "/refunds/<raw>", "/invoices/<raw>")
+
+
+@pytest.fixture
+def issues_served() -> Iterator[str]:
+    """tests/issues_app.py served: parse_amount behind three routes (one ValueError issue), a KeyError in /lookup."""
+    app, monitor = create_issues_app(storage="memory://")
+    with werkzeug_server(app) as url:
+        yield url
+    monitor.close()
+
+
+def test_issues_panel_groups_by_cause_marks_app_frames_and_resolves(browser: Any, issues_served: str) -> None:
+    url = issues_served
+    page = Page(browser, url + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        assert page.texts("#issues tbody td.empty") == ["no issues in this window"]
+        with httpx.Client(base_url=url) as client:
+            for path in ("/orders/x", "/refunds/y", "/invoices/z", "/lookup/first", "/ok"):
+                client.get(path)
+        page.refresh_until(f"document.querySelectorAll('{ISSUE_ROWS}').length === 2")
+        issues = issues_of(url)
+        (amount,) = [issue for issue in issues if issue["type"] == "ValueError"]
+        (lookup,) = [issue for issue in issues if issue["type"] == "KeyError"]
+        assert page.page.eval_on_selector_all(ISSUE_ROWS, "rows => rows.map(r => r.dataset.issue)") == [
+            issue["id"] for issue in issues
+        ], "in the API's order"
+
+        row = page.page.locator(f"{ISSUE_ROWS}[data-issue='{amount['id']}']")
+        cells = row.locator("td").all_inner_texts()
+        assert cells[0] == "open" and cells[1] == f"ValueError: {amount['title']}"
+        assert cells[2] == "tests.issues_app in parse_amount" == amount["culprit"]
+        assert cells[3] == ", ".join(f"GET {route}" for route in AMOUNT_ROUTES)
+        assert cells[4] == "3" and amount["count"] == 3
+        assert row.locator("td:nth-child(6) svg.spark path").count() == 1 and sum(amount["sparkline"]) == 3
+        assert all(re.fullmatch(r"just now|\d+ s ago", text) for text in cells[6:8]), cells
+        assert cells[8] == (amount["releases"][-1]["release"] if amount["releases"] else "–")
+        other = page.page.locator(f"{ISSUE_ROWS}[data-issue='{lookup['id']}']").locator("td").all_inner_texts()
+        assert other[1].startswith("KeyError: ") and other[3] == "GET /lookup/<which>" and other[4] == "1"
+
+        # The keyboard opens and closes a row; a click opens it too.
+        row.focus()
+        row.press("Enter")
+        page.wait_for("document.querySelector('#issues tr.issue-detail') !== null")
+        assert row.get_attribute("aria-expanded") == "true"
+        row.press("Enter")
+        page.wait_for("document.querySelector('#issues tr.issue-detail') === null")
+        row.click()
+        detail = page.page.locator("#issues tr.issue-detail")
+        assert detail.locator(".issue-message").inner_text() == amount["message"]
+        app_frames = {(f["file"], f["line"]) for f in amount["frames"] if f["in_app"]}
+        assert {f["function"] for f in amount["frames"] if f["in_app"]} >= {"parse_amount"}
+        shown_app = page.texts("#issues .tb-line.app")
+        app_file_lines = [line for line in shown_app if line.lstrip().startswith("File ")]
+        assert {tuple(re.findall(r'File "(.*)", line (\d+)', line)[0]) for line in app_file_lines} == {
+            (file, str(line)) for file, line in app_frames
+        }
+        assert "return int(raw)" in [line.strip() for line in shown_app], "the source line after an app frame"
+        library = page.texts("#issues .tb-line.lib")
+        assert any("flask" in line for line in library) and not any("issues_app.py" in line for line in library)
+        styles = page.page.eval_on_selector_all(
+            "#issues .tb-line.app, #issues .tb-line.lib",
+            "els => els.map(e => [e.classList.contains('app'), ...['fontWeight', 'opacity'].map("
+            "k => getComputedStyle(e)[k])])",
+        )
+        assert {(weight, opacity) for app, weight, opacity in styles if app} == {("700", "1")}, "bold"
+        assert {opacity for app, _weight, opacity in styles if not app} == {"0.55"}, "dimmed"
+        assert detail.locator("button").all_inner_texts() == ["Resolve", "Ignore"]
+
+        with page.page.expect_request(lambda r: r.method == "POST") as sent:
+            detail.locator("button[data-action=resolved]").click()
+        assert sent.value.url == f"{url}/monitoring/issues/{amount['id']}"
+        assert sent.value.post_data_json == {"status": "resolved"}
+        assert sent.value.headers["content-type"] == "application/json"
+        page.wait_for(
+            f"document.querySelector(\"{ISSUE_ROWS}[data-issue='{amount['id']}'] .chip\").textContent === 'resolved'"
+        )
+        assert {issue["id"]: issue["status"] for issue in issues_of(url)} == {
+            amount["id"]: "resolved",
+            lookup["id"]: "open",
+        }
+        assert detail.locator("button").all_inner_texts() == ["Ignore", "Reopen"], "the detail stays open"
+        assert page.page.evaluate("document.activeElement.dataset.issue") == amount["id"], "the row keeps the focus"
+
+        page.page.select_option("#issue-status", "open")
+        page.wait_for(f"document.querySelectorAll('{ISSUE_ROWS}').length === 1")
+        assert page.page.locator(ISSUE_ROWS).get_attribute("data-issue") == lookup["id"]
+        page.page.select_option("#issue-status", "regressed")
+        assert page.texts("#issues tbody td.empty") == ["no regressed issues in this window"]
+        page.page.select_option("#issue-status", "")
+
+        # Filtered by an endpoint: the issues that broke it.
+        page.page.click("#endpoints tbody tr[data-endpoint='/lookup/<which>']")
+        page.wait_for(f"document.querySelectorAll('{ISSUE_ROWS}').length === 1")
+        assert page.page.locator(ISSUE_ROWS).get_attribute("data-issue") == lookup["id"]
+        assert not page.console, page.console
+    finally:
+        page.close()
+
+
+def test_a_refused_issue_change_shows_why_inline(browser: Any, issues_served: str) -> None:
+    url = issues_served
+    httpx.get(url + "/lookup/first")
+    (issue,) = issues_of(url)
+    refusal = "refused: the Origin is not this site; send the change from this site's dashboard or a client"
+
+    def refuse(route: Any) -> None:
+        if route.request.method == "POST":
+            route.fulfill(status=403, json={"error": refusal})
+        else:
+            route.continue_()
+
+    page = Page(browser, url + "/monitoring/")
+    try:
+        page.wait_for(f"document.querySelectorAll('{ISSUE_ROWS}').length === 1")
+        page.page.route("**/monitoring/issues/*", refuse)
+        page.page.click(ISSUE_ROWS)
+        page.page.click("#issues tr.issue-detail button[data-action=ignored]")
+        page.wait_for("document.querySelector('#issues .issue-error') !== null")
+        assert page.page.locator("#issues .issue-error").inner_text() == "Not changed: " + refusal
+        assert page.page.locator(f"{ISSUE_ROWS} .chip").inner_text() == "open"
+        assert issues_of(url)[0]["status"] == "open"
+        # The refusal stays until the next action, whatever the auto refresh does.
+        before = page.refreshes()
+        page.page.click("#refresh-now")
+        page.wait_refreshes(before + 1)
+        assert page.page.locator("#issues .issue-error").inner_text() == "Not changed: " + refusal
+        assert [line for line in page.console if "403" not in line] == [], page.console
+    finally:
+        page.close()

@@ -16,14 +16,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.helpers import get_json
+from tests.helpers import call, get_json
+from tests.issues_app import create_app
 from tests.seeding import batch_of, process
 from tests.servers import ROOT, gunicorn_server
 from tests.standins.smtp import SMTPStandIn, smtp_server
 from wsgimon import MonitorMiddleware
 from wsgimon.config import Config
-from wsgimon.report import build_report, period_before, render_report, report_email
+from wsgimon.report import build_report, period_before, period_from, render_report, report_email
 from wsgimon.report_schedule import parse_schedule
+from wsgimon.stats.issues import IssueChange
+from wsgimon.stores.base import Batch, IssueSample, ProcessRow
+from wsgimon.stores.memory import MemoryStore
 from wsgimon.stores.sqlite import SQLiteStore
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -256,8 +260,6 @@ def test_the_cli_fails_in_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_the_report_lists_the_weeks_releases_and_what_each_changed(tmp_path: Path) -> None:
-    from wsgimon.stores.base import ProcessRow
-
     now = datetime.now(UTC)
     period = period_before(now, "week")
     start = period.start.timestamp()
@@ -279,3 +281,212 @@ def test_the_report_lists_the_weeks_releases_and_what_each_changed(tmp_path: Pat
     )
     assert "Releases deployed" in html and "no regression" not in html.split("v2")[-1].split("</tr>")[0]
     store.close()
+
+
+def issue_batch(
+    issue_id: str,
+    type_name: str,
+    at: list[float],
+    endpoints: dict[str, int],
+    message: str = "",
+) -> Batch:
+    """One issue's occurrences at the given times, the way a process's flush carries them."""
+    minutes: dict[int, int] = {}
+    for moment in at:
+        minute = int(moment // 60 * 60)
+        minutes[minute] = minutes.get(minute, 0) + 1
+    sample = IssueSample(
+        id=issue_id,
+        fingerprint=issue_id,
+        type=type_name,
+        title=message or type_name,
+        message=message or type_name,
+        traceback=None,
+        frames=[],
+        culprit=f"shop.views in {issue_id}",
+        count=len(at),
+        first_seen=min(at),
+        last_seen=max(at),
+        endpoints={(endpoint, "GET"): n for endpoint, n in endpoints.items()},
+        minutes=minutes,
+    )
+    return Batch(issues={issue_id: sample})
+
+
+def flushed_at(moment: float) -> ProcessRow:
+    """A process whose flush happened at ``moment``: what the store decides there, it decides as of then."""
+    return ProcessRow("host", 1, moment - 60, moment, 0)
+
+
+def section(text: str, title: str) -> str:
+    """The lines of the plain-text part under ``title``, up to the next blank line."""
+    return text.split("\n" + title, 1)[1].split("\n\n", 1)[0]
+
+
+def text_time(epoch: float) -> str:
+    """A time as the report writes it (in UTC, the zone of these reports)."""
+    return f"{datetime.fromtimestamp(epoch, UTC):%a %d %b %H:%M}"
+
+
+def test_the_weeks_failures_are_new_issues_and_top_issues_with_their_endpoints(tmp_path: Path) -> None:
+    period = period_from(datetime.now(UTC).date(), "week", UTC)  # this week: the failures below are in it
+    _, monitor = create_app(storage=f"sqlite:///{tmp_path}/store.sqlite3", public_url="https://shop.example")
+    for path in ("/orders/1x", "/refunds/2x", "/invoices/3x", "/orders/4x", "/lookup/first", "/lookup/first"):
+        call(monitor, path)
+    call(monitor, "/unavailable")
+    call(monitor, "/ok")
+    monitor.flush()
+    report = build_report(monitor.store, period, monitor.config)
+    issues = report.issues
+    assert [(x["type"], x["count"]) for x in issues.new] == [
+        ("ValueError", 4),
+        ("KeyError", 2),
+        ("503 Service Unavailable", 1),
+    ]
+    assert [(x["type"], x["count"]) for x in issues.top] == [(x["type"], x["count"]) for x in issues.new]
+    value_error = issues.new[0]
+    assert {e["endpoint"] for e in value_error["endpoints"]} == {"/orders/<raw>", "/refunds/<raw>", "/invoices/<raw>"}
+    assert value_error["culprit"] == "tests.issues_app in parse_amount" and value_error["more_endpoints"] == 0
+    assert value_error["url"] == f"https://shop.example/monitoring/?issue={value_error['id']}"
+    assert issues.regressed == [] and issues.counted_since is None
+    text, html = render_report(report)
+    new = section(text, "New issues")
+    assert "ValueError: invalid literal for int() with base <num>: <str>" in new
+    assert "tests.issues_app in parse_amount" in new and "GET /orders/<raw>" in new and "GET /lookup/<which>" in new
+    assert "4 occurrences in the week" in new and "503 Service Unavailable" in new
+    assert section(text, "Regressions").strip().endswith("(none)")
+    top = section(text, "Top issues in the week").splitlines()
+    assert [line.split()[:2] for line in top if line[:10].strip().isdigit()] == [
+        ["4", "ValueError:"],
+        ["2", "KeyError:"],
+        ["1", "503"],
+    ]
+    # The HTML part: the same issues, escaped, each linked to its page of the dashboard.
+    assert "New issues" in html and "Top issues in the week" in html and "Top error types" not in html
+    assert "/orders/&lt;raw&gt;" in html and "<raw>" not in html
+    assert f'href="https://shop.example/monitoring/?issue={value_error["id"]}"' in html
+    monitor.close()
+
+
+def test_an_issue_resolved_then_seen_again_is_a_regression_of_the_period(tmp_path: Path) -> None:
+    period = period_from(datetime.now(UTC).date(), "week", UTC)
+    _, monitor = create_app(storage=f"sqlite:///{tmp_path}/store.sqlite3")
+    call(monitor, "/lookup/first")
+    call(monitor, "/orders/1x")
+    monitor.flush()
+    ids = {row.type: row.id for row in monitor.store.issues(None)}
+    resolved_at = time.time()
+    for issue_id in ids.values():
+        monitor.store.change_issue(issue_id, IssueChange("resolved"), resolved_at)
+    call(monitor, "/lookup/first")  # back; the ValueError stays fixed
+    monitor.flush()
+    report = build_report(monitor.store, period, monitor.config)
+    (regressed,) = report.issues.regressed
+    assert regressed["id"] == ids["KeyError"] and regressed["status"] == "regressed"
+    assert regressed["count"] == 2 and regressed["resolved_at"] == resolved_at
+    assert period.start.timestamp() <= regressed["status_changed"] < period.end.timestamp()
+    assert {(x["type"], x["status"]) for x in report.issues.top} == {
+        ("KeyError", "regressed"),
+        ("ValueError", "resolved"),
+    }
+    assert regressed["url"] is None, "no public_url: nothing to link to"
+    text, html = render_report(report)
+    regressions = section(text, "Regressions")
+    assert "KeyError" in regressions and "ValueError" not in regressions and "GET /lookup/<which>" in regressions
+    assert f"resolved {text_time(resolved_at)}" in regressions
+    html_regressions = html.split("Regressions", 1)[1].split("Top issues", 1)[0]
+    assert "KeyError" in html_regressions and "ValueError" not in html_regressions
+    assert "/lookup/&lt;which&gt;" in html_regressions and "?issue=" not in html
+    monitor.close()
+
+
+def test_a_past_weeks_issues_new_regressed_and_top_by_occurrences_in_the_week(tmp_path: Path) -> None:
+    period = period_before(datetime.now(UTC), "week")
+    start = period.start.timestamp()
+    day = 86400.0
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    # Seen a lot the week before and twice in the week: not new, and the top is the week's, not all time's.
+    store.write(
+        issue_batch("old", "TimeoutError", [start - 3 * day + i for i in range(50)], {"/feed": 50}),
+        flushed_at(start - 3 * day + 60),
+    )
+    store.write(
+        issue_batch("old", "TimeoutError", [start + day + i for i in range(2)], {"/feed": 2}),
+        flushed_at(start + day + 60),
+    )
+    # Only seen before the week: neither new nor in the top.
+    store.write(
+        issue_batch("gone", "OSError", [start - 2 * day + i for i in range(90)], {"/upload": 90}),
+        flushed_at(start - 2 * day + 120),
+    )
+    # Resolved before the week, back in it.
+    store.write(
+        issue_batch("back", "KeyError", [start - 4 * day], {"/cart": 1}, "'coupon'"), flushed_at(start - 4 * day + 60)
+    )
+    store.change_issue("back", IssueChange("resolved"), start - 3 * day)
+    store.write(
+        issue_batch("back", "KeyError", [start + 2 * day + i for i in range(3)], {"/cart": 3}, "'coupon'"),
+        flushed_at(start + 2 * day + 60),
+    )
+    # New in the week, with more endpoints than are named.
+    endpoints = {"/a": 5, "/b": 4, "/c": 3, "/d": 2, "/e": 1}
+    store.write(
+        issue_batch("fresh", "ValueError", [start + 3 * day + i * 60 for i in range(15)], endpoints, "bad price"),
+        flushed_at(start + 3 * day + 3600),
+    )
+    for n, name in enumerate(("n1", "n2", "n3", "n4")):
+        at = [start + 5 * day + n * 3600 + i for i in range(n + 4)]  # 4 to 7 occurrences
+        store.write(
+            issue_batch(name, "RuntimeError", at, {f"/{name}": n + 4}, f"broke {name}"), flushed_at(max(at) + 60)
+        )
+    # Just after the week: not counted in it.
+    store.write(
+        issue_batch("n1", "RuntimeError", [period.end.timestamp() + i for i in range(20)], {"/n1": 20}, "broke n1"),
+        flushed_at(period.end.timestamp() + 60),
+    )
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    issues = report.issues
+    assert [x["id"] for x in issues.new] == ["fresh", "n4", "n3", "n2", "n1"]
+    assert [(x["id"], x["count"]) for x in issues.top] == [("fresh", 15), ("n4", 7), ("n3", 6), ("n2", 5), ("n1", 4)]
+    assert [(x["id"], x["count"]) for x in issues.regressed] == [("back", 3)]
+    assert issues.regressed[0]["status_changed"] == start + 2 * day + 60
+    fresh = issues.new[0]
+    assert [e["endpoint"] for e in fresh["endpoints"]] == ["/a", "/b", "/c"] and fresh["more_endpoints"] == 2
+    text, html = render_report(report)
+    new = section(text, "New issues")
+    assert "ValueError: bad price" in new and "GET /a, GET /b, GET /c +2 more" in new
+    assert "15 occurrences in the week" in new and "TimeoutError" not in new and "OSError" not in text
+    assert "&#39;coupon&#39;" in html.split("Regressions", 1)[1].split("Top issues", 1)[0]
+    assert "+2 more" in html and "OSError" not in html
+    store.close()
+
+
+def test_a_week_without_issues_says_so_in_one_line(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    period = period_before(now, "week")
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    store.write(batch_of(last_week_traffic(now)), process())
+    earlier = period.start.timestamp() - 1800  # just before the week
+    store.write(issue_batch("earlier", "ValueError", [earlier], {"/checkout": 1}), flushed_at(earlier + 60))
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    assert report.issues.new == report.issues.regressed == report.issues.top == []
+    text, html = render_report(report)
+    issue_lines = [line for line in text.splitlines() if "issue" in line.lower()]
+    assert issue_lines == ["Issues: none in the week (no new issue, no regression, no failure counted)"]
+    assert "New issues" not in html and "Top issues" not in html and "none in the week" in html
+    store.close()
+
+
+def test_past_the_hour_retention_the_report_says_its_occurrences_are_not_counted() -> None:
+    period = period_before(datetime.now(UTC), "week")
+    start = period.start.timestamp()
+    store = MemoryStore(recent_requests=10)  # keeps hour rows for two days: last week's are gone
+    store.write(issue_batch("fresh", "ValueError", [start + 3600], {"/pay": 1}, "bad price"), flushed_at(start + 3660))
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    (fresh,) = report.issues.new
+    assert fresh["id"] == "fresh" and fresh["count"] is None and report.issues.top == []
+    assert report.issues.counted_since is not None and report.issues.counted_since >= period.end.timestamp()
+    text, html = render_report(report)
+    assert "– occurrences in the week" in section(text, "New issues")
+    assert "(occurrences are past the retention and not counted)" in text
+    assert "Occurrences are past the retention and not counted." in html

@@ -4,7 +4,9 @@
 host's numbers) and the period before it; :func:`render_report` turns it into
 the two parts of an e-mail (plain text, and HTML with inline styles and bars
 drawn with tables: no image, no external URL) and :func:`report_email` into
-the message. Sending once per period across a deployment is
+the message. Failures are told as issues (grouped by cause): the ones new in
+the period, the ones that came back after being resolved, and the period's
+most frequent. Sending once per period across a deployment is
 :mod:`wsgimon.report_schedule`'s job.
 """
 
@@ -16,19 +18,29 @@ from datetime import date, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .aggregate import Aggregate
 from .slo import objectives, slo_status
+from .stats.issues import REGRESSED
+from .windows import DAY, HOUR
 
 if TYPE_CHECKING:
     from .config import Config
-    from .stores.base import Store
+    from .stores.base import IssueRow, Store
 
-__all__ = ["Period", "Report", "build_report", "period_before", "render_report", "report_email"]
+__all__ = ["Period", "PeriodIssues", "Report", "build_report", "period_before", "render_report", "report_email"]
 
 _TOP = 5
+#: new issues and regressions listed; more are counted, not listed
+_MAX_LISTED = 10
+#: endpoints named per issue; more are counted ("+2 more")
+_ENDPOINTS_NAMED = 3
+#: a write may bring occurrences late (a process's spool): an issue last seen this long before
+#: the period may still have regressed in it
+_LATE_S = DAY
 _MIN_REQUESTS_FOR_SLOWEST = 20
 _environment = Environment(
     loader=PackageLoader("wsgimon", "templates"),
@@ -93,6 +105,23 @@ def period_from(day: date, kind: str, zone: tzinfo) -> Period:
 
 
 @dataclass
+class PeriodIssues:
+    """The period's issues, each a dict (see :func:`_issue`); ``count`` is its occurrences in the period."""
+
+    #: first seen in the period, the most occurrences first
+    new: list[dict[str, Any]] = field(default_factory=list)
+    #: seen again in the period after being resolved, the latest first
+    regressed: list[dict[str, Any]] = field(default_factory=list)
+    #: the most occurrences in the period, from the hour rows
+    top: list[dict[str, Any]] = field(default_factory=list)
+    #: how many are new, and regressed, listed or not
+    new_count: int = 0
+    regressed_count: int = 0
+    #: when the counted occurrences start if after the period's start (older hours are past the retention)
+    counted_since: float | None = None
+
+
+@dataclass
 class Report:
     period: Period
     totals: dict[str, Any]
@@ -107,6 +136,8 @@ class Report:
     dashboard_url: str | None = None
     #: releases first seen in the period, oldest first, with what each changed against the one before
     releases: list[dict[str, Any]] = field(default_factory=list)
+    #: failures grouped by cause: new in the period, regressed in it, and its most frequent
+    issues: PeriodIssues = field(default_factory=PeriodIssues)
     generated_at: float = field(default_factory=time.time)
 
 
@@ -196,7 +227,69 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         slo,
         dashboard,
         releases,
+        issues=_issues_in(store, start, end, moment, dashboard),
     )
+
+
+def _issues_in(store: Store, start: float, end: float, now: float, dashboard: str | None) -> PeriodIssues:
+    counted_since = None
+    if start < now - store.hour_retention_s:
+        counted_since = float(-(-(now - store.hour_retention_s) // HOUR) * HOUR)  # the next whole hour
+    counts: dict[str, int] = {}
+    for issue_id, _hour, count in store.issue_counts(HOUR, int(start), int(end)):
+        counts[issue_id] = counts.get(issue_id, 0) + count
+    rows = {row.id: row for row in store.issues(start - _LATE_S)}
+
+    def in_period(row: IssueRow) -> int | None:
+        # Past the hours' retention a missing row says nothing: unknown, not zero.
+        return counts.get(row.id, 0 if counted_since is None else None)
+
+    new = sorted(
+        (row for row in rows.values() if start <= row.first_seen < end),
+        key=lambda row: (-(in_period(row) or 0), row.first_seen, row.id),
+    )
+    regressed = sorted(
+        (row for row in rows.values() if row.status == REGRESSED and start <= row.status_changed < end),
+        key=lambda row: (-row.status_changed, row.id),
+    )
+    top: list[dict[str, Any]] = []
+    for issue_id, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        row = rows.get(issue_id)  # None: counted, then pushed out of the store by newer issues
+        if row is not None:
+            top.append(_issue(row, count, dashboard))
+        if len(top) == _TOP:
+            break
+    return PeriodIssues(
+        [_issue(row, in_period(row), dashboard) for row in new[:_MAX_LISTED]],
+        [_issue(row, in_period(row), dashboard) for row in regressed[:_MAX_LISTED]],
+        top,
+        len(new),
+        len(regressed),
+        counted_since,
+    )
+
+
+def _issue(row: IssueRow, count: int | None, dashboard: str | None) -> dict[str, Any]:
+    named = row.endpoints[:_ENDPOINTS_NAMED]
+    # Without a message of its own (a bare 5xx, an empty message) the title only repeats the type.
+    says = row.message.strip() not in ("", row.type) and row.title != row.type
+    return {
+        "id": row.id,
+        "type": row.type,
+        "title": row.title if says else "",
+        "culprit": row.culprit,
+        "status": row.status,
+        "count": count,
+        "total": row.count,
+        "first_seen": row.first_seen,
+        "last_seen": row.last_seen,
+        "status_changed": row.status_changed,
+        "resolved_at": row.resolved_at,
+        "resolved_in": row.resolved_in,
+        "endpoints": [{"endpoint": e, "method": m, "count": n} for e, m, n in named],
+        "more_endpoints": len(row.endpoints) - len(named),
+        "url": None if dashboard is None else f"{dashboard}?issue={quote(row.id, safe='')}",
+    }
 
 
 def _releases_in(store: Store, config: Config, start: float, end: float) -> list[dict[str, Any]]:
