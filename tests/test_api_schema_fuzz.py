@@ -9,7 +9,7 @@ no negative or non-finite number). A store that holds real traffic matters: empt
 against almost any schema.
 
 The fuzzing tolerates exactly the cross-parameter rules of ``/timeseries`` and the rules of an issue
-change that depend on the clock (``until`` in the future, ``for`` at most 366 days), which OpenAPI
+change or a silence that depend on the clock (``until`` in the future, ``for`` at most 366 days), which OpenAPI
 cannot state; at the bounds of ``window`` and ``min_ms`` the document and the server agree (tested below).
 """
 
@@ -99,8 +99,8 @@ _TIMESERIES_RULES = (
 )
 
 
-#: An issue change valid by the document that the clock refuses.
-_ISSUE_CHANGE_RULES = ("until must be in the future", "for must be at most 366d")
+#: An issue change or a silence valid by the document that the clock refuses.
+_CLOCK_RULES = ("until must be in the future", "for must be at most 366d")
 
 
 def _error_message(response: Response) -> str:
@@ -118,8 +118,8 @@ def _known_refusal(case: Case[Any], response: Response) -> bool:
     message = _error_message(response)
     if "releases are kept per hour" in message:  # release= with a finer step, or with sparklines
         return case.path in ("/timeseries", "/endpoints")
-    if case.path == "/issues/{id}" and case.method.upper() == "POST":
-        return any(rule in message for rule in _ISSUE_CHANGE_RULES)
+    if case.path in ("/issues/{id}", "/silences") and case.method.upper() == "POST":
+        return any(rule in message for rule in _CLOCK_RULES)
     return case.path == "/timeseries" and any(rule in message for rule in _TIMESERIES_RULES)
 
 

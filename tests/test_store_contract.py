@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests import postgres
 from tests.seeding import batch_of, process
+from wsgimon.alerts.incidents import Settings, Verdict, decide
+from wsgimon.alerts.silencing import parse_silence
 from wsgimon.profiles import collapse
-from wsgimon.stores.base import ALL, AlertRow, ProcessRow, RequestEntry, SlowRequest, Store
+from wsgimon.stats.issues import IssueChange
+from wsgimon.stores.base import ALL, AlertRow, IssueSample, ProcessRow, RequestEntry, SlowRequest, Store
 from wsgimon.stores.memory import MemoryStore
 from wsgimon.windows import DAY, HOUR, parse_window
 
@@ -198,24 +202,74 @@ def test_endpoint_names_are_capped_deployment_wide(open_store: Opener) -> None:
     assert b.overflowed() == 4
 
 
-def test_one_alert_per_cooldown_deployment_wide_with_the_suppressed_count(open_store: Opener) -> None:
+def test_an_event_is_claimed_by_one_handle_for_its_cooldown(open_store: Opener) -> None:
     a, b = open_store(), open_store()
     now = 1_000_000.0
-    assert a.claim_occurrence("error:ValueError", now, 300, 1) == (True, 0)
-    assert b.claim_occurrence("error:ValueError", now + 1, 300, 3) == (False, 0)
-    assert a.claim_occurrence("error:ValueError", now + 2, 300, 2) == (False, 0)
-    assert a.claim_followups(now + 100, 300) == []
-    assert b.claim_followups(now + 301, 300) == [("error:ValueError", 5)]
-    assert a.claim_followups(now + 302, 300) == [], "a follow-up is told once"
-    assert a.claim_occurrence("error:ValueError", now + 700, 300, 1) == (True, 0)
+    assert a.claim_occurrence("event|new_issue|v2|abc", now, 300, 1) == (True, 0)
+    assert b.claim_occurrence("event|new_issue|v2|abc", now + 1, 300, 1) == (False, 0)
+    assert b.claim_occurrence("event|new_issue|v2|abc", now + 301, 300, 1)[0], "claimable again after its cooldown"
 
 
-def test_a_condition_changes_state_once(open_store: Opener) -> None:
+def _verdict(true: bool) -> Verdict:
+    return Verdict("issue|abc", "exception", true, "critical", "ValueError in GET /x", "it fails", {"issue": "abc"})
+
+
+def test_incidents_are_decided_once_whichever_handle_evaluates(open_store: Opener) -> None:
     a, b = open_store(), open_store()
-    assert a.transition("error_rate", True, 1.0) and not b.transition("error_rate", True, 2.0)
-    assert a.firing_keys() == b.firing_keys() == {"error_rate"}
-    assert b.transition("error_rate", False, 3.0) and not a.transition("error_rate", False, 4.0)
-    assert a.firing_keys() == set()
+    settings = Settings(group_wait_s=30, group_interval_s=300, resolve_after_s=60)
+    t = 1_000_000.0
+    assert a.alerting(lambda state: decide(state, [_verdict(True)], t, settings), t) == []
+    # Both evaluate the same instant after the group wait: one of them tells.
+    first = a.alerting(lambda state: decide(state, [_verdict(True)], t + 30, settings), t + 30)
+    second = b.alerting(lambda state: decide(state, [_verdict(True)], t + 30, settings), t + 30)
+    assert [n.kind for n in first] == ["firing"] and second == []
+    # An evaluation older than one already applied changes nothing.
+    assert b.alerting(lambda state: decide(state, [_verdict(False)], t + 10, settings), t + 10) == []
+    assert b.alerting(lambda state: decide(state, [_verdict(False)], t + 40, settings), t + 40) == []
+    done = b.alerting(lambda state: decide(state, [_verdict(False)], t + 100, settings), t + 100)
+    assert [n.kind for n in done] == ["resolved"]
+    view = a.alerting_view(t + 100)
+    assert [(i.id, i.status, i.messages) for i in view.incidents.values()] == [(1, "resolved", 2)]
+    assert view.conditions["issue|abc"].status == "resolved"
+
+
+def test_silences_are_shared_and_end_when_expired(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = time.time()
+    made = a.add_silence(parse_silence({"rule": "exception", "for": "1h", "reason": "deploy"}, now))
+    other = b.add_silence(parse_silence({"endpoint": "/x", "for": "2h", "reason": "known"}, now))
+    assert (made.id, other.id) == (1, 2)
+    assert [s.active(now) for s in b.alerting_view(now).silences] == [True, True]
+    ended = b.expire_silence(1, now + 10)
+    assert ended is not None and not ended.active(now + 10) and b.expire_silence(7, now) is None
+    assert [s.active(now + 10) for s in a.alerting_view(now + 10).silences] == [False, True]
+
+
+def test_issues_merge_across_writers_and_a_resolved_one_regresses(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = time.time()
+
+    def failures(store: Store, endpoint: str, count: int, at: float, release: str | None = None) -> None:
+        batch = batch_of([])
+        batch.issues["abc"] = IssueSample(
+            "abc", "abc" * 10, "ValueError", "bad <num>", f"bad {count}", "Traceback…", [], "app in parse",
+            count, at, at, {(endpoint, "GET"): count}, {int(at // 60 * 60): count},
+        )  # fmt: skip
+        store.write(batch, replace(process(), release=release))
+
+    failures(a, "/orders", 3, now - 5, "v1")
+    failures(b, "/refunds", 2, now - 4, "v1")
+    issue = a.issue("abc")
+    assert issue is not None and issue.count == 5 and issue.status == "open"
+    assert sorted(issue.endpoints) == [("/orders", "GET", 3), ("/refunds", "GET", 2)]
+    assert [(r[0], r[1]) for r in issue.releases] == [("v1", 5)]
+    assert b.issue_window_counts(now - 3600, now) == {"abc": 5}
+    resolved = b.change_issue("abc", IssueChange("resolved"), now - 3)
+    assert resolved is not None and resolved.status == "resolved"
+    failures(a, "/orders", 1, now - 1)
+    again = b.issue("abc")
+    assert again is not None and again.status == "regressed" and again.count == 6
+    assert b.change_issue("nope", IssueChange("open"), now) is None
 
 
 def test_the_alert_log_keeps_deliveries(open_store: Opener) -> None:

@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--period", choices=("week", "day"), help="default: WSGIMON_REPORT_PERIOD, else week")
     report.add_argument("--since", metavar="DATE", help="the period that holds DATE (YYYY-MM-DD); default: the last")
     _add_issues_command(commands)
+    _add_silence_command(commands)
     args = parser.parse_args(argv)
     if args.command == "test-alert":
         return _test_alert()
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "issues":
         return _issues(args)
+    if args.command == "silence":
+        return _silence(args)
     parser.print_help()
     return 0
 
@@ -251,6 +254,105 @@ def _ago(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{max(0, seconds):.0f}s"
+
+
+def _add_silence_command(commands: Any) -> None:
+    silence = commands.add_parser("silence", help="mute alerts for a while, on every worker and host")
+    actions = silence.add_subparsers(dest="action")
+    add = actions.add_parser("add", help="mute what matches every given --rule, --endpoint, --issue, --severity")
+    add.add_argument("--rule", help="exception, error_rate, latency_p95, health, slo, regression, new_error")
+    add.add_argument("--endpoint", help="an endpoint as the API names it: /orders/<int:id>")
+    add.add_argument("--issue", help="an issue's id (see wsgimon issues)")
+    add.add_argument("--severity", choices=("critical", "warning", "info"))
+    how_long = add.add_mutually_exclusive_group(required=True)
+    how_long.add_argument("--for", dest="for_", metavar="DURATION", help="30m, 2h, 1d")
+    how_long.add_argument("--until", metavar="TIME", help="an ISO 8601 time with its zone")
+    add.add_argument("--reason", required=True, help="why: shown with every alert it mutes")
+    actions.add_parser("list", help="the silences, active and recently ended")
+    expire = actions.add_parser("expire", help="end a silence now")
+    expire.add_argument("id", type=int)
+
+
+def _silence(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .alerts.silencing import parse_silence
+    from .config import Config  # noqa: F811 - at run time, not only for types
+    from .stores.base import StoreUnavailable
+
+    try:
+        config = Config.build({})
+        store = _existing_store(config)
+    except ValueError as exc:
+        print(f"wsgimon: {exc}", file=sys.stderr)
+        return 2
+    now = time.time()
+    try:
+        if args.action == "add":
+            asked = {
+                name: value
+                for name, value in (
+                    ("rule", args.rule),
+                    ("endpoint", args.endpoint),
+                    ("issue", args.issue),
+                    ("severity", args.severity),
+                    ("for", args.for_),
+                    ("until", args.until),
+                    ("reason", args.reason),
+                )
+                if value is not None
+            }
+            asked["created_by"] = f"{_user(getpass)} (command line)"
+            made = store.add_silence(parse_silence(asked, now))
+            print(f"silence {made.id} until {_when(made.ends)}: {_describe(made)}")
+        elif args.action == "expire":
+            ended = store.expire_silence(args.id, now)
+            if ended is None:
+                raise ValueError(f"no silence {args.id}")
+            print(f"silence {ended.id} ended: {_describe(ended)}")
+        else:
+            silences = store.alerting_view(now).silences
+            for item in silences:
+                state = "active until" if item.active(now) else "ended"
+                print(f"{item.id:>4}  {state} {_when(item.ends)}  {_describe(item)}")
+            if not silences:
+                print("no silence")
+        return 0
+    except ValueError as exc:
+        print(f"wsgimon: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"wsgimon: the store cannot be read: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _user(getpass: Any) -> str:
+    try:
+        return str(getpass.getuser())
+    except Exception:
+        return "someone"
+
+
+def _when(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _describe(silence: Any) -> str:
+    what = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("rule", silence.rule),
+            ("endpoint", silence.endpoint),
+            ("issue", silence.issue),
+            ("severity", silence.severity),
+        )
+        if value
+    )
+    return f"{what} ({silence.reason})"
 
 
 def _existing_store(config: Config) -> Store:

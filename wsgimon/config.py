@@ -46,7 +46,15 @@ ALERT_RULES: tuple[str, ...] = ("exception", "error_rate", "latency_p95", "healt
 #: Options whose values are secrets: hidden in reprs, never logged.
 SECRET_OPTIONS = ("password", "token", "smtp_password", "discord_webhook_url", "webhook_url")
 _BOOLEANS = ("enabled", "allow_remote", "smtp_starttls", "smtp_ssl", "report_discord")
-_LISTS = ("exclude", "redact_keys", "allowed_hosts", "alert_email_to", "alert_rules", "report_email_to")
+_LISTS = (
+    "exclude",
+    "redact_keys",
+    "allowed_hosts",
+    "alert_email_to",
+    "alert_rules",
+    "report_email_to",
+    "alert_group_by",
+)
 _INTS = (
     "recent_requests",
     "max_endpoints",
@@ -65,6 +73,11 @@ _FLOATS = (
     "degraded_p95_ms",
     "health_check_timeout",
     "alert_cooldown_s",
+    "alert_resolve_after_s",
+    "alert_for_s",
+    "alert_group_wait_s",
+    "alert_group_interval_s",
+    "alert_repeat_interval_s",
     "alert_error_rate",
     "alert_window_s",
     "alert_p95_ms",
@@ -90,6 +103,8 @@ _OPTIONAL_TEXT = (
     "email_from",
     "report_timezone",
     "release",
+    "alert_maintenance",
+    "smtp_ca_file",
 )
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -142,10 +157,18 @@ class Config:
     smtp_password: str | None = None
     smtp_starttls: bool = True
     smtp_ssl: bool = False
+    smtp_ca_file: str | None = None
     email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
     alert_rules: tuple[str, ...] = ALERT_RULES
-    alert_cooldown_s: float = 300.0
+    alert_cooldown_s: float = 300.0  # no longer used: see alert_group_interval_s
+    alert_resolve_after_s: float = 300.0
+    alert_for_s: float = 0.0
+    alert_group_wait_s: float = 30.0
+    alert_group_interval_s: float = 300.0
+    alert_repeat_interval_s: float = 14400.0
+    alert_group_by: tuple[str, ...] = ()
+    alert_maintenance: str | None = None
     alert_error_rate: float = 0.05
     alert_min_requests: int = 20
     alert_window_s: float = 300.0
@@ -179,6 +202,11 @@ class Config:
                 values[name] = _coerce(name, raw, from_env=True)
         config = cls(**values)
         config._validate()
+        if "alert_cooldown_s" in values:
+            logger.warning(
+                "wsgimon: alert_cooldown_s is no longer used; alerts are grouped into incidents "
+                "(alert_group_wait_s, alert_group_interval_s, alert_repeat_interval_s)"
+            )
         return config
 
     def _validate(self) -> None:

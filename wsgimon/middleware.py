@@ -93,7 +93,6 @@ class MonitorMiddleware:
                 from .alerts.engine import AlertEngine
 
                 self.alerts = AlertEngine(config, self.store, self._api.health)
-                recorder.after_write = self.alerts.after_write
         self.report: ReportScheduler | None = None
         if config.enabled:
             from .report_schedule import ReportScheduler

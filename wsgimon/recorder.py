@@ -33,7 +33,6 @@ from .stores.base import (
     MAX_ISSUE_FRAMES,
     Batch,
     ErrorSample,
-    IssueEvent,
     IssueSample,
     ProcessRow,
     RequestEntry,
@@ -110,8 +109,6 @@ class Recorder:
         self._in_flight: Batch | None = None
         self._fingerprinter = Fingerprinter()
         self._groupings: dict[str, Grouping] = {}
-        #: Called with each batch once it is written, and what the write did to issues (the alerts).
-        self.after_write: Callable[[Batch, list[IssueEvent]], None] | None = None
         #: (requests in flight, when the oldest started, "METHOD path" of it): written with each flush.
         self.in_flight_probe: Callable[[], tuple[int, float | None, str | None]] | None = None
         self._in_flight_written: tuple[int, float | None, str | None] = (0, None, None)
@@ -121,6 +118,12 @@ class Recorder:
         self.lost_to_store = 0
         self._last_write = 0.0
         self._last_maintenance = 0.0
+
+    def set_wall_clock(self, wall_clock: Callable[[], float]) -> None:
+        """Time records by ``wall_clock`` from now on (a seam for tests that move time forward)."""
+        self._wall_clock = wall_clock
+        self._perf_anchor = time.perf_counter()
+        self._wall_anchor = wall_clock()
 
     # -- background flushing ------------------------------------------------------
     def ensure_started(self) -> None:
@@ -236,7 +239,7 @@ class Recorder:
             self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight, self.release
         )
         try:
-            events = self.store.write(batch, process)
+            self.store.write(batch, process)
         except Exception as exc:
             # Kept (bounded) and retried on the next flush, whatever the cause; older than what
             # was folded meanwhile.
@@ -257,11 +260,6 @@ class Recorder:
         self.requests_flushed += count
         self.last_flush = self._last_write = now
         self._in_flight_written = in_flight
-        if self.after_write is not None and (batch.errors or batch.issues):
-            try:
-                self.after_write(batch, events)
-            except Exception as exc:
-                report_internal_error("alerts", exc)
         if self.store_error is not None:
             logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
             self.store_error = None

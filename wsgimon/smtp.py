@@ -91,6 +91,8 @@ class SMTPSettings:
     ssl: bool = False
     sender: str  # the From address: "alerts@example.com" or "wsgimon <alerts@example.com>"
     timeout_s: float = 10.0
+    #: a PEM file of the CA(s) that sign the server's certificate (a private CA), beside the system's
+    ca_file: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError for anything that would fail on every send, naming the setting (never the password)."""
@@ -119,7 +121,7 @@ class SMTPSettings:
         return (
             f"SMTPSettings(host={self.host!r}, port={self.port!r}, username={self.username!r}, "
             f"password={password}, starttls={self.starttls!r}, ssl={self.ssl!r}, sender={self.sender!r}, "
-            f"timeout_s={self.timeout_s!r})"
+            f"timeout_s={self.timeout_s!r}, ca_file={self.ca_file!r})"
         )
 
 
@@ -152,10 +154,15 @@ def send(settings: SMTPSettings, message: EmailMessage, *, ssl_context: ssl.SSLC
         message["Date"] = formatdate(localtime=False, usegmt=True)
     if message["Message-ID"] is None:
         message["Message-ID"] = make_msgid(domain=settings.envelope_sender.rpartition("@")[2])
-    context = ssl_context if ssl_context is not None else ssl.create_default_context()
+    failure: DeliveryError | None = None
+    try:
+        context = ssl_context if ssl_context is not None else _context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        failure = Gone(f"the smtp_ca_file {settings.ca_file!r} cannot be used: {exc.strerror or type(exc).__name__}")
+    if failure is not None:
+        raise failure
     where = f"{settings.host}:{settings.port}"
     step = "connect"
-    failure: DeliveryError | None = None
     try:
         client: smtplib.SMTP
         if settings.ssl:
@@ -176,7 +183,7 @@ def send(settings: SMTPSettings, message: EmailMessage, *, ssl_context: ssl.SSLC
         if refused:
             failure = Permanent(f"SMTP server {where} refused {len(refused)} recipient(s): {_refusals(refused)}")
     except Exception as exc:  # every failure becomes a delivery error with a message safe to show
-        failure = _classify(exc, step, where)
+        failure = _classify(exc, step, where, settings.starttls or settings.ssl)
     if failure is not None:
         if settings.password:
             failure.args = (str(failure).replace(settings.password, "***"),)
@@ -193,7 +200,15 @@ def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
     return "; ".join(f"{address} ({_reply(code, text)})" for address, (code, text) in list(refused.items())[:5])
 
 
-def _classify(exc: Exception, step: str, where: str) -> DeliveryError:
+def _context(settings: SMTPSettings) -> ssl.SSLContext:
+    """The system's trusted CAs, and the settings' own file when a private CA signs the server."""
+    context = ssl.create_default_context()
+    if settings.ca_file:
+        context.load_verify_locations(cafile=settings.ca_file)
+    return context
+
+
+def _classify(exc: Exception, step: str, where: str, encrypted: bool = True) -> DeliveryError:
     """The delivery error for a failure at ``step`` (connect, starttls, login or send)."""
     kind = type(exc).__name__
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -205,12 +220,19 @@ def _classify(exc: Exception, step: str, where: str) -> DeliveryError:
             f"SMTP server {where} refused the login ({_reply(exc.smtp_code, exc.smtp_error)}): check the credentials"
         )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
+        if step == "login" and not encrypted:
+            return Gone(
+                f"SMTP server {where} offers no login on an unencrypted connection (STARTTLS is off): "
+                "set smtp_starttls=1 (or smtp_ssl=1 on port 465)"
+            )
         if step in ("starttls", "login"):
             what = "STARTTLS" if step == "starttls" else "AUTH"
             return Gone(f"SMTP server {where} does not offer {what}: {exc}")
         return Permanent(f"SMTP server {where} cannot take this message: {exc}")
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = _reply(exc.smtp_code, exc.smtp_error)
+        if not encrypted and "starttls" in reply.lower():
+            return Gone(f"SMTP server {where} wants STARTTLS first ({reply}): set smtp_starttls=1")
         if 400 <= exc.smtp_code < 500:
             return Retry(f"SMTP server {where} answered {reply} ({step}): try later")
         if exc.smtp_code == 530:

@@ -34,15 +34,23 @@ WIDTH = 720
 
 
 def sample_alert() -> Alert:
-    """A ValueError in GET /checkout: 37 occurrences, 12 of them during the cooldown."""
+    """The first message of an incident: a ValueError in GET /checkout, 37 occurrences, and its error rate."""
     return Alert(
-        key="exception|ValueError|/checkout|GET",
+        key="incident|12",
         rule="exception",
         severity="critical",
         state="firing",
-        title="ValueError in GET /checkout",
-        summary=(
-            "37 ValueError in GET /checkout in the last 15 minutes; 12 came during the cooldown and were not alerted."
+        title="Incident #12: ValueError in GET /checkout (and 1 more)",
+        summary="2 problem(s) firing since 2025-06-03 13:57:00 UTC.",
+        kind="firing",
+        incident=12,
+        thread="incident-12-1748959020",
+        thread_title="Incident #12: ValueError in GET /checkout",
+        items=(
+            "\N{LARGE RED CIRCLE} firing · ValueError in GET /checkout: ValueError: invalid literal for int() with "
+            "base <num>: <str>. Seen 37 time(s) in all, on 1 endpoint(s); it breaks in shop.forms in parse_quantity.",
+            "\N{LARGE RED CIRCLE} firing · Error rate of GET /checkout above 5.0%: 37 of 597 requests failed (6.2%) "
+            "in the last 5 min.",
         ),
         opened_at=NOW - 900,
         endpoint="/checkout",
@@ -62,7 +70,6 @@ def sample_alert() -> Alert:
             "ValueError: invalid literal for int() with base 10: 'two'\n"
         ),
         count=37,
-        suppressed=12,
         first_seen=NOW - 900,
         last_seen=NOW - 40,
         fields=(("Error rate", "6.2 % of 597 requests"), ("Release", "2025.06.03-2")),

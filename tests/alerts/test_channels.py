@@ -29,7 +29,7 @@ from tests.standins.smtp import Certificate, self_signed, smtp_server
 from wsgimon import smtp
 from wsgimon.alerts.discord import LIMITS, DiscordChannel, build_discord_payload, fit_discord_limits
 from wsgimon.alerts.email import EmailChannel, build_email, render_parts
-from wsgimon.alerts.model import Alert, DeliveryError, Gone, Permanent, Retry
+from wsgimon.alerts.model import Alert, DeliveryError, Gone, Permanent, Retry, UnknownOutcome
 from wsgimon.alerts.webhook import WebhookChannel, build_webhook_payload
 
 NOW = 1_700_000_000.0
@@ -56,7 +56,6 @@ def make_alert(**changes: Any) -> Alert:
             "ValueError: invalid literal for int() with base 10: 'abc'\n"
         ),
         count=37,
-        suppressed=12,
         first_seen=NOW - 600,
         last_seen=NOW,
         fields=(("error rate", "7.5 %"),),
@@ -151,7 +150,6 @@ def test_payload_of_a_normal_alert_reads_well() -> None:
     assert fields["Method"] == "`GET`"
     assert fields["Error type"] == "`ValueError`"
     assert fields["Count"] == "37"
-    assert fields["Suppressed"].startswith("12")
     assert fields["First seen"] == f"<t:{int(NOW - 600)}:R>"
     assert fields["Last seen"] == f"<t:{int(NOW)}:R>"
     assert fields["error rate"] == "7.5 %"
@@ -322,7 +320,7 @@ def test_a_hanging_server_is_retry_after_the_timeout(discord: DiscordStandIn) ->
     discord.hang(30)
     channel = DiscordChannel(discord.webhook_url, timeout_s=0.5)
     try:
-        with pytest.raises(Retry, match="did not answer within 0.5 s"):
+        with pytest.raises(UnknownOutcome, match="no answer within 0.5 s"):
             channel.send(make_alert())
     finally:
         channel.close()
@@ -369,8 +367,6 @@ def test_the_token_never_reaches_logs_errors_or_reprs(
     discord: DiscordStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
-    assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING
     channel = DiscordChannel(discord.webhook_url, timeout_s=0.5)
     dead = DiscordChannel(f"http://127.0.0.1:{closed_port()}/api/webhooks/1/{TOKEN}", timeout_s=0.5)
     errors: list[DeliveryError] = []
@@ -391,13 +387,9 @@ def test_the_token_never_reaches_logs_errors_or_reprs(
         assert len(errors) == 6 and all(e.__cause__ is None and e.__context__ is None for e in errors)
         assert not [text for text in texts if TOKEN in text]
         assert "***" in str(errors[3])  # the 400 body echoed the URL: masked
-        # Even with httpx's request log switched back on, the URL is masked.
+        # httpx's own request log (at INFO, with the URL) is masked, at whatever level the app sets it.
         caplog.clear()
-        logging.getLogger("httpx").setLevel(logging.INFO)
-        try:
-            assert channel.send(make_alert()) is None
-        finally:
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+        assert channel.send(make_alert()) is None
         lines = [record.getMessage() for record in caplog.records if record.name == "httpx"]
         assert lines and all(TOKEN not in line and "***" in line for line in lines)
     finally:
@@ -425,7 +417,7 @@ def test_webhook_json_carries_slack_text_and_the_whole_alert(receiver: Recording
     assert set(structured) == {f.name for f in dataclasses.fields(Alert)}
     assert structured["opened_at"] == "2023-11-14T22:03:20Z"
     assert structured["last_seen"] == "2023-11-14T22:13:20Z"
-    assert structured["count"] == 37 and structured["suppressed"] == 12
+    assert structured["count"] == 37
     assert structured["fields"] == [{"name": "error rate", "value": "7.5 %"}]
     assert structured["traceback"] == make_alert().traceback
 
@@ -473,7 +465,7 @@ def test_webhook_timeout_is_retry(receiver: RecordingServer) -> None:
     receiver.hang(30)
     channel = WebhookChannel(receiver.url + "/hooks/" + TOKEN, timeout_s=0.5)
     try:
-        with pytest.raises(Retry, match="did not answer"):
+        with pytest.raises(UnknownOutcome, match="no answer within"):
             channel.send(make_alert())
     finally:
         channel.close()

@@ -212,6 +212,7 @@ class Answer:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang_s: float = 0.0  # wait this long (or until the server stops) before answering
+    drip_s: float = 0.0  # send the answer a byte at a time, this long apart
 
 
 class _Server(ThreadingHTTPServer):
@@ -319,6 +320,13 @@ class RecordingServer:
                 Answer(200, b"ok", {"Content-Type": "text/plain"}, hang_s=seconds) for _ in range(times)
             )
 
+    def drip(self, every_s: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests a byte every ``every_s`` (each read returns; the whole takes long)."""
+        with self._lock:
+            self._script.extend(
+                Answer(200, b"ok", {"Content-Type": "text/plain"}, drip_s=every_s) for _ in range(times)
+            )
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until ``count`` requests have arrived (no fixed sleeps in tests)."""
         with self._lock:
@@ -352,6 +360,9 @@ class RecordingServer:
                 answer = self._script.popleft()
         if answer.hang_s and self._release.wait(answer.hang_s):
             return  # stopping: the client has long given up
+        if answer.drip_s:
+            self._drip(handler, answer)
+            return
         request.answered = answer.status  # before the answer leaves: the client may look at once
         handler.send_response(answer.status)
         for name, value in answer.headers.items():
@@ -361,6 +372,17 @@ class RecordingServer:
         if answer.body:
             handler.wfile.write(answer.body)
         handler.wfile.flush()
+
+    def _drip(self, handler: _Handler, answer: Answer) -> None:
+        head = f"HTTP/1.1 {answer.status} OK\r\nContent-Length: {len(answer.body)}\r\n\r\n".encode() + answer.body
+        for index in range(len(head)):
+            if self._release.wait(answer.drip_s):
+                return
+            try:
+                handler.wfile.write(head[index : index + 1])
+                handler.wfile.flush()
+            except OSError:
+                return  # the client gave up: what it should do
 
     def answer(self, request: RecordedRequest) -> Answer:
         """What to answer when nothing is scripted (subclasses check the request here)."""

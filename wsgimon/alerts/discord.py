@@ -11,7 +11,7 @@ is built within all of them by :func:`build_discord_payload` and checked again b
 :func:`fit_discord_limits`. Texts from requests are escaped (or put in code blocks) and
 ``allowed_mentions`` is empty, so an error message can neither ping ``@everyone`` nor
 post a link. ``?wait=true`` makes Discord answer an error for a message it did not keep.
-The webhook URL holds its token: see :mod:`wsgimon.alerts.webhook` for how it stays out
+The webhook URL holds its token: see :mod:`wsgimon.alerts.http` for how it stays out
 of logs, errors and reprs.
 """
 
@@ -24,17 +24,9 @@ from typing import Any
 
 import httpx
 
+from .http import HTTPDelivery, parse_webhook_url
 from .model import Alert
-from .webhook import (
-    HTTPDelivery,
-    fence_safe,
-    fit,
-    iso_utc,
-    parse_seconds,
-    parse_webhook_url,
-    safe_link,
-    utf16_len,
-)
+from .text import fence_safe, fit, iso_utc, parse_seconds, safe_link, utf16_len
 
 __all__ = ["DiscordChannel", "LIMITS", "build_discord_payload", "fit_discord_limits"]
 
@@ -98,6 +90,9 @@ def _description(alert: Alert, budget: int) -> str:
     """Summary, then the message and the end of the traceback in code blocks, within ``budget``."""
     budget = min(budget, LIMITS["description"])
     parts = [fit(escape(alert.summary.strip()), min(1024, budget))] if alert.summary.strip() else []
+    if alert.items:
+        listed = "\n".join(fit(escape(" ".join(item.split())), 300) for item in alert.items)
+        parts.append(fit(listed, min(1500, max(0, budget - sum(utf16_len(p) for p in parts) - 200))))
     used = sum(utf16_len(part) for part in parts)
     blocks = (
         ("", alert.message, _MESSAGE_EXCERPT, "head"),
@@ -127,8 +122,6 @@ def _fields(alert: Alert) -> list[dict[str, Any]]:
         facts.append(("Error type", _code(alert.error_type, 300)))
     if alert.count is not None:
         facts.append(("Count", f"{alert.count:,}"))
-    if alert.suppressed:
-        facts.append(("Suppressed", f"{alert.suppressed:,} during the cooldown"))
     for name, epoch in (("First seen", alert.first_seen), ("Last seen", alert.last_seen)):
         when = _when(epoch)
         if when:
@@ -159,6 +152,11 @@ def _embed_units(embed: dict[str, Any]) -> int:
     return total
 
 
+def _resolved_prefix(alert: Alert) -> str:
+    # An incident's resolved message says so in its own title.
+    return "Resolved: " if alert.state == "resolved" and alert.incident is None else ""
+
+
 def build_discord_payload(alert: Alert) -> dict[str, Any]:
     """The webhook body for ``alert``: a one-line ``content`` and one embed, within every limit.
 
@@ -169,7 +167,10 @@ def build_discord_payload(alert: Alert) -> dict[str, Any]:
     title = " ".join(alert.title.split()) or "wsgimon alert"
     emoji = "\N{WHITE HEAVY CHECK MARK}" if alert.state == "resolved" else _EMOJI.get(alert.severity, "\N{BELL}")
     embed: dict[str, Any] = {
-        "title": fit(escape(f"{'Resolved: ' if alert.state == 'resolved' else ''}{title}"), LIMITS["title"]),
+        "title": fit(
+            escape(f"{'Resolved: ' if alert.state == 'resolved' and alert.incident is None else ''}{title}"),
+            LIMITS["title"],
+        ),
         "color": _colour(alert),
         "footer": {"text": fit(f"wsgimon · {' '.join(alert.rule.split())}", 100)},
     }
@@ -324,19 +325,19 @@ class DiscordChannel:
 
     name = "discord"
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         target = parse_webhook_url(url, service="Discord webhook")
         target = target.copy_set_param("wait", "true")
         self._http = HTTPDelivery(target, service="Discord", timeout_s=timeout_s, transport=transport)
 
-    def send(self, alert: Alert) -> float | None:
+    def send(self, alert: Alert, *, patience: float = 1.0) -> float | None:
         """Post ``alert``; None when the bucket has room, else the seconds until it refills.
 
         Raises :class:`~wsgimon.alerts.model.Retry` (429 with Discord's wait, 5xx, timeout, no
         connection), :class:`~wsgimon.alerts.model.Permanent` (400: Discord's reason) or
         :class:`~wsgimon.alerts.model.Gone` (401, 403, 404: the webhook is deleted).
         """
-        response = self._http.post(build_discord_payload(alert))
+        response = self._http.post(build_discord_payload(alert), patience)
         self._http.raise_for_outcome(
             response, gone=frozenset({401, 403, 404}), retry_after=_retry_after, explain=_explain
         )

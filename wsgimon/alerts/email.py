@@ -80,7 +80,11 @@ def _label(alert: Alert) -> str:
 
 
 def subject_of(alert: Alert) -> str:
-    """``[wsgimon] CRITICAL: ValueError in GET /boom``, on one line and bounded."""
+    """``[wsgimon] CRITICAL: ValueError in GET /boom``, on one line and bounded; every message of an
+    incident has its first one's subject (``Re:`` after the first), so mail clients keep one thread."""
+    if alert.thread_title:
+        reply = "" if alert.kind == "firing" else "Re: "
+        return f"{reply}[wsgimon] {_one_line(alert.thread_title, 200)}"
     return f"[wsgimon] {_label(alert)}: {_one_line(alert.title, 200) or 'alert'}"
 
 
@@ -94,8 +98,6 @@ def _facts(alert: Alert) -> list[tuple[str, str, bool]]:
         facts.append(("Error type", _one_line(alert.error_type, 300), True))
     if alert.count is not None:
         facts.append(("Count", f"{alert.count:,}", False))
-    if alert.suppressed:
-        facts.append(("Suppressed", f"{alert.suppressed:,} during the cooldown", False))
     for name, epoch in (("First seen", alert.first_seen), ("Last seen", alert.last_seen)):
         when = _utc(epoch)
         if when:
@@ -113,6 +115,7 @@ def render_parts(alert: Alert) -> tuple[str, str]:
         "label": label,
         "title": _one_line(alert.title, 500),
         "summary": alert.summary.strip(),
+        "items": [_one_line(item, 1000) for item in alert.items],
         "rule": _one_line(alert.rule, 100),
         "key": _one_line(alert.key, 300),
         "message": (alert.message or "").strip("\n")[:_MAX_MESSAGE] or None,
@@ -140,9 +143,14 @@ def build_email(alert: Alert, *, sender: str, recipients: Iterable[str]) -> Emai
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid(domain=domain)
-    root = hashlib.sha256(alert.key.encode("utf-8", "replace")).hexdigest()[:32]
-    message["References"] = f"<wsgimon-alert-{root}@{domain}>"
+    root_key = alert.thread or alert.key
+    root = f"<wsgimon-alert-{hashlib.sha256(root_key.encode('utf-8', 'replace')).hexdigest()[:32]}@{domain}>"
+    if alert.thread and alert.kind == "firing":
+        message["Message-ID"] = root  # an incident's first message: the one the others answer
+    else:
+        message["Message-ID"] = make_msgid(domain=domain)
+        message["In-Reply-To"] = root
+    message["References"] = root
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to alerts
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text, cte="quoted-printable")
@@ -167,7 +175,7 @@ class EmailChannel:
         self.recipients = smtp.parse_recipients(recipients)
         self._ssl_context = ssl_context  # tests only: a self-signed server; the default verifies
 
-    def send(self, alert: Alert) -> float | None:
+    def send(self, alert: Alert, *, patience: float = 1.0) -> float | None:
         """One SMTP session for ``alert``; None when the server accepted it for every recipient."""
         message = build_email(alert, sender=self.settings.sender, recipients=self.recipients)
         smtp.send(self.settings, message, ssl_context=self._ssl_context)

@@ -1,32 +1,36 @@
-"""One middleware's alerting: the rules over its recorder and store, delivered through the dispatcher.
+"""One middleware's alerting: rules over the store, incidents decided in the store, delivered by lanes.
 
-Every process of a deployment runs the same rules; the store decides which one
-tells (a claimed cooldown per exception key, a state change per condition), so
-an alert goes out once however many workers and hosts saw it. Deliveries and
-their outcomes are kept in the store's alert log, which ``/monitoring/alerts``
-reads.
+Every ``alert_interval_s`` each process reads the same flushed data (windows end at the same
+aligned time in every process) and turns it into verdicts; the store applies them to the
+deployment's alerting state in one transaction (see :mod:`.incidents`), so each incident's
+messages are decided, and sent, by exactly one process. Deliveries and their outcomes are kept
+in the store's alert log, which ``/monitoring/alerts`` reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..guard import report_internal_error
-from ..stats.issues import IGNORED, RESOLVED
 from ..stores.base import AlertRow, StoreUnavailable
 from .dispatcher import ChannelState, Delivery, dispatcher
+from .incidents import Notice, Settings, decide
+from .maintenance import in_maintenance, parse_windows
+from .messages import render
 from .model import Alert
-from .rules import conditions, followup_alert, issue_alert, release_alerts
+from .rules import release_events, verdicts
 from .settings import configured_channels, make_channels
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..health import HealthRegistry
-    from ..stores.base import Batch, IssueEvent, Store
+    from ..stores.base import Store
 
 __all__ = ["AlertEngine"]
 
@@ -48,6 +52,20 @@ class AlertEngine:
         self.dashboard_url = None
         if config.public_url:
             self.dashboard_url = config.public_url.rstrip("/") + config.prefix + "/"
+        self.settings = Settings(
+            for_s=config.alert_for_s,
+            latency_for_s=max(config.alert_for_s, config.alert_interval_s),
+            resolve_after_s=config.alert_resolve_after_s,
+            group_wait_s=config.alert_group_wait_s,
+            group_interval_s=config.alert_group_interval_s,
+            repeat_interval_s=config.alert_repeat_interval_s,
+            group_by=config.alert_group_by,
+        )
+        self._maintenance = parse_windows(config.alert_maintenance or "")
+        #: the time evaluations use (a seam: tests move it forward instead of waiting)
+        self.clock: Callable[[], float] = time.time
+        #: the instant of the last evaluation this process finished, its messages handed to the lanes
+        self.evaluated_at = 0.0
 
     # -- channels, made in the serving process ----------------------------------------
     def channels(self) -> list[ChannelState]:
@@ -74,56 +92,41 @@ class AlertEngine:
                 except Exception as exc:
                     report_internal_error("alert channel close", exc)
 
-    # -- rules ---------------------------------------------------------------------
-    def after_write(self, batch: Batch, events: list[IssueEvent]) -> None:
-        """Called by the recorder after each write (off the request thread): the exception rule, per issue."""
-        if not self.enabled or "exception" not in self.config.alert_rules:
-            return
-        self.channels()
-        now = time.time()
-        regressed = {event.issue for event in events if event.event == "regressed"}
-        for sample in batch.issues.values():
-            key = f"issue|{sample.id}"
-            try:
-                # The write that made it regress is this process's alone: told here, once.
-                tell, suppressed = self.store.claim_occurrence(key, now, self.config.alert_cooldown_s, sample.count)
-                if not (tell or sample.id in regressed):
-                    continue
-                issue = self.store.issue(sample.id)
-            except StoreUnavailable:
-                continue
-            if issue is None or (issue.status in (IGNORED, RESOLVED)):
-                continue  # ignored, or resolved and seen from an older release still running
-            self.send(
-                issue_alert(issue, sample.count, suppressed, self.dashboard_url, regressed=sample.id in regressed)
-            )
+    # -- evaluation ----------------------------------------------------------------
+    def in_maintenance(self, now: float) -> bool:
+        if not self._maintenance:
+            return False
+        from ..report_schedule import report_zone
+
+        return in_maintenance(self._maintenance, now, report_zone(self.config.report_timezone))
 
     def evaluate(self) -> None:
-        """Run by the dispatcher's thread: follow-ups of cooldowns, thresholds, health, SLOs."""
-        now = time.time()
+        """Run by the dispatcher's thread: every rule, applied to the deployment's incidents."""
+        now = self.clock()
         if not self.enabled or now < self._next_evaluation:
             return
-        self._next_evaluation = now + self.config.alert_interval_s
+        interval = self.config.alert_interval_s
+        self._next_evaluation = now + interval
+        # The same instant for every process evaluating in this interval: the same windows.
+        at = math.floor(now / interval) * interval if interval > 0 else now
         with self.store.time_limit(_EVALUATION_BUDGET_S):
             try:
-                for key, suppressed in self.store.claim_followups(now, self.config.alert_cooldown_s):
-                    issue = self.store.issue(key.split("|", 1)[1]) if key.startswith("issue|") else None
-                    if issue is None or issue.status not in (IGNORED, RESOLVED):
-                        self.send(followup_alert(key, suppressed, now, self.dashboard_url, issue))
                 checks = self.health.run_all() if "health" in self.config.alert_rules else {}
-                for alert in release_alerts(self.config, self.store, now, self.dashboard_url):
-                    # An event of one release: claimed for good, told once per deployment.
-                    if self.store.claim_occurrence(alert.key, now, _ONCE_S, 1)[0]:
-                        self.send(alert)
-                firing = self.store.firing_keys()
-                for condition in conditions(self.config, self.store, checks, now, self.dashboard_url):
-                    # Only a change is written (and told, by the one process whose write made it).
-                    if condition.firing != (condition.key in firing) and self.store.transition(
-                        condition.key, condition.firing, now
-                    ):
-                        self.send(condition.alert)
+                found = verdicts(self.config, self.store, checks, at)
+                for event in release_events(self.config, self.store):
+                    # An event of one release: claimed for good, so one process brings it, once.
+                    if self.store.claim_occurrence(event.key, now, _ONCE_S, 1)[0]:
+                        found.append(event)
+                quiet = self.in_maintenance(now)
+                notices = self.store.alerting(lambda state: decide(state, found, at, self.settings, quiet), at)
             except StoreUnavailable:
                 return
+        for notice in notices:
+            self.tell(notice, now)
+        self.evaluated_at = at
+
+    def tell(self, notice: Notice, now: float) -> int:
+        return self.send(render(notice, self.dashboard_url, now))
 
     # -- delivery ------------------------------------------------------------------
     def send(self, alert: Alert, channels: list[ChannelState] | None = None) -> int:
@@ -138,7 +141,7 @@ class AlertEngine:
             summary=alert.summary,
             opened_at=alert.opened_at,
             sent_at=time.time(),
-            suppressed=alert.suppressed,
+            suppressed=0,
             deliveries={state.name: {"status": "queued", "reason": None} for state in targets},
         )
         try:
@@ -164,6 +167,7 @@ class AlertEngine:
         channels = self._channels or []
         return {
             "channels": {state.name: state.to_json() for state in channels},
-            "queue": dispatcher().depth,
-            "dropped": dispatcher().dropped,
+            "queue": sum(state.lane.depth for state in channels),
+            "dropped": sum(state.dropped for state in channels),
+            "outages": [state.name for state in channels if state.in_outage],
         }

@@ -16,6 +16,7 @@ __all__ = [
     "Gone",
     "Permanent",
     "Retry",
+    "UnknownOutcome",
     "SEVERITIES",
     "STATES",
 ]
@@ -29,7 +30,7 @@ STATES = ("firing", "resolved")
 class Alert:
     """One message to deliver. Every text in it is already free of secrets (scrubbed when recorded)."""
 
-    key: str  # what it is about, unique per rule: "exception|ValueError|/boom|GET"
+    key: str  # what it is about: "incident|12" for an incident's messages
     rule: str  # exception, error_rate, latency_p95, health, slo_page, slo_ticket, test, ...
     severity: str  # one of SEVERITIES
     state: str  # one of STATES
@@ -42,11 +43,15 @@ class Alert:
     message: str | None = None  # the exception's message
     traceback: str | None = None
     count: int | None = None  # occurrences this alert is about
-    suppressed: int = 0  # occurrences not alerted since the previous alert of this key (cooldown)
     first_seen: float | None = None
     last_seen: float | None = None
     fields: tuple[tuple[str, str], ...] = field(default=())  # further facts: ("error rate", "7.5 %")
     dashboard_url: str | None = None
+    kind: str = "firing"  # of an incident's messages: firing, update, repeat, resolved (or test)
+    incident: int | None = None
+    thread: str | None = None  # the same for every message of one incident (e-mail threads on it)
+    thread_title: str | None = None  # what the incident's first message was about
+    items: tuple[str, ...] = ()  # what is in the incident, a line each
 
 
 class DeliveryError(Exception):
@@ -59,6 +64,11 @@ class Retry(DeliveryError):
     def __init__(self, reason: str, after_s: float | None = None) -> None:
         super().__init__(reason)
         self.after_s = after_s
+
+
+class UnknownOutcome(Retry):
+    """The request went out and no answer came in time: it may have been delivered. Tried once more,
+    with more patience, never blindly again."""
 
 
 class Permanent(DeliveryError):

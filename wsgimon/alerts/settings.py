@@ -7,6 +7,7 @@ after a fork, on first use, never at import.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol
 
 from .model import Alert
@@ -23,8 +24,9 @@ class Channel(Protocol):
 
     name: str
 
-    def send(self, alert: Alert) -> float | None:
-        """Deliver once; a float is how long to wait before the next send. Raises a DeliveryError."""
+    def send(self, alert: Alert, *, patience: float = 1.0) -> float | None:
+        """Deliver once, waiting ``patience`` times the usual for an answer; a float is how long to wait
+        before the next send. Raises a DeliveryError."""
 
     def close(self) -> None: ...
 
@@ -53,6 +55,7 @@ def smtp_settings(config: Config) -> SMTPSettings | None:
         password=config.smtp_password,
         starttls=config.smtp_starttls,
         ssl=config.smtp_ssl,
+        ca_file=config.smtp_ca_file,
         sender=config.email_from or "",
     )
 
@@ -67,7 +70,7 @@ def validate_alerting(config: Config) -> None:
     for name in ("discord_webhook_url", "webhook_url"):
         url = getattr(config, name)
         if url:
-            from .webhook import parse_webhook_url
+            from .http import parse_webhook_url
 
             try:
                 parse_webhook_url(url, service=name)
@@ -90,8 +93,25 @@ def validate_alerting(config: Config) -> None:
     if config.public_url and not config.public_url.startswith(("https://", "http://")):
         raise ValueError("public_url must start with https:// or http://")
     _fraction_or_percent("alert_error_rate", config.alert_error_rate, 1.0)
-    if config.alert_cooldown_s < 0:
-        raise ValueError("alert_cooldown_s must not be negative")
+    for name in (
+        "alert_cooldown_s",
+        "alert_resolve_after_s",
+        "alert_for_s",
+        "alert_group_wait_s",
+        "alert_group_interval_s",
+        "alert_repeat_interval_s",
+    ):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be 0 or more seconds")
+    unknown_groups = sorted(set(config.alert_group_by) - {"endpoint", "issue"})
+    if unknown_groups:
+        raise ValueError(f"alert_group_by: unknown {', '.join(unknown_groups)}; use endpoint and/or issue")
+    if config.alert_maintenance:
+        from .maintenance import parse_windows
+
+        parse_windows(config.alert_maintenance)
+    if config.smtp_ca_file is not None and not os.path.isfile(config.smtp_ca_file):
+        raise ValueError(f"smtp_ca_file: no file at {config.smtp_ca_file!r}")
     for name in ("slo_availability", "slo_latency_target"):
         value = getattr(config, name)
         if value is not None and not 0 < value < 100:

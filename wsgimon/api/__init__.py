@@ -27,7 +27,20 @@ from ..access import check_access, cross_site_write
 from ..dashboard import render_dashboard
 from ..guard import report_internal_error
 from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
-from . import alerts, endpoints, errors, health, issues, metrics, releases, requests, slow, stats, timeseries
+from . import (
+    alerts,
+    endpoints,
+    errors,
+    health,
+    issues,
+    metrics,
+    releases,
+    requests,
+    silences,
+    slow,
+    stats,
+    timeseries,
+)
 from .context import READ_FLUSH_S, Context
 from .openapi import openapi_document
 from .params import BadRequest, Query
@@ -51,10 +64,17 @@ RESOURCES: dict[str, ModuleType] = {
     "/slow": slow,
     "/releases": releases,
     "/issues": issues,
+    "/silences": silences,
 }
-#: path with a variable part -> (resource's answer, its parameters, its write or None)
-ITEMS: dict[str, tuple[Callable[..., Any], set[str], Callable[..., Any] | None]] = {
-    "/issues/<item>": (issues.answer_one, issues.ONE_PARAMETERS, issues.change),
+#: path with a variable part -> (the resource's answer, its parameters)
+ITEMS: dict[str, tuple[Callable[..., Any], set[str]]] = {
+    "/issues/<item>": (issues.answer_one, issues.ONE_PARAMETERS),
+}
+#: path -> the change a POST to it makes: (context, JSON body, the path's variable part or None) -> answer
+WRITES: dict[str, Callable[..., dict[str, Any]]] = {
+    "/issues/<item>": issues.change,
+    "/silences": silences.create,
+    "/silences/<item>": silences.expire,
 }
 MAX_BODY_BYTES = 16 * 1024
 _PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json", "/metrics")
@@ -67,10 +87,10 @@ _FAVICON = (
 @functools.lru_cache(maxsize=1)
 def _url_map() -> Map:
     """Built once per process: building a werkzeug Map costs more than making a Flask app."""
-    rules = [Rule(path, endpoint=path, methods=["GET"]) for path in (*_PAGES, *RESOURCES)]
-    rules += [
-        Rule(path, endpoint=path, methods=["GET", "POST"] if write else ["GET"])
-        for path, (_read, _params, write) in ITEMS.items()
+    readable = {*_PAGES, *RESOURCES, *ITEMS}
+    rules = [
+        Rule(path, endpoint=path, methods=(["GET"] if path in readable else []) + (["POST"] if path in WRITES else []))
+        for path in sorted(readable | set(WRITES))
     ]
     return Map(rules, strict_slashes=False)
 
@@ -122,7 +142,8 @@ class MonitoringApp:
                 if request.method not in ("GET", "HEAD"):
                     raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
             if request.method == "POST":
-                return self._write(path, request, str(arguments["item"]))
+                item = arguments.get("item")
+                return self._write(path, request, None if item is None else str(item))
             if path in ITEMS:
                 return self._answer_item(path, request, str(arguments["item"]))
             return self._answer(path, request)
@@ -145,7 +166,7 @@ class MonitoringApp:
             report_internal_error("monitoring api", exc)
             return _json({"error": "internal error in wsgimon; see the application log"}, 500)
 
-    def _write(self, path: str, request: Request, item: str) -> Response:
+    def _write(self, path: str, request: Request, item: str | None) -> Response:
         """A change asked for by a client that may read: JSON, from this site, bounded."""
         why = cross_site_write(request.environ)
         if why is not None:
@@ -157,14 +178,12 @@ class MonitoringApp:
         body = request.stream.read(MAX_BODY_BYTES + 1)
         if len(body) > MAX_BODY_BYTES:
             return _json({"error": f"the body must be at most {MAX_BODY_BYTES} bytes"}, 413)
-        _read, _parameters, write = ITEMS[path]
-        assert write is not None
         Query(request.args, set())
         with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
-            return _json(write(self.context, body, item))
+            return _json(WRITES[path](self.context, body, item))
 
     def _answer_item(self, path: str, request: Request, item: str) -> Response:
-        read, parameters, _write = ITEMS[path]
+        read, parameters = ITEMS[path]
         query = Query(request.args, parameters)
         with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
             return _json(read(self.context, query, item))

@@ -146,6 +146,7 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
     alerts = ctx.monitor.alerts
     if alerts is not None:
         results["alerts"] = _alerts_check(alerts.status())
+        results["incidents"] = _incidents_check(ctx)
     if ctx.monitor.report is not None:
         results["report"] = _report_check(ctx)
     return results
@@ -201,8 +202,22 @@ def _report_check(ctx: Context) -> CheckResult:
     return CheckResult(OK, f"the report for {key}: {state} at {iso(when)}", 0.0)
 
 
+def _incidents_check(ctx: Context) -> CheckResult:
+    """An open incident (something firing, told or about to be) is not "ok"."""
+    try:
+        state = ctx.store.alerting_view(time.time())
+    except StoreUnavailable:
+        return CheckResult(OK, "incidents unknown (store unavailable)", 0.0)
+    open_ones = sorted((i for i in state.incidents.values() if i.status == "open"), key=lambda i: i.id)
+    if not open_ones:
+        return CheckResult(OK, "no open incident", 0.0)
+    named = "; ".join(f"#{i.id} since {iso(i.opened)}" + (f": {i.title}" if i.title else "") for i in open_ones[:3])
+    return CheckResult(DEGRADED, f"{len(open_ones)} open incident(s): {named}", 0.0)
+
+
 def _alerts_check(status: dict[str, Any]) -> CheckResult:
-    """Queue depth, drops and each channel's state: a stopped channel (webhook gone) degrades health."""
+    """Queue depth, drops and each channel's state: a stopped channel (webhook gone), or one failing for
+    minutes, degrades health."""
     parts = [f"queue {status['queue']}"]
     if status["dropped"]:
         parts.append(f"{status['dropped']} dropped (queue full)")
@@ -211,6 +226,9 @@ def _alerts_check(status: dict[str, Any]) -> CheckResult:
         if channel["stopped"]:
             degraded = True
             parts.append(f"{name} stopped: {channel['stopped']}")
+        elif name in status["outages"]:
+            degraded = True
+            parts.append(f"{name} failing since {iso(channel['failing_since'])}: {channel['last_error']}")
         elif channel["last_error"]:
             parts.append(f"{name}: {channel['delivered']} delivered, last error: {channel['last_error']}")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..alerts.silencing import RULES
 from . import alerts, endpoints, errors, issues, releases, requests, slow
 from .params import MAX_MS, STATUS_PATTERN, WINDOW_PATTERN
 
@@ -210,6 +211,7 @@ def _alerts_schema() -> dict[str, Any]:
             **dict.fromkeys(("delivered", "failed", "dropped", "retrying"), {"type": "integer"}),
             "last_error": {"type": ["string", "null"]},
             "stopped": {"type": ["string", "null"], "description": "why the channel was stopped (webhook gone)"},
+            "failing_since": {"type": ["number", "null"], "description": "epoch seconds of the first failure"},
         },
     )
     slo = _object(
@@ -225,16 +227,161 @@ def _alerts_schema() -> dict[str, Any]:
             "firing": {"enum": ["page", "ticket", None]},
         },
     )
-    return _object(
-        ["alerts", "firing", "channels", "configured", "slo"],
+    condition = _object(
+        ["key", "rule", "severity", "status", "title", "summary", "since", "event", "silenced", "inhibited"],
         {
-            "alerts": {"type": "array", "items": alert},
+            "key": {"type": "string"},
+            "rule": {"type": "string"},
+            "severity": {"enum": ["critical", "warning", "info"]},
+            "status": {"enum": ["pending", "firing", "resolved"]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "since": _TIME,
+            "event": {"type": "boolean", "description": "told once, never resolves (a release's regression)"},
+            "silenced": {"type": "boolean"},
+            "inhibited": {"type": "boolean", "description": "held back by something deployment-wide"},
+            "issue": {"type": ["string", "null"]},
+            "endpoint": {"type": ["string", "null"]},
+            "last_seen": _TIME,
+        },
+    )
+    incident = _object(
+        ["id", "group", "status", "title", "opened", "resolved", "messages", "last_sent", "conditions"],
+        {
+            "id": {"type": "integer"},
+            "group": {"type": "string"},
+            "status": {"enum": ["open", "resolved"]},
+            "title": {"type": "string"},
+            "opened": _TIME,
+            "resolved": _TIME,
+            "messages": {"type": "integer", "description": "messages sent about it"},
+            "last_sent": _TIME,
+            "conditions": {"type": "array", "items": condition},
+        },
+    )
+    counts = _object(
+        ["delivered", "retrying", "failed", "queued"],
+        dict.fromkeys(("delivered", "retrying", "failed", "queued"), {"type": "integer"}),
+    )
+    return _object(
+        ["incidents", "firing", "silences", "maintenance", "alerts", "deliveries", "channels", "configured", "slo"],
+        {
+            "incidents": {"type": "array", "items": incident, "description": "open ones first"},
             "firing": {"type": "array", "items": {"type": "string"}},
+            "silences": {"type": "array", "items": SILENCE},
+            "maintenance": {"type": "boolean", "description": "a maintenance window mutes every alert now"},
+            "evaluated_at": _TIME,
+            "alerts": {"type": "array", "items": alert},
+            "deliveries": {
+                "type": "object",
+                "additionalProperties": counts,
+                "description": "per channel, how the deployment's recent messages went",
+            },
             "channels": {"type": "object", "additionalProperties": channel},
             "configured": {"type": "array", "items": {"type": "string"}},
             "slo": {"type": "array", "items": slo},
         },
     )
+
+
+SILENCE = _object(
+    ["id", "rule", "endpoint", "issue", "severity", "reason", "created_by", "starts", "ends", "active"],
+    {
+        "id": {"type": "integer"},
+        **dict.fromkeys(("rule", "endpoint", "issue", "severity"), {"type": ["string", "null"]}),
+        "reason": {"type": "string"},
+        "created_by": {"type": "string"},
+        "starts": _TIME,
+        "ends": _TIME,
+        "active": {"type": "boolean"},
+    },
+)
+
+
+def _answers(schema: dict[str, Any], *errors: tuple[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    for code, why in (("400", "Bad body"), ("401", "Credentials missing or wrong"), *errors):
+        found[code] = {"description": why, "content": {"application/json": {"schema": _ERROR}}}
+    return found
+
+
+def _silences_paths() -> dict[str, Any]:
+    text = {"type": "string"}
+    duration = {"type": "string", "pattern": "^[1-9][0-9]{0,5}[smhd]$", "examples": ["30m", "2h", "1d"]}
+    # Each matcher may be null (not matched on); at least one must be given.
+    matcher = {
+        "rule": {"enum": [*RULES, None]},
+        "endpoint": {"type": ["string", "null"], "minLength": 1, "maxLength": 2048},
+        "issue": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},
+        "severity": {"enum": ["critical", "warning", "info", None]},
+    }
+    named = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in matcher]
+    common = {
+        **matcher,
+        "reason": {**text, "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+        "created_by": {**text, "maxLength": 100},
+    }
+    make = {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "for"],
+                "anyOf": named,
+                "properties": {**common, "for": {**duration, "description": "how long (at most 366d)"}},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "until"],
+                "anyOf": named,
+                "properties": {**common, "until": {**text, "format": "date-time", "description": "a future time"}},
+            },
+        ]
+    }
+    write = ("403", "Sent by another site's page, or a remote client without credentials")
+    return {
+        "/silences": {
+            "get": {
+                "summary": "Silences, active and recently ended",
+                "parameters": [],
+                "responses": _answers(_object(["silences"], {"silences": {"type": "array", "items": SILENCE}})),
+            },
+            "post": {
+                "summary": "Mute alerts matching every given field for a while, with a reason",
+                "parameters": [],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": make}}},
+                "responses": _answers(SILENCE, write, ("413", "Body too large"), ("415", "Not JSON")),
+            },
+        },
+        "/silences/{id}": {
+            "post": {
+                "summary": 'End a silence now: the body is {"expire": true}',
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10**12 - 1},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["expire"],
+                                "additionalProperties": False,
+                                "properties": {"expire": {"const": True}},
+                            }
+                        }
+                    },
+                },
+                "responses": _answers(SILENCE, write, ("404", "No such silence"), ("415", "Not JSON")),
+            }
+        },
+    }
 
 
 def openapi_document(prefix: str, version: str) -> dict[str, Any]:
@@ -458,6 +605,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                 [_limit(alerts.MAX_LIMIT)],
             ),
             **issues.openapi_paths(_TIME, _ERROR, _WINDOW),
+            **_silences_paths(),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
             "/metrics": {
                 "get": {

@@ -35,6 +35,7 @@ __all__ = [
     "after_occurrences",
     "apply_change",
     "effective",
+    "future_instant",
     "parse_change",
 ]
 
@@ -149,7 +150,7 @@ def parse_change(
     if until is not None:
         if ignored_until is not None:
             raise ValueError("give for or until, not both")
-        ignored_until = _instant(until, now)
+        ignored_until = future_instant(until, now, "until")
     if isinstance(count, float) and count.is_integer():
         count = int(count)  # JSON has numbers; 3.0 is 3
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10**9):
@@ -157,16 +158,17 @@ def parse_change(
     return IssueChange(status, ignored_until, count, in_release)
 
 
-def _instant(value: object, now: float) -> float:
+def future_instant(value: object, now: float, name: str) -> float:
+    """An ISO 8601 time with its zone, after ``now``, as epoch seconds."""
     if not isinstance(value, str):
-        raise ValueError("until must be an ISO 8601 time with its zone, such as 2026-12-31T09:00:00Z")
+        raise ValueError(f"{name} must be an ISO 8601 time with its zone, such as 2026-12-31T09:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"until must be an ISO 8601 time such as 2026-12-31T09:00:00Z, got {value[:40]!r}") from None
+        raise ValueError(f"{name} must be an ISO 8601 time such as 2026-12-31T09:00:00Z, got {value[:40]!r}") from None
     if moment.tzinfo is None:
-        raise ValueError("until must say its zone (Z or +01:00)")
+        raise ValueError(f"{name} must say its zone (Z or +01:00)")
     instant = moment.timestamp()
     if instant <= now:
-        raise ValueError("until must be in the future")
+        raise ValueError(f"{name} must be in the future")
     return instant

@@ -14,11 +14,12 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from ..aggregate import Aggregate
+from ..alerts.incidents import AlertingState, Silence
 from ..profiles import Profile
 from ..stats.issues import IssueChange
 from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
@@ -29,7 +30,6 @@ __all__ = [
     "Batch",
     "EndpointKey",
     "ErrorSample",
-    "IssueEvent",
     "IssueRow",
     "IssueSample",
     "MAX_ISSUES",
@@ -46,6 +46,7 @@ __all__ = [
     "StoreUnavailable",
 ]
 
+T = TypeVar("T")
 EndpointKey = tuple[str, str]  # (endpoint, method)
 ALL: EndpointKey = ("*", "*")  # the key of the all-endpoints aggregate
 MAX_ERROR_SAMPLES = 1000
@@ -153,13 +154,6 @@ def issue_count_rows(sample: IssueSample) -> dict[tuple[int, int], int]:
             key = (resolution, minute - minute % resolution)
             rows[key] = rows.get(key, 0) + n
     return rows
-
-
-class IssueEvent(NamedTuple):
-    """What a write did to an issue that is worth telling: ``new`` or ``regressed``."""
-
-    issue: str
-    event: str
 
 
 @dataclass
@@ -374,12 +368,12 @@ class Store(ABC):
 
     # -- writing ---------------------------------------------------------------------
     @abstractmethod
-    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
+    def write(self, batch: Batch, process: ProcessRow) -> None:
         """Add one process's deltas atomically; raise StoreUnavailable to have it retried.
 
-        Returns what this write did to issues (new ones, regressions): decided inside the
-        write, so exactly one process of the deployment learns each. Waits for a busy
-        store at most until the thread's :meth:`time_limit`, if one is set.
+        Issues change status inside the write (a resolved one seen again regresses), so the
+        deployment agrees on it. Waits for a busy store at most until the thread's
+        :meth:`time_limit`, if one is set.
         """
 
     def process_stopped(self, process: ProcessRow) -> None:  # noqa: B027 - optional hook
@@ -494,25 +488,30 @@ class Store(ABC):
             counts[issue_id] = counts.get(issue_id, 0) + count
         return counts
 
+    # -- alerting: incidents and silences, decided once per deployment -----------------
+    @abstractmethod
+    def alerting(self, change: Callable[[AlertingState], T], now: float) -> T:
+        """Read the deployment's alerting state, let ``change`` modify it, write back what it changed:
+        one transaction that no other process's overlaps."""
+
+    @abstractmethod
+    def alerting_view(self, now: float) -> AlertingState:
+        """The alerting state as it is (a copy: changing it changes nothing)."""
+
+    @abstractmethod
+    def add_silence(self, make: Callable[[int], Silence]) -> Silence:
+        """Keep the silence ``make`` builds for the next free id."""
+
+    @abstractmethod
+    def expire_silence(self, number: int, now: float) -> Silence | None:
+        """End a silence now; None when there is no such silence."""
+
     # -- alerts: decided once per deployment ------------------------------------------
     @abstractmethod
     def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
         """``count`` new occurrences of ``key``: (this process alerts, occurrences suppressed before them).
 
         One process per cooldown gets True; the others' occurrences are counted as suppressed."""
-
-    @abstractmethod
-    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
-        """(key, suppressed) of the keys whose cooldown ended with occurrences suppressed, each
-        returned to one process once; their cooldown starts again."""
-
-    @abstractmethod
-    def transition(self, key: str, firing: bool, now: float) -> bool:
-        """Set a condition's state; True for the one process whose call changed it (it tells)."""
-
-    @abstractmethod
-    def firing_keys(self) -> set[str]:
-        """The conditions firing now, deployment-wide."""
 
     @abstractmethod
     def record_alert(self, row: AlertRow) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..stats.issues import OPEN, IssueChange, IssueState, after_occurrences, apply_change, effective
 from ..windows import HOUR, MINUTE
-from .base import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueEvent, IssueRow, IssueSample, issue_count_rows
+from .base import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
 from .session import Session
 
 __all__ = ["ISSUES_SCHEMA", "IssueTables"]
@@ -90,9 +90,9 @@ class IssueTables:
         self._query = query
 
     # -- writing, inside the store's write transaction ------------------------------
-    def write(self, session: Session, batch: Batch, release: str | None, now: float) -> list[IssueEvent]:
+    def write(self, session: Session, batch: Batch, release: str | None, now: float) -> None:
         if not batch.issues:
-            return []
+            return
         known: dict[str, tuple[Any, ...]] = {}
         ids = list(batch.issues)
         for offset in range(0, len(ids), _CHUNK):
@@ -110,7 +110,6 @@ class IssueTables:
                 started[name] = None if row is None else float(row[0])
             return started[name]
 
-        events: list[IssueEvent] = []
         for sample in batch.issues.values():
             stored = known.get(sample.id)
             if stored is None:
@@ -138,11 +137,9 @@ class IssueTables:
                         None,
                     ),
                 )
-                events.append(IssueEvent(sample.id, "new"))
                 continue
             state = IssueState(*stored[2:])
-            if after_occurrences(state, sample.count, sample.last_seen, release, release_started, now):
-                events.append(IssueEvent(sample.id, "regressed"))
+            after_occurrences(state, sample.count, sample.last_seen, release, release_started, now)
             session.execute(_SET_STATE, (*_state_values(state), sample.id))
             session.execute(
                 "UPDATE issues SET first_seen = ? WHERE id = ? AND first_seen > ?",
@@ -162,7 +159,6 @@ class IssueTables:
                     ),
                 )
         self._add_details(session, batch.issues.values(), release)
-        return events
 
     @staticmethod
     def _add_details(session: Session, samples: Iterable[IssueSample], release: str | None) -> None:

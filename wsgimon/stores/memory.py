@@ -7,12 +7,15 @@ memory stays bounded by the endpoint cap times the number of buckets.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from ..aggregate import Aggregate
+from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Silence
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
@@ -25,7 +28,6 @@ from .base import (
     Batch,
     EndpointKey,
     ErrorSample,
-    IssueEvent,
     IssueRow,
     IssueSample,
     ProcessRow,
@@ -33,6 +35,7 @@ from .base import (
     RequestEntry,
     SlowRequest,
     Store,
+    T,
     issue_count_rows,
     merge_into,
     release_rollups,
@@ -59,7 +62,6 @@ class MemoryStore(Store):
         self._names: set[str] = set()
         self._slow: dict[EndpointKey, list[SlowRequest]] = {}
         self._cooldowns: dict[str, tuple[float, int]] = {}
-        self._states: dict[str, bool] = {}
         self._alerts: deque[AlertRow] = deque(maxlen=MAX_ALERTS)
         self._alert_id = 0
         self._reports: dict[str, tuple[str, float, str]] = {}
@@ -68,8 +70,9 @@ class MemoryStore(Store):
         self._releases: dict[str, ReleaseRow] = {}
         self._release_rows: dict[str, dict[int, dict[EndpointKey, Aggregate]]] = {}
         self._issues: dict[str, _Issue] = {}
+        self._alerting = AlertingState()
 
-    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
+    def write(self, batch: Batch, process: ProcessRow) -> None:
         with self._lock:
             for (resolution, start), per_key in rollups(batch).items():
                 bucket = self._buckets[resolution].setdefault(start, {})
@@ -88,17 +91,12 @@ class MemoryStore(Store):
             self._processes[(process.host, process.pid, process.started)] = process
             if process.release is not None:
                 self._write_release(batch, process)
-            events = [
-                event
-                for sample in batch.issues.values()
-                if (event := self._write_issue(sample, process.release, process.last_flush)) is not None
-            ]
+            for issue in batch.issues.values():
+                self._write_issue(issue, process.release, process.last_flush)
         self.maintain(time.time())
-        return events
 
-    def _write_issue(self, sample: IssueSample, release: str | None, now: float) -> IssueEvent | None:
+    def _write_issue(self, sample: IssueSample, release: str | None, now: float) -> None:
         issue = self._issues.get(sample.id)
-        event = None
         if issue is None:
             if len(self._issues) >= MAX_ISSUES:
                 del self._issues[min(self._issues, key=lambda key: self._issues[key].row.last_seen)]
@@ -107,10 +105,8 @@ class MemoryStore(Store):
                 sample.frames, sample.culprit, 0, sample.first_seen, sample.last_seen, OPEN, now,
             )  # fmt: skip
             issue = self._issues[sample.id] = _Issue(row)
-            event = IssueEvent(sample.id, "new")
         row = issue.row
-        if after_occurrences(row, sample.count, sample.last_seen, release, self._release_started, now):
-            event = IssueEvent(sample.id, "regressed")
+        after_occurrences(row, sample.count, sample.last_seen, release, self._release_started, now)
         row.first_seen = min(row.first_seen, sample.first_seen)
         if sample.last_seen >= row.last_seen:
             row.last_seen = sample.last_seen
@@ -123,7 +119,6 @@ class MemoryStore(Store):
             issue.releases[release] = (count + sample.count, min(first, sample.first_seen), max(last, sample.last_seen))
         for count_key, n in issue_count_rows(sample).items():
             issue.counts[count_key] = issue.counts.get(count_key, 0) + n
-        return event
 
     def _release_started(self, release: str) -> float | None:
         known = self._releases.get(release)
@@ -285,6 +280,34 @@ class MemoryStore(Store):
             apply_change(issue.row, change, now)
             return issue.snapshot()
 
+    def alerting(self, change: Callable[[AlertingState], T], now: float) -> T:
+        with self._lock:
+            result = change(self._alerting)
+            self._alerting.changed_conditions.clear()
+            self._alerting.changed_incidents.clear()
+            return result
+
+    def alerting_view(self, now: float) -> AlertingState:
+        with self._lock:
+            state = copy.deepcopy(self._alerting)
+        state.silences = [s for s in state.silences if s.ends > now - KEEP_RESOLVED_S]
+        return state
+
+    def add_silence(self, make: Callable[[int], Silence]) -> Silence:
+        with self._lock:
+            silence = make(max((s.id for s in self._alerting.silences), default=0) + 1)
+            self._alerting.silences.append(silence)
+            return silence
+
+    def expire_silence(self, number: int, now: float) -> Silence | None:
+        with self._lock:
+            for index, silence in enumerate(self._alerting.silences):
+                if silence.id == number:
+                    ended = replace(silence, ends=min(silence.ends, now))
+                    self._alerting.silences[index] = ended
+                    return ended
+        return None
+
     def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
         with self._lock:
             until, suppressed = self._cooldowns.get(key, (0.0, 0))
@@ -293,24 +316,6 @@ class MemoryStore(Store):
                 return True, suppressed
             self._cooldowns[key] = (until, suppressed + count)
             return False, 0
-
-    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
-        with self._lock:
-            due = [(key, n) for key, (until, n) in self._cooldowns.items() if n and until <= now]
-            for key, _n in due:
-                self._cooldowns[key] = (now + cooldown_s, 0)
-            return due
-
-    def transition(self, key: str, firing: bool, now: float) -> bool:
-        with self._lock:
-            if self._states.get(key, False) == firing:
-                return False
-            self._states[key] = firing
-            return True
-
-    def firing_keys(self) -> set[str]:
-        with self._lock:
-            return {key for key, firing in self._states.items() if firing}
 
     def record_alert(self, row: AlertRow) -> int:
         with self._lock:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..guard import logger
 from ..windows import DAY, HOUR
+from .alerting_sql import ALERTING_SCHEMA
 from .base import READ_TIMEOUT_S, StoreUnavailable
 from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Cursor, Session, SQLStore
 
@@ -384,7 +385,7 @@ class PostgresStore(SQLStore):
                 if version == SCHEMA_VERSION:
                     return
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA).split(";"):
+            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA + ";" + ALERTING_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(

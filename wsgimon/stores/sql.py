@@ -21,14 +21,16 @@ import json
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..aggregate import Aggregate
+from ..alerts.incidents import AlertingState, Silence
 from ..profiles import Profile
 from ..sketch import QuantileSketch
 from ..stats.issues import IssueChange
 from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
+from . import alerting_sql
 from .base import (
     ALL,
     MAX_ALERTS,
@@ -39,13 +41,13 @@ from .base import (
     Batch,
     EndpointKey,
     ErrorSample,
-    IssueEvent,
     IssueRow,
     ProcessRow,
     ReleaseRow,
     RequestEntry,
     SlowRequest,
     Store,
+    T,
     release_rollups,
     rollups,
 )
@@ -162,7 +164,7 @@ class SQLStore(Store):
                 raise
 
     # -- writing ---------------------------------------------------------------------
-    def write(self, batch: Batch, process: ProcessRow) -> list[IssueEvent]:
+    def write(self, batch: Batch, process: ProcessRow) -> None:
         with self._writing() as session:
             writer = f"{process.host}|{process.pid}|{process.started!r}"
             if writer != self._writer:
@@ -185,7 +187,7 @@ class SQLStore(Store):
                 self._write_process(session, process)
                 if process.release is not None:
                     self._write_release(session, batch, process)
-                events = self._issues.write(session, batch, process.release, process.last_flush)
+                self._issues.write(session, batch, process.release, process.last_flush)
                 session.execute("COMMIT")
             except BaseException:
                 self._forget_own_rows()
@@ -194,7 +196,6 @@ class SQLStore(Store):
                 raise
             self._own.update(own)
             self._forget_closed(process.last_flush)
-            return events
 
     def _forget_closed(self, now: float) -> None:
         # Late records for a forgotten bucket take the slow path (read our row, merge).
@@ -559,6 +560,22 @@ class SQLStore(Store):
             found = self._issues.change(session, issue_id, change, now)
         return self.issue(issue_id) if found else None
 
+    # -- alerting ----------------------------------------------------------------------
+    def alerting(self, change: Callable[[AlertingState], T], now: float) -> T:
+        with self._transaction() as session:
+            return alerting_sql.in_transaction(session, now, change)
+
+    def alerting_view(self, now: float) -> AlertingState:
+        return alerting_sql.load_alerting(self._query, now)
+
+    def add_silence(self, make: Callable[[int], Silence]) -> Silence:
+        with self._transaction() as session:
+            return alerting_sql.add_silence(session, make)
+
+    def expire_silence(self, number: int, now: float) -> Silence | None:
+        with self._transaction() as session:
+            return alerting_sql.expire_silence(session, number, now)
+
     # -- alerts ------------------------------------------------------------------------
     def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
         with self._transaction() as session:
@@ -572,33 +589,6 @@ class SQLStore(Store):
                 return True, 0 if row is None else int(row[1])
             session.execute("UPDATE alert_state SET suppressed = suppressed + ? WHERE key = ?", (count, key))
             return False, 0
-
-    def claim_followups(self, now: float, cooldown_s: float) -> list[tuple[str, int]]:
-        with self._transaction() as session:
-            due = session.execute(
-                "SELECT key, suppressed FROM alert_state WHERE suppressed > 0 AND until <= ?", (now,)
-            ).fetchall()
-            if due:
-                session.executemany(
-                    "UPDATE alert_state SET suppressed = 0, until = ?, changed = ? WHERE key = ?",
-                    [(now + cooldown_s, now, key) for key, _n in due],
-                )
-        return [(str(key), int(n)) for key, n in due]
-
-    def transition(self, key: str, firing: bool, now: float) -> bool:
-        with self._transaction() as session:
-            row = session.execute("SELECT firing FROM alert_state WHERE key = ?", (key,)).fetchone()
-            if bool(row[0] if row else 0) == firing:
-                return False
-            session.execute(
-                "INSERT INTO alert_state (key, firing, changed) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET firing = excluded.firing, changed = excluded.changed",
-                (key, int(firing), now),
-            )
-            return True
-
-    def firing_keys(self) -> set[str]:
-        return {str(row[0]) for row in self._query("SELECT key FROM alert_state WHERE firing = 1")}
 
     def record_alert(self, row: AlertRow) -> int:
         with self._transaction() as session:

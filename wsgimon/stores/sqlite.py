@@ -22,6 +22,7 @@ from typing import Any
 from ..guard import logger
 from ..windows import DAY, HOUR
 from . import sqlite_file
+from .alerting_sql import ALERTING_SCHEMA
 from .base import READ_TIMEOUT_S, StoreUnavailable
 from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Session, SQLStore
 
@@ -372,7 +373,7 @@ class SQLiteStore(SQLStore):
                 return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA).split(";"):
+            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA + ";" + ALERTING_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             for table, column, definition in _ADDED_COLUMNS:
