@@ -4,9 +4,10 @@ An objective says what share of requests must be good: ``slo_availability``
 (not a 5xx or an exception) and, optionally, ``slo_latency_target`` of them
 faster than ``slo_latency_ms``. The burn rate over a window is the bad share
 divided by the budget (1 - target): 1 spends the budget exactly over the
-30-day period. Multi-window, multi-burn-rate alerting pages when both the
-1 h and 5 min burn rates exceed 14.4 (2 % of a month's budget in an hour, and
-still burning) and opens a ticket when both the 6 h and 30 min exceed 6.
+30-day period. Multi-window, multi-burn-rate alerting, the SRE workbook's tiers:
+a page when both the 1 h and 5 min burn rates exceed 14.4 (2 % of a month's
+budget in an hour, and still burning) or both the 6 h and 30 min exceed 6 (5 %
+in six hours); a ticket when both the 3 day and 6 h exceed 1 (10 % in three days).
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["BURN_WINDOWS", "PERIOD_S", "Objective", "SLOStatus", "objectives", "slo_status"]
 
 PERIOD_S = 30 * 86400.0
-#: (severity, long window s, short window s, burn rate threshold)
-BURN_WINDOWS = (("page", 3600.0, 300.0, 14.4), ("ticket", 21600.0, 1800.0, 6.0))
-_WINDOW_LABELS = {300.0: "5m", 1800.0: "30m", 3600.0: "1h", 21600.0: "6h"}
+#: (severity, long window s, short window s, burn rate threshold), loudest first
+BURN_WINDOWS = (
+    ("page", 3600.0, 300.0, 14.4),
+    ("page", 21600.0, 1800.0, 6.0),
+    ("ticket", 259200.0, 21600.0, 1.0),
+)
+_WINDOW_LABELS = {300.0: "5m", 1800.0: "30m", 3600.0: "1h", 21600.0: "6h", 259200.0: "3d"}
 
 
 @dataclass(frozen=True)
