@@ -4,14 +4,18 @@
 host's numbers) and the period before it; :func:`render_report` turns it into
 the two parts of an e-mail (plain text, and HTML with inline styles and bars
 drawn with tables: no image, no external URL) and :func:`report_email` into
-the message. Failures are told as issues (grouped by cause): the ones new in
-the period, the ones that came back after being resolved, and the period's
-most frequent. Sending once per period across a deployment is
-:mod:`wsgimon.report_schedule`'s job.
+the message. Every number is the period's: the SLOs' error budget is the one
+the period's requests allowed, and a period without a request says so instead
+of showing numbers. Failures are told as issues (grouped by cause): the ones
+new in the period, the ones that came back after being resolved, and the
+period's most frequent. Alerts are told as incidents: how many opened, the
+longest, how long they took to resolve, and what was silenced. Sending once
+per period across a deployment is :mod:`wsgimon.report_schedule`'s job.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -23,15 +27,26 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .aggregate import Aggregate
-from .slo import objectives, slo_status
+from .alerts.incidents import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence, duration_words
+from .slo import Objective, objectives
 from .stats.issues import REGRESSED
+from .stores.base import MAX_ALERTS
 from .windows import DAY, HOUR
 
 if TYPE_CHECKING:
     from .config import Config
-    from .stores.base import IssueRow, Store
+    from .stores.base import AlertRow, IssueRow, Store
 
-__all__ = ["Period", "PeriodIssues", "Report", "build_report", "period_before", "render_report", "report_email"]
+__all__ = [
+    "Period",
+    "PeriodIncidents",
+    "PeriodIssues",
+    "Report",
+    "build_report",
+    "period_before",
+    "render_report",
+    "report_email",
+]
 
 _TOP = 5
 #: new issues and regressions listed; more are counted, not listed
@@ -42,6 +57,11 @@ _ENDPOINTS_NAMED = 3
 #: the period may still have regressed in it
 _LATE_S = DAY
 _MIN_REQUESTS_FOR_SLOWEST = 20
+#: the alert log's key of an incident's messages: "incident|12"
+_INCIDENT_KEY = "incident|"
+#: silences are kept this long after they end (then a newer silence's write drops them)
+_SILENCES_KEPT_S = 30 * KEEP_RESOLVED_S
+_SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1}
 _environment = Environment(
     loader=PackageLoader("wsgimon", "templates"),
     autoescape=select_autoescape(("html",)),
@@ -122,6 +142,33 @@ class PeriodIssues:
 
 
 @dataclass
+class PeriodIncidents:
+    """The incidents opened in the period, from the alert log and the alerting state.
+
+    An incident counts when a message told of it (it is in the alert log, or the state says it
+    was sent) or when it is still open: one that resolved unseen (muted, or over within the
+    group wait) is forgotten by the state within a day, so it cannot be counted all week.
+    """
+
+    #: opened in the period, oldest first, each a dict (see :func:`_incidents_in`)
+    opened: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+    still_open: int = 0
+    #: the one that lasted (or has lasted so far) the longest
+    longest: dict[str, Any] | None = None
+    #: time to resolve, in seconds, over the ``resolved`` incidents whose resolve time is known
+    resolved: int = 0
+    resolve_median_s: float | None = None
+    resolve_mean_s: float | None = None
+    #: silences active at some time in the period, the earliest first
+    silences: list[dict[str, Any]] = field(default_factory=list)
+    #: when the alert log starts, if after the period's start while full: older messages are gone
+    log_since: float | None = None
+    #: silences that ended before this may have been forgotten (kept 30 days after they end)
+    silences_since: float | None = None
+
+
+@dataclass
 class Report:
     period: Period
     totals: dict[str, Any]
@@ -138,7 +185,13 @@ class Report:
     releases: list[dict[str, Any]] = field(default_factory=list)
     #: failures grouped by cause: new in the period, regressed in it, and its most frequent
     issues: PeriodIssues = field(default_factory=PeriodIssues)
+    incidents: PeriodIncidents = field(default_factory=PeriodIncidents)
     generated_at: float = field(default_factory=time.time)
+
+    @property
+    def traffic(self) -> bool:
+        """Whether the period had any request: without one there is no availability, latency nor SLO."""
+        return bool(self.totals["requests"])
 
 
 def _totals(agg: Aggregate) -> dict[str, Any]:
@@ -165,7 +218,8 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
     """The period's numbers from the store, with the previous period's to compare."""
     start, end = period.start.timestamp(), period.end.timestamp()
     # Stored buckets start at whole seconds: [start, end - 1] covers exactly [start, end).
-    totals = _totals(store.overall(start, end - 1))
+    overall = store.overall(start, end - 1)
+    totals = _totals(overall)
     previous_period = period.previous()
     previous = _totals(store.overall(previous_period.start.timestamp(), start - 1))
     rows = [
@@ -211,14 +265,18 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         {"date": day, "requests": n, "errors": e, "width": round(100 * n / busiest_day), "error_width": _share(e, n)}
         for day, (n, e) in per_day.items()
     ]
-    slo = [slo_status(store, objective, moment).to_json() for objective in objectives(config)]
+    slo = [_slo_in(objective, overall) for objective in objectives(config)] if overall.count else []
     releases = _releases_in(store, config, start, end)
     dashboard = config.public_url.rstrip("/") + config.prefix + "/" if config.public_url else None
     return Report(
         period,
         totals,
         previous,
-        {name: _change(totals[name], previous[name]) for name in ("requests", "error_rate", "p50", "p95", "p99")},
+        # Without a request in the period nothing changed in a way worth an arrow.
+        {
+            name: _change(totals[name], previous[name]) if overall.count else None
+            for name in ("requests", "error_rate", "p50", "p95", "p99")
+        },
         busiest,
         slowest,
         failing,
@@ -228,7 +286,132 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         dashboard,
         releases,
         issues=_issues_in(store, start, end, moment, dashboard),
+        incidents=_incidents_in(store, start, end, moment),
     )
+
+
+def _slo_in(objective: Objective, agg: Aggregate) -> dict[str, Any]:
+    """The objective over the period: the share of good requests and how much of the period's
+    error budget (the bad requests its traffic allowed) the bad ones used."""
+    bad = objective.bad(agg)
+    allowed = agg.count * objective.budget
+    return {
+        "objective": objective.name,
+        "target": objective.target,
+        "latency_ms": objective.latency_ms,
+        "description": objective.describe(),
+        "requests": agg.count,
+        "good": round(1 - bad / agg.count, 6),
+        "bad": bad,
+        "allowed": allowed,
+        "budget_used": round(bad / allowed, 4) if allowed else None,
+    }
+
+
+def _incidents_in(store: Store, start: float, end: float, now: float) -> PeriodIncidents:
+    log: dict[int, list[AlertRow]] = {}
+    rows = store.recent_alerts(MAX_ALERTS)
+    for row in rows:
+        digits = row.key.removeprefix(_INCIDENT_KEY)
+        if row.key.startswith(_INCIDENT_KEY) and digits.isdigit():
+            log.setdefault(int(digits), []).append(row)
+    # Silences are read as of the period's start: the state as of now leaves out those over for a day.
+    state = store.alerting_view(min(start, now))
+    found: list[dict[str, Any]] = []
+    for number in sorted(set(log) | set(state.incidents)):
+        incident = _incident(number, sorted(log.get(number, []), key=lambda r: (r.sent_at, r.id)), state, now)
+        if incident is not None and start <= incident["opened"] < end:
+            found.append(incident)
+    found.sort(key=lambda x: (x["opened"], x["id"]))
+    lasted = [x for x in found if x["duration"] is not None]
+    times = [x["duration"] for x in found if x["status"] != OPEN and x["duration"] is not None]
+    silences = sorted(
+        (_silence(s) for s in state.silences if s.starts < end and s.ends > start),
+        key=lambda s: (s["starts"], s["id"]),
+    )
+    oldest = min((row.sent_at for row in rows), default=None)
+    full = len(rows) >= MAX_ALERTS
+    return PeriodIncidents(
+        found[:_MAX_LISTED],
+        len(found),
+        sum(x["status"] == OPEN for x in found),
+        max(lasted, key=lambda x: (x["duration"], -x["id"]), default=None),
+        len(times),
+        statistics.median(times) if times else None,
+        statistics.fmean(times) if times else None,
+        silences,
+        oldest if full and oldest is not None and oldest > start else None,
+        now - _SILENCES_KEPT_S if start < now - _SILENCES_KEPT_S else None,
+    )
+
+
+def _incident(number: int, messages: list[AlertRow], state: AlertingState, now: float) -> dict[str, Any] | None:
+    """One incident from its messages (oldest first) and, while the state keeps it, the state's record.
+
+    The state keeps every open incident, and a resolved one for a day: one that only the log
+    knows was resolved, its time told by its "resolved" message (none recorded: unknown).
+    """
+    known = state.incidents.get(number)
+    members = [c for c in state.conditions.values() if c.incident == number]
+    resolved: float | None = None
+    if known is not None and known.status == OPEN:
+        status = OPEN
+    elif messages or (known is not None and known.first_sent is not None):
+        status = "resolved"
+        ends = [row.sent_at for row in messages if row.state == "resolved"]
+        resolved = known.resolved if known is not None and known.resolved is not None else max(ends, default=None)
+    else:
+        return None  # resolved without a message: muted, or over within the group wait
+    opened = known.opened if known is not None else min(row.opened_at for row in messages)
+    until = now if status == OPEN else resolved
+    severities = [row.severity for row in messages] or [c.severity for c in members]
+    return {
+        "id": number,
+        "title": _incident_title(number, messages, known, members),
+        "severity": max(severities, key=lambda s: _SEVERITY_RANK.get(s, 0), default=None),
+        "status": status,
+        "opened": opened,
+        "resolved": resolved,
+        "duration": None if until is None else max(until - opened, 0.0),
+        "messages": len(messages),
+    }
+
+
+def _incident_title(number: int, messages: list[AlertRow], known: Incident | None, members: list[Condition]) -> str:
+    """What its first message was about, without the message's "Incident #12 …:" head."""
+    if known is not None and known.title:
+        return known.title
+    head = f"Incident #{number}"
+    # An update's title is the change it tells, not what the incident is about.
+    about = [row for row in messages if not row.title.startswith(head + " update")] or messages
+    for row in about:
+        lead, colon, rest = row.title.partition(": ")
+        if colon and lead.startswith(head) and rest:
+            return rest
+    if about:
+        return about[0].title
+    return members[0].title if members else head
+
+
+def _silence(silence: Silence) -> dict[str, Any]:
+    matches = [
+        f"{name} {value}"
+        for name, value in (
+            ("rule", silence.rule),
+            ("endpoint", silence.endpoint),
+            ("issue", silence.issue),
+            ("severity", silence.severity),
+        )
+        if value is not None
+    ]
+    return {
+        "id": silence.id,
+        "starts": silence.starts,
+        "ends": silence.ends,
+        "reason": silence.reason,
+        "matches": matches,
+        "created_by": silence.created_by,
+    }
 
 
 def _issues_in(store: Store, start: float, end: float, now: float, dashboard: str | None) -> PeriodIssues:
@@ -335,8 +518,10 @@ def render_report(report: Report) -> tuple[str, str]:
 
 def subject(report: Report) -> str:
     totals = report.totals
-    available = "no requests" if totals["availability"] is None else f"{totals['availability']:.2%} available"
     kind = "Weekly" if report.period.kind == "week" else "Daily"
+    if not report.traffic:
+        return f"[wsgimon] {kind} report {report.period.label()}: no traffic"
+    available = f"{totals['availability']:.2%} available"
     return f"[wsgimon] {kind} report {report.period.label()}: {totals['requests']:,} requests, {available}"
 
 
@@ -388,3 +573,13 @@ class _Formats:
         if not epoch:
             return "–"
         return f"{datetime.fromtimestamp(epoch, self.zone):%a %d %b %H:%M}"
+
+    @staticmethod
+    def duration(seconds: float | None) -> str:
+        """As the alert messages say it (``20 min``, ``2 h 5 min``), in days past two of them."""
+        if seconds is None:
+            return "–"
+        if seconds < 2 * DAY:
+            return duration_words(seconds)
+        days, rest = divmod(int(seconds), DAY)
+        return f"{days} d {rest // 3600} h"

@@ -8,7 +8,6 @@ waits for the engine to have evaluated at that time (a decision, not a sleep). M
 from __future__ import annotations
 
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -93,15 +92,12 @@ class Sim:
             monitor.recorder.set_wall_clock(self.now)
 
     def settle(self) -> None:
-        """Every engine has evaluated at (or after) now, and handed its messages to the lanes."""
+        """Every engine evaluates now, what was flushed included, and hands its messages to the lanes."""
         for monitor in self.monitors:
             monitor.flush()
         for monitor in self.monitors:
-            engine = monitor.alerts
-            assert engine is not None
-            interval = engine.config.alert_interval_s
-            target = math.floor(self.now() / interval) * interval
-            wait_until(lambda engine=engine, target=target: engine.evaluated_at >= target, timeout=20)
+            assert monitor.alerts is not None
+            monitor.alerts.evaluate(now_please=True)
 
 
 def delivered(monitor: MonitorMiddleware) -> None:
@@ -558,3 +554,33 @@ def test_the_cli_says_clearly_why_a_channel_failed() -> None:
         [sys.executable, "-m", "wsgimon", "test-alert"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "no alert channel is configured" in (done.stdout + done.stderr)
+
+
+@pytest.mark.internal_errors
+def test_a_channel_failing_for_minutes_makes_health_warn_and_is_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("wsgimon.alerts.dispatcher.OUTAGE_S", 0.5)  # three minutes, in this test half a second
+    closed = free_port()
+    _, monitor = failing_app(webhook_url=f"http://127.0.0.1:{closed}/hook/SECRET42", alert_rules="exception")
+    sim = Sim(monitor)
+    call(monitor, "/checkout")
+    sim.settle()
+    sim.advance(40)
+    sim.settle()
+    check = wait_until(
+        lambda: (c := get_json(monitor, "/monitoring/health")["checks"]["alerts"])["status"] == "degraded" and c
+    )
+    assert "webhook failing since" in check["detail"] and "SECRET42" not in check["detail"]
+
+    def outage_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "alert channel has failed for" in r.getMessage()]
+
+    def attempts() -> int:
+        rows = get_json(monitor, "/monitoring/alerts")["alerts"]
+        return int(rows[0]["deliveries"]["webhook"].get("attempts", 0)) if rows else 0
+
+    wait_until(lambda: attempts() >= 3, timeout=20)  # more failures after the outage was logged
+    lines = outage_lines()
+    assert len(lines) == 1 and "SECRET42" not in lines[0], lines
+    monitor.close()

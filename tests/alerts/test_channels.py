@@ -699,3 +699,29 @@ def test_send_with_invalid_settings_is_gone_not_valueerror() -> None:
     message.set_content("numbers")
     with pytest.raises(Gone, match="SMTP settings are invalid: .*exclude each other"):
         smtp.send(dataclasses.replace(plain_settings(25), ssl=True, starttls=True), message)
+
+
+def test_a_private_ca_file_makes_starttls_verify_without_ssl_cert_file(certificate: Certificate) -> None:
+    """smtp_ca_file: the server's private CA is trusted beside the system's (no SSL_CERT_FILE to change)."""
+    with smtp_server(tls=certificate.server_context(), auth=("alerts", "s3cret-pass")) as server:
+        settings = dataclasses.replace(
+            plain_settings(server.port),
+            starttls=True,
+            username="alerts",
+            password="s3cret-pass",
+            ca_file=str(certificate.cert),
+        )
+        EmailChannel(settings, ("ops@shop.example.com",)).send(make_alert())
+        (received,) = server.wait_for_messages(1)
+        assert received.tls
+        with pytest.raises(Gone, match="does not verify"):
+            EmailChannel(dataclasses.replace(settings, ca_file=None), ("ops@shop.example.com",)).send(make_alert())
+
+
+def test_starttls_off_against_a_server_that_wants_it_says_so(certificate: Certificate) -> None:
+    with smtp_server(tls=certificate.server_context(), auth=("alerts", "s3cret-pass")) as server:
+        settings = dataclasses.replace(plain_settings(server.port), username="alerts", password="s3cret-pass")
+        with pytest.raises(Gone, match="smtp_starttls=1"):
+            EmailChannel(settings, ("ops@shop.example.com",)).send(make_alert())
+    with smtp_server(tls=certificate.server_context()) as server, pytest.raises(Gone, match="smtp_starttls=1"):
+        EmailChannel(plain_settings(server.port), ("ops@shop.example.com",)).send(make_alert())

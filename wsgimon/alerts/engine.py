@@ -100,10 +100,11 @@ class AlertEngine:
 
         return in_maintenance(self._maintenance, now, report_zone(self.config.report_timezone))
 
-    def evaluate(self) -> None:
-        """Run by the dispatcher's thread: every rule, applied to the deployment's incidents."""
+    def evaluate(self, *, now_please: bool = False) -> None:
+        """Run by the dispatcher's thread every ``alert_interval_s`` (``now_please``: at once, in the
+        caller's thread): every rule, applied to the deployment's incidents."""
         now = self.clock()
-        if not self.enabled or now < self._next_evaluation:
+        if not self.enabled or (now < self._next_evaluation and not now_please):
             return
         interval = self.config.alert_interval_s
         self._next_evaluation = now + interval
