@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,11 +23,13 @@ from tests.seeding import batch_of, process
 from tests.servers import ROOT, gunicorn_server
 from tests.standins.smtp import SMTPStandIn, smtp_server
 from wsgimon import MonitorMiddleware
+from wsgimon.alerts.incidents import AlertingState, Incident
+from wsgimon.alerts.silencing import parse_silence
 from wsgimon.config import Config
-from wsgimon.report import build_report, period_before, period_from, render_report, report_email
+from wsgimon.report import build_report, period_before, period_from, render_report, report_email, subject
 from wsgimon.report_schedule import parse_schedule
 from wsgimon.stats.issues import IssueChange
-from wsgimon.stores.base import Batch, IssueSample, ProcessRow
+from wsgimon.stores.base import MAX_ALERTS, AlertRow, Batch, IssueSample, ProcessRow
 from wsgimon.stores.memory import MemoryStore
 from wsgimon.stores.sqlite import SQLiteStore
 
@@ -490,3 +493,161 @@ def test_past_the_hour_retention_the_report_says_its_occurrences_are_not_counted
     assert "– occurrences in the week" in section(text, "New issues")
     assert "(occurrences are past the retention and not counted)" in text
     assert "Occurrences are past the retention and not counted." in html
+
+
+def visible(html: str) -> str:
+    """The HTML part's text as a reader sees it (no tags, no styles)."""
+    return re.sub(r"<[^>]*>", " ", html.split("<body", 1)[1])
+
+
+def test_a_week_without_any_request_says_there_was_no_traffic_and_shows_no_numbers(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    period = period_before(now, "week")
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    # Traffic the week before, and today (what an SLO computed "now" would show): none in the week.
+    week_before = [(at - 7 * 86400, e, m, s, d) for at, e, m, s, d in last_week_traffic(now)]
+    today = [(time.time() - 600 + i, "/checkout", "GET", 500 if i % 2 else 200, 20.0) for i in range(100)]
+    store.write(batch_of(week_before + today), process())
+    config = Config.build({"storage": "memory://", "slo_availability": 99.0})
+    report = build_report(store, period, config)
+    assert report.totals["requests"] == 0 and not report.traffic
+    assert report.slo == [] and set(report.changes.values()) == {None}
+    assert subject(report).endswith(": no traffic")
+    text, html = render_report(report)
+    assert "No traffic in the week: no request was recorded from " in text
+    assert "The week before: 2,000 requests." in text
+    for part in (text, visible(html)):
+        assert "%" not in part, "no availability, error rate, SLO or change to show"
+        assert "error budget" not in part and "Availability" not in part and "p95" not in part
+        assert "Per day" not in part and "Busiest endpoints" not in part
+    assert "No traffic in the week" in html and "2,000 requests" in html
+    store.close()
+
+
+def test_with_traffic_the_slo_line_is_the_periods_error_budget(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    period = period_before(now, "week")
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    # 2,000 requests in the week, 50 of them failing; today's all fail, and must not count.
+    today = [(time.time() - 600 + i, "/checkout", "GET", 500, 20.0) for i in range(100)]
+    store.write(batch_of(last_week_traffic(now) + today), process())
+    config = Config.build({"storage": "memory://", "slo_availability": 99.0})
+    report = build_report(store, period, config)
+    (slo,) = report.slo
+    assert (slo["requests"], slo["bad"], slo["good"]) == (2000, 50, 0.975)
+    assert slo["allowed"] == pytest.approx(20) and slo["budget_used"] == 2.5
+    text, html = render_report(report)
+    (line,) = [line for line in text.splitlines() if line.startswith("SLO")]
+    assert line.split(None, 1)[1] == (
+        "99 % of requests succeed: 97.50 % in the week, "
+        "250 % of its error budget used (50 bad of 20 allowed): overspent"
+    )
+    html_slo = html.split("<b>SLO</b>", 1)[1].split("</tr>", 1)[0]
+    assert "97.50 % in the week" in html_slo and "250 %" in html_slo and "overspent" in html_slo
+    assert "50 bad requests of the 20 the 2,000 requests in the week allowed" in html_slo
+    assert "30-day" not in text + html
+    store.close()
+
+
+def incident_message(number: int, state: str, title: str, opened: float, sent: float) -> AlertRow:
+    """One message of an incident as the alert engine records it."""
+    return AlertRow(f"incident|{number}", "error_rate", "critical", state, title, "", opened, sent, 0)
+
+
+def told_incident(store: SQLiteStore | MemoryStore, number: int, about: str, opened: float, lasted: float) -> None:
+    """An incident's first message, an update, and its resolve ``lasted`` seconds after it opened."""
+    store.record_alert(incident_message(number, "firing", f"Incident #{number}: {about}", opened, opened + 30))
+    update = f"Incident #{number} update: new: Latency of GET /pay above 800 ms"
+    store.record_alert(incident_message(number, "firing", update, opened, opened + 330))
+    resolved = f"Incident #{number} resolved after {lasted // 60:.0f} min: {about}"
+    store.record_alert(incident_message(number, "resolved", resolved, opened, opened + lasted))
+
+
+def test_the_weeks_incidents_their_longest_time_to_resolve_and_silences(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    period = period_before(now, "week")
+    start, end = period.start.timestamp(), period.end.timestamp()
+    day = 86400.0
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), recent_requests=100)
+    store.write(batch_of(last_week_traffic(now)), process())
+    told_incident(store, 1, "Error rate of GET /checkout above 5.0 %", start + day + 3600, 20 * 60)
+    # Still open: its first message in the log, the incident in the alerting state.
+    opened = start + 3 * day
+    still_open = Incident(2, "deployment", "open", opened, first_sent=opened + 30, messages=1)
+    still_open.title = "Health check database failing"
+    store.record_alert(incident_message(2, "firing", "Incident #2: Health check database failing", opened, opened + 30))
+
+    def open_incident(state: AlertingState) -> None:
+        state.incidents[2] = still_open
+        state.changed_incidents.add(2)
+
+    store.alerting(open_incident, time.time())
+    told_incident(store, 3, "ValueError in POST /pay", start + 4 * day, 40 * 60)
+    told_incident(store, 4, "Error rate of GET /search above 5.0 %", end - 3600, 3 * 3600)  # resolved after the week
+    told_incident(store, 5, "Latency of GET /feed above 800 ms", end + 60, 600)  # opened after the week
+    store.record_alert(AlertRow("test|1", "test", "info", "firing", "Test alert", "", start + day, start + day, 0))
+    reason = "Payment <provider> migration"
+    store.add_silence(
+        parse_silence(
+            {"rule": "error_rate", "endpoint": "/checkout", "for": "2h", "reason": reason, "created_by": "ana"},
+            start + 2 * day,
+        )
+    )
+    store.add_silence(parse_silence({"rule": "health", "for": "1h", "reason": "Old maintenance"}, start - 2 * day))
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    incidents = report.incidents
+    assert [(x["id"], x["status"]) for x in incidents.opened] == [
+        (1, "resolved"),
+        (2, "open"),
+        (3, "resolved"),
+        (4, "resolved"),
+    ]
+    assert (incidents.count, incidents.still_open, incidents.resolved) == (4, 1, 3)
+    assert incidents.opened[0]["title"] == "Error rate of GET /checkout above 5.0 %", "not the update's"
+    assert incidents.opened[0]["duration"] == 20 * 60 and incidents.opened[3]["duration"] == 3 * 3600
+    longest = incidents.longest
+    assert longest is not None and (longest["id"], longest["status"]) == (2, "open")
+    assert longest["duration"] >= time.time() - 60 - opened
+    assert incidents.resolve_median_s == 40 * 60 and incidents.resolve_mean_s == 80 * 60
+    (silence,) = incidents.silences
+    assert silence["reason"] == reason and silence["matches"] == ["rule error_rate", "endpoint /checkout"]
+    assert incidents.log_since is None and incidents.silences_since is None
+    text, html = render_report(report)
+    lines = section(text, "Incidents").splitlines()
+    assert lines[0] == ": 4 opened in the week, 1 still open"
+    assert lines[1].startswith("  Longest: #2 Health check database failing: still open, for ")
+    assert lines[1].endswith(" so far")
+    assert lines[2] == "  Time to resolve: median 40 min, mean 80 min (over 3 resolved)"
+    assert lines[3].endswith("Error rate of GET /checkout above 5.0 % [critical]: resolved after 20 min")
+    assert lines[4].endswith("Health check database failing [critical]: still open")
+    assert lines[6].startswith("  #4 ") and lines[6].endswith("resolved after 3 h 0 min") and len(lines) == 7
+    silenced = section(text, "Silenced in the week")
+    assert f'rule error_rate, endpoint /checkout: "{reason}" (ana)' in silenced
+    assert text_time(start + 2 * day) in silenced and "Old maintenance" not in text
+    html_incidents = html.split(">Incidents", 1)[1].split("Releases", 1)[0]
+    assert "4 opened in the week" in html_incidents and "1 still open" in html_incidents
+    assert "still open</span>, for " in html_incidents and "median 40 min, mean 80 min" in html_incidents
+    assert "Payment &lt;provider&gt; migration" in html_incidents and "<provider>" not in html
+    assert "Old maintenance" not in html and "Test alert" not in text + html
+    store.close()
+
+
+def test_an_alert_log_that_does_not_reach_back_to_the_periods_start_says_so() -> None:
+    period = period_before(datetime.now(UTC), "week")
+    start = period.start.timestamp()
+    store = MemoryStore(recent_requests=10)
+    told_incident(store, 1, "Error rate of GET /checkout above 5.0 %", start + 3600, 600)  # pushed out below
+    first_kept = start + 3 * 86400
+    for number in range(2, 2 + MAX_ALERTS // 3 + 1):
+        told_incident(store, number, "ValueError in POST /pay", first_kept + number * 3600, 600)
+    report = build_report(store, period, Config.build({"storage": "memory://"}))
+    kept = store.recent_alerts(MAX_ALERTS)
+    assert len(kept) == MAX_ALERTS
+    incidents = report.incidents
+    assert incidents.log_since == min(row.sent_at for row in kept) > start
+    assert 1 not in [x["id"] for x in incidents.opened]
+    text, html = render_report(report)
+    since = text_time(incidents.log_since)
+    assert f"(the alert log reaches back to {since} only: incidents told before are not counted)" in text
+    assert "incidents told before are not counted" in html
+    assert f"10 of {incidents.count} listed" in text + html

@@ -42,6 +42,17 @@ def quiet() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+_opened: list[MonitorMiddleware] = []
+
+
+@pytest.fixture(autouse=True)
+def closed_at_the_end() -> Iterator[None]:
+    """Every middleware a test made is closed, even when the test fails half way (its clock holds it)."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def parse_amount(raw: str) -> int:
     return int(raw)
 
@@ -66,6 +77,7 @@ def failing_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:
     options.setdefault("alert_interval_s", 5)  # Sim moves time in steps of 5 s or more: one evaluation each
     monitor = MonitorMiddleware(app.wsgi_app, **options)
     app.wsgi_app = monitor  # type: ignore[method-assign]
+    _opened.append(monitor)
     return app, monitor
 
 
