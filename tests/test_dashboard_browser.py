@@ -368,17 +368,55 @@ def raw_fail_path(environ: dict[str, Any]) -> str | None:
 
 
 BURN_WINDOWS = ("5m", "30m", "1h", "6h")
-HOSTILE_TITLES = ("ValueError in GET /fail" + XSS_PATH, "ValueError in GET /fail/\\u202enimda/resu/eteled")
+HOSTILE_TITLE = "ValueError in GET /fail" + XSS_PATH + ", GET /fail/\\u202enimda/resu/eteled"
+ALWAYS = "daily 00:00-12:00, daily 12:00-00:00"  # a maintenance window that is always on
+
+
+class Clock:
+    """The alert engine's and the recorder's time (their seam), moved forward by the test instead of waited for."""
+
+    def __init__(self, monitor: MonitorMiddleware) -> None:
+        assert monitor.alerts is not None
+        self.monitor, self.alerts, self.offset = monitor, monitor.alerts, 0.0
+        self.alerts.clock = self.now
+        monitor.recorder.set_wall_clock(self.now)
+        self.alerts.start()
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.monitor.flush()  # what happened before the jump keeps its time
+        self.offset += seconds
+        self.monitor.recorder.set_wall_clock(self.now)
+
+    def settle(self) -> None:
+        """The engine evaluates now, what was flushed included, and hands its messages to the channels."""
+        self.monitor.flush()
+        self.alerts.evaluate(now_please=True)
+        assert self.alerts.evaluated_at > 0
+
+
+def tell_incident(monitor: MonitorMiddleware, url: str, errors: int) -> Clock:
+    """Once the ``errors`` failures are recorded (at ``close()``, after the client has its answer) they open an
+    incident; 40 s later on the engine's clock, past the 30 s group wait, its first message goes out."""
+    wait_until(lambda: httpx.get(url + "/monitoring/stats", params={"window": "1h"}).json()["errors"] == errors)
+    clock = Clock(monitor)
+    clock.settle()
+    clock.advance(40)
+    clock.settle()
+    return clock
 
 
 @pytest.fixture
 def alerting() -> Iterator[tuple[str, DiscordStandIn]]:
-    """A served app alerting through a Discord stand-in: exceptions, and an availability SLO the traffic burns."""
+    """A served app alerting through a Discord stand-in, one incident open and told: the failures (two at
+    attacker-made paths) and the availability SLO their share of the traffic burns."""
     with DiscordStandIn() as discord:
         app, monitor = make_app(
             discord_webhook_url=discord.webhook_url,
             slo_availability=99.9,
-            alert_interval_s=0.05,
+            alert_interval_s=5,
             alert_rules="exception,slo",
             endpoint=raw_fail_path,
         )
@@ -387,6 +425,11 @@ def alerting() -> Iterator[tuple[str, DiscordStandIn]]:
             with httpx.Client(base_url=url) as client:
                 client.get("/fail" + XSS_PATH)
                 client.get("/fail" + SPOOFED_PATH)
+            tell_incident(monitor, url, errors=5)
+            discord.wait_for_requests(1)
+            wait_until(
+                lambda: [a["deliveries"]["discord"]["status"] for a in alerts_of(url)["alerts"]] == ["delivered"]
+            )
             yield url, discord
         monitor.close()  # and its channel's client
 
@@ -395,34 +438,76 @@ def alerts_of(url: str) -> dict[str, Any]:
     return dict(httpx.get(url + "/monitoring/alerts").json())
 
 
+def silences_of(url: str) -> list[dict[str, Any]]:
+    return list(httpx.get(url + "/monitoring/silences").json()["silences"])
+
+
+def unescaped(shown: str) -> str:
+    """The text the page shows with the right-to-left override it spelled out as \\u202e put back."""
+    return shown.replace("\\u202e", "\u202e")
+
+
 def _budget(left: float) -> str:
     return f"{round(left * 100):,}%" if abs(left) >= 1 else f"{left * 100:.1f}%"
 
 
-def test_alerts_panel_shows_sent_alerts_their_delivery_and_the_slo(
+def test_alerts_panel_shows_the_open_incident_its_delivery_and_the_slo(
     browser: Any, alerting: tuple[str, DiscordStandIn]
 ) -> None:
     url, discord = alerting
-    # One alert per exception key (/fail and the two hostile paths) and the SLO page: four messages.
-    discord.wait_for_requests(4)
-    wait_until(
-        lambda: [row["deliveries"]["discord"]["status"] for row in alerts_of(url)["alerts"]] == ["delivered"] * 4
-    )
+    answer = alerts_of(url)
+    (incident,) = answer["incidents"]
+    conditions = incident["conditions"]
+    assert incident["status"] == "open" and incident["messages"] == 1 and len(discord.requests) == 1
+    # Two issues (fail() behind /fail, fail_on() behind the two hostile paths) and the SLO page, told in one message.
+    assert sorted(c["rule"] for c in conditions) == ["exception", "exception", "slo"]
     page = Page(browser, url + "/monitoring/")
     try:
-        page.refresh_until("document.querySelectorAll('#alerts tbody tr').length === 4")
-        answer = alerts_of(url)
-        shown = [title.replace("\\u202e", "\u202e") for title in page.texts("#alerts .alert-title")]
-        assert shown == [row["title"] for row in answer["alerts"]], "newest first, as the API"
-        assert set(HOSTILE_TITLES) <= set(page.texts("#alerts .alert-title"))
-        assert "ValueError in GET /fail" in shown
-        assert page.texts("#alerts tbody td:nth-child(5)") == ["discord delivered"] * 4
-        assert page.texts("#alerts tbody td:nth-child(3)") == ["firing"] * 4
+        page.wait_refreshes(1)
+        block = page.page.locator("#incidents .incident")
+        assert block.count() == 1 and block.get_attribute("data-incident") == str(incident["id"])
+        assert block.locator(".incident-id").inner_text() == f"#{incident['id']}"
+        assert unescaped(block.locator(".incident-title").inner_text()) == incident["title"]
+        assert re.fullmatch(r"open for \d+ (s|min)", block.locator(".incident-age").inner_text())
+        assert block.locator(".incident-messages").inner_text().startswith("1 message sent, the last ")
+        shown = [unescaped(title) for title in page.texts("#incidents .condition-title")]
+        assert shown == [c["title"] for c in conditions], "in the API's order"
+        assert HOSTILE_TITLE in page.texts("#incidents .condition-title")
+        assert page.texts("#incidents .cond-status") == ["firing"] * 3
+        # The SLO page fires deployment-wide: the per-endpoint conditions it covers are inhibited, marked, not hidden.
+        marks = page.page.eval_on_selector_all(
+            "#incidents .condition",
+            "rows => rows.map(r => [r.dataset.key, [...r.querySelectorAll('.mark')].map(m => m.textContent)])",
+        )
+        assert dict(marks) == {c["key"]: ["inhibited"] if c["inhibited"] else [] for c in conditions}
+        assert [c["endpoint"] for c in conditions if c["inhibited"]] == ["/fail"]
+        assert page.page.locator("#incidents .silence-this").count() == 3, "every firing condition can be silenced"
+        assert page.texts("#alert-count") == ["1 open incident"]
+        assert (
+            page.page.locator("#alert-maintenance").is_hidden() and page.page.locator("#resolved-incidents").is_hidden()
+        )
+
+        # The header does not say "ok" while an incident is open, even if /health (an older server's) did.
+        health = httpx.get(url + "/monitoring/health").json()
+        assert health["checks"]["incidents"]["status"] == "degraded" and health["status"] != "ok"
+        assert page.page.locator("#health-badge").inner_text() == health["status"]
+        page.page.route(
+            "**/monitoring/health*",
+            lambda route: route.fulfill(json={"status": "ok", "checks": {"store": {"status": "ok", "detail": "ok"}}}),
+        )
+        page.refresh_until("document.querySelector('#health-badge').title.startsWith('incidents: 1 open incident')")
+        assert page.page.locator("#health-badge").inner_text() == "degraded"
+        page.page.unroute("**/monitoring/health*")
+
+        # Delivery per channel over the deployment's messages; the message log is there, folded.
+        assert page.texts("#alert-channels .chip") == ["discord · 1 delivered"]
+        assert page.page.locator("#alerts").is_hidden()
+        page.page.click("#alert-log summary")
+        assert page.page.locator("#alerts").is_visible()
+        assert [unescaped(t) for t in page.texts("#alerts .alert-title")] == [row["title"] for row in answer["alerts"]]
+        assert page.texts("#alerts tbody td:nth-child(5)") == ["discord delivered"]
+        assert page.texts("#alerts tbody td:nth-child(3)") == ["firing"]
         assert all(re.fullmatch(r"just now|\d+ (s|min) ago", sent) for sent in page.column("alerts", 0))
-        assert page.texts("#alert-channels .chip") == ["discord · 4 delivered"]
-        (slo_alert,) = [row for row in answer["alerts"] if row["rule"] == "slo_page"]
-        assert answer["firing"] == [slo_alert["key"]]
-        assert page.texts("#alert-firing .chip") == [slo_alert["title"]]
         # Attacker-made titles are text: nothing ran, no element came from them.
         assert page.page.locator("#alerts-panel img, #alerts-panel script").count() == 0
         assert page.page.evaluate("window.__pwned") is None and not page.dialogs
@@ -438,28 +523,205 @@ def test_alerts_panel_shows_sent_alerts_their_delivery_and_the_slo(
         assert burns == {w: f"{w} {_ms(slo['burn_rates'][w])}×" for w in BURN_WINDOWS}
         assert card.locator(".slo-firing").inner_text() == "page"
         assert slo["description"] in card.locator(".detail").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.page.locator("#alerts-panel").screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"))
         assert discord.violations == []
         assert not page.console, page.console
     finally:
         page.close()
 
 
+def test_a_silence_made_from_a_firing_condition_mutes_it_until_ended_now(
+    browser: Any, alerting: tuple[str, DiscordStandIn]
+) -> None:
+    url, _ = alerting
+    (incident,) = alerts_of(url)["incidents"]
+    (failing,) = [c for c in incident["conditions"] if c["endpoint"] == "/fail"]
+    row = f"#incidents .condition[data-key='{failing['key']}']"
+    page = Page(browser, url + "/monitoring/")
+    try:
+        page.wait_refreshes(1)
+        assert page.texts("#silences li") == ["No silence."]
+        # What to match and why are checked before anything is sent.
+        page.requests.clear()
+        page.page.click("#silence-add")
+        assert page.page.locator("#silence-error").inner_text().startswith("Not saved: name what to silence")
+        assert page.page.evaluate("document.activeElement.id") == "silence-rule"
+        page.page.fill("#silence-endpoint", "/fail")
+        page.page.click("#silence-add")
+        assert page.page.locator("#silence-error").inner_text() == "Not saved: a reason is needed, say why."
+        assert not [u for u in page.requests if u.endswith("/silences")]
+
+        # "Silence" on a condition, from the keyboard: its rule and issue, the reason left to the person.
+        page.page.focus(f"{row} .silence-this")
+        page.page.keyboard.press("Enter")
+        form = page.page.eval_on_selector_all(
+            "#silence-form select, #silence-form input", "els => Object.fromEntries(els.map(e => [e.id, e.value]))"
+        )
+        assert form == {
+            "silence-rule": "exception",
+            "silence-endpoint": "",
+            "silence-issue": failing["issue"],
+            "silence-severity": "",
+            "silence-for": "1h",
+            "silence-reason": "",
+        }
+        assert page.page.evaluate("document.activeElement.id") == "silence-reason"
+        assert page.page.locator("#silence-error").inner_text() == ""
+        page.page.keyboard.type("a fix is being deployed")
+        page.page.select_option("#silence-for", "30m")
+        page.page.focus("#silence-reason")
+        with page.page.expect_request(lambda r: r.method == "POST") as sent:
+            page.page.keyboard.press("Enter")
+        assert sent.value.url == url + "/monitoring/silences"
+        assert sent.value.headers["content-type"] == "application/json"
+        assert sent.value.post_data_json == {
+            "rule": "exception",
+            "issue": failing["issue"],
+            "for": "30m",
+            "reason": "a fix is being deployed",
+        }
+        page.wait_for("document.querySelectorAll('#silences .silence.active').length === 1")
+        (silence,) = silences_of(url)
+        assert silence["active"] and silence["reason"] == "a fix is being deployed"
+        assert (silence["rule"], silence["issue"], silence["endpoint"]) == ("exception", failing["issue"], None)
+        item = page.page.locator("#silences .silence.active")
+        assert item.get_attribute("data-silence") == str(silence["id"])
+        assert item.locator(".silence-reason").inner_text() == "a fix is being deployed"
+        assert item.locator(".silence-match").inner_text() == f"rule exception · issue {failing['issue']}"
+        assert re.fullmatch(r"until .+ \(in \d+ min\)", item.locator(".silence-until").inner_text())
+        assert "mutes 1 condition now" in item.inner_text()
+        assert page.page.locator("#silence-status").inner_text().startswith(f"Silence #{silence['id']} added, until ")
+        assert page.page.input_value("#silence-reason") == "" and page.page.input_value("#silence-issue") == ""
+        # What it matches is marked silenced at once, still shown.
+        page.wait_for(f'document.querySelector("{row} .mark-silenced") !== null')
+        assert {c["key"]: c["silenced"] for c in alerts_of(url)["incidents"][0]["conditions"]}[failing["key"]]
+        assert page.page.locator("#silences .silence.ended").count() == 0
+
+        with page.page.expect_request(lambda r: r.method == "POST") as ended:
+            item.locator("button.silence-end").click()
+        assert ended.value.url == f"{url}/monitoring/silences/{silence['id']}"
+        assert ended.value.post_data_json == {"expire": True}
+        page.wait_for("document.querySelectorAll('#silences .silence.ended').length === 1")
+        assert page.page.locator("#silences .silence.active").count() == 0
+        assert [s["active"] for s in silences_of(url)] == [False]
+        ended_row = page.page.locator("#silences .silence.ended")
+        assert ended_row.locator(".silence-until").inner_text().startswith("ended ")
+        assert ended_row.locator("button").count() == 0
+        assert page.page.evaluate("document.activeElement.dataset.silence") == str(silence["id"]), (
+            "the row has the focus"
+        )
+        page.wait_for(f'document.querySelector("{row} .mark-silenced") === null')
+        assert not page.console, page.console
+    finally:
+        page.close()
+
+
+def test_a_maintenance_window_is_shown_and_a_refused_silence_says_why(browser: Any) -> None:
+    refusal = "refused: the Origin is not this site; send the change from this site's dashboard or a client"
+
+    def refuse(route: Any) -> None:
+        if route.request.method == "POST":
+            route.fulfill(status=403, json={"error": refusal})
+        else:
+            route.continue_()
+
+    with DiscordStandIn() as discord:
+        app, monitor = make_app(
+            discord_webhook_url=discord.webhook_url, alert_rules="exception", alert_maintenance=ALWAYS
+        )
+        with werkzeug_server(app) as url:
+            httpx.get(url + "/fail")
+            assert alerts_of(url)["maintenance"] is True
+            page = Page(browser, url + "/monitoring/")
+            try:
+                page.wait_refreshes(1)
+                assert page.page.locator("#alert-maintenance").inner_text() == "maintenance window"
+                assert (
+                    "Maintenance window: every condition is silenced" in page.page.locator("#alert-notes").inner_text()
+                )
+                assert page.texts("#incidents .empty") == ["No open incident."]
+                assert page.texts("#alert-channels .chip") == ["discord · nothing sent yet"]
+
+                page.page.route("**/monitoring/silences", refuse)
+                page.page.fill("#silence-endpoint", "/fail")
+                page.page.fill("#silence-reason", "the database is being moved")
+                page.page.click("#silence-add")
+                page.wait_for("document.querySelector('#silence-error').textContent !== ''")
+                assert page.page.locator("#silence-error").inner_text() == "Not saved: " + refusal
+                assert page.page.input_value("#silence-reason") == "the database is being moved", "kept to try again"
+                assert silences_of(url) == [] and page.texts("#silences li") == ["No silence."]
+                assert discord.requests == []
+                assert [line for line in page.console if "403" not in line] == [], page.console
+            finally:
+                page.close()
+        monitor.close()
+
+
+def test_a_resolved_incident_is_listed_compactly_with_how_long_it_lasted(browser: Any) -> None:
+    with DiscordStandIn() as discord:
+        app, monitor = make_app(discord_webhook_url=discord.webhook_url, alert_interval_s=5, alert_rules="exception")
+        with werkzeug_server(app) as url:
+            httpx.get(url + "/fail")
+            clock = tell_incident(monitor, url, errors=1)
+            discord.wait_for_requests(1)
+            clock.advance(400)  # quiet for longer than alert_resolve_after_s (300 s): over
+            clock.settle()
+            discord.wait_for_requests(2)
+            (incident,) = alerts_of(url)["incidents"]
+            assert incident["status"] == "resolved" and incident["resolved"] and incident["messages"] == 2
+            page = Page(browser, url + "/monitoring/")
+            try:
+                page.wait_refreshes(1)
+                assert page.texts("#incidents .empty") == ["No open incident."]
+                assert page.texts("#alert-count") == ["no open incident"]
+                assert (
+                    page.page.locator("#health-badge").inner_text()
+                    == httpx.get(url + "/monitoring/health").json()["status"]
+                )
+                resolved = page.page.locator("#resolved-list details.incident")
+                assert resolved.count() == 1 and resolved.get_attribute("data-incident") == str(incident["id"])
+                summary = resolved.locator("summary")
+                assert summary.locator(".incident-title").inner_text() == incident["title"] == "ValueError in GET /fail"
+                assert re.fullmatch(r"lasted \d+ min", summary.locator(".incident-duration").inner_text())
+                assert "2 messages sent" in summary.inner_text()
+                assert resolved.locator(".condition").is_hidden(), "compact until opened"
+                page.page.select_option("#refresh", "2")
+                summary.focus()
+                page.page.keyboard.press("Enter")
+                assert resolved.locator(".condition .cond-status").inner_text() == "resolved"
+                assert resolved.locator(".silence-this").count() == 0, "nothing to silence"
+                page.wait_refreshes(page.refreshes() + 1)  # the panel is built again: open and focused as it was
+                assert page.page.locator("#resolved-list .condition").is_visible()
+                assert page.page.evaluate("document.activeElement.dataset.focus") == f"resolved:{incident['id']}"
+                assert not page.console, page.console
+            finally:
+                page.close()
+        monitor.close()
+
+
 def test_a_stopped_channel_and_its_failed_delivery_show_the_reason(browser: Any) -> None:
     with DiscordStandIn() as discord:
         discord.fail(404)  # the webhook was deleted: the channel stops
-        app, monitor = make_app(discord_webhook_url=discord.webhook_url, alert_interval_s=0.05, alert_rules="exception")
+        app, monitor = make_app(discord_webhook_url=discord.webhook_url, alert_interval_s=5, alert_rules="exception")
         with werkzeug_server(app) as url:
             httpx.get(url + "/fail")
+            tell_incident(monitor, url, errors=1)
             discord.wait_for_requests(1)
             wait_until(lambda: alerts_of(url)["channels"]["discord"]["stopped"])
+            wait_until(lambda: alerts_of(url)["alerts"][0]["deliveries"]["discord"]["status"] == "failed")
             page = Page(browser, url + "/monitoring/")
             try:
                 page.refresh_until("document.querySelector('#alert-notes .notice.bad') !== null")
                 answer = alerts_of(url)
-                reason = answer["channels"]["discord"]["stopped"]
-                assert "deleted" in reason
-                assert reason in page.page.locator("#alert-notes .notice.bad").inner_text()
+                channel = answer["channels"]["discord"]
+                assert "deleted" in channel["stopped"]
+                assert channel["stopped"] in page.page.locator("#alert-notes .notice.bad").inner_text()
                 assert page.texts("#alert-channels .chip") == ["discord · stopped"]
+                if channel["last_error"]:
+                    assert page.texts("#alert-channels .channel-error") == ["last error: " + channel["last_error"]]
+                assert answer["deliveries"]["discord"]["failed"] == 1
+                page.page.click("#alert-log summary")
                 chip = page.page.locator("#alerts tbody [data-channel=discord]")
                 assert chip.inner_text() == "discord failed"
                 delivery = answer["alerts"][0]["deliveries"]["discord"]
