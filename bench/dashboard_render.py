@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask
 
 from wsgimon import MonitorMiddleware
-from wsgimon.aggregate import Aggregate
+from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stores.base import Batch, ProcessRow, RequestEntry
 
 RENDER_GOAL_MS = 200.0

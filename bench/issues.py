@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from flask import Flask
 
 from wsgimon import MonitorMiddleware
-from wsgimon.captured import CapturedException
-from wsgimon.stats.fingerprint import Fingerprinter
+from wsgimon.recording.fingerprint import Fingerprinter
+from wsgimon.wsgi.captured import CapturedException
 
 
 @dataclass

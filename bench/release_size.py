@@ -16,10 +16,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from wsgimon.aggregate import Aggregate
+from wsgimon.stats.aggregate import Aggregate
+from wsgimon.stats.time_windows import HOUR, MINUTE
 from wsgimon.stores.base import Batch, ProcessRow
 from wsgimon.stores.sqlite import SQLiteStore
-from wsgimon.windows import HOUR, MINUTE
 
 
 @dataclass

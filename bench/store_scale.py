@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsgimon import MonitorMiddleware
-from wsgimon.aggregate import Aggregate
+from wsgimon.stats.aggregate import Aggregate
+from wsgimon.stats.time_windows import DAY, HOUR, MINUTE
 from wsgimon.stores.base import Batch, ErrorSample, ProcessRow, RequestEntry
-from wsgimon.windows import DAY, HOUR, MINUTE
 
 
 @dataclass

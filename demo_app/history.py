@@ -9,7 +9,7 @@ import socket
 import time
 
 from wsgimon import MonitorMiddleware
-from wsgimon.aggregate import Aggregate
+from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stores.base import Batch, ProcessRow
 
 # endpoint: (share of traffic, median ms, status mix)

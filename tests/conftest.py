@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wsgimon import guard
+from wsgimon import internal_errors as guard
 
 
 @pytest.fixture(autouse=True)

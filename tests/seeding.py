@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Iterable
 
-from wsgimon.aggregate import Aggregate
+from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stores.base import Batch, ErrorSample, ProcessRow, RequestEntry
 
 Request = tuple[float, str, str, int, float]  # (time, endpoint, method, status, duration_ms)

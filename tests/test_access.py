@@ -145,7 +145,7 @@ def test_secrets_that_can_never_match_are_refused_and_short_ones_warned(caplog: 
 
 
 def test_failed_attempts_are_counted_and_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
-    from wsgimon.access import failed_attempts
+    from wsgimon.api.access import failed_attempts
 
     monitor = MonitorMiddleware(wsgi_apps.list_app, token="a-long-enough-token-value")
     before = failed_attempts()

@@ -146,7 +146,7 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(monitor: MonitorMidd
     validate(document)
     assert document["openapi"].startswith("3.1")
     # Every resource the API routes is described, and nothing else.
-    from wsgimon.api import ITEMS, RESOURCES, WRITES
+    from wsgimon.api.app import ITEMS, RESOURCES, WRITES
 
     items = {path.replace("<item>", "{id}") for path in (*ITEMS, *WRITES)}
     assert set(document["paths"]) == {"/", "/openapi.json", "/metrics", *RESOURCES, *items}

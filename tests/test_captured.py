@@ -7,7 +7,7 @@ import re
 import traceback
 import weakref
 
-from wsgimon.captured import CapturedException
+from wsgimon.wsgi.captured import CapturedException
 
 
 class Holder:

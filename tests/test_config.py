@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests import wsgi_apps
@@ -74,3 +78,51 @@ def test_secrets_stay_out_of_the_repr() -> None:
     config = Config.build({"token": "tok-123", "username": "ops", "password": "pw-456"}, {})
     text = repr(config)
     assert "tok-123" not in text and "pw-456" not in text and "ops" in text
+
+
+def test_options_for_editors_are_the_configs_own_fields() -> None:
+    """``Options`` (what editors and type checkers see) lists exactly the options ``Config`` takes."""
+    import dataclasses
+    import typing
+
+    from wsgimon.config import Options
+
+    assert set(typing.get_type_hints(Options)) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_a_type_checker_refuses_a_misspelled_or_mistyped_option(tmp_path: Path) -> None:
+    program = tmp_path / "uses_wsgimon.py"
+    program.write_text(
+        "from wsgimon import MonitorMiddleware\n\n\n"
+        "def app(environ: dict[str, object], start_response: object) -> list[bytes]:\n"
+        "    return []\n\n\n"
+        "MonitorMiddleware(app, flush_intervall=2)\n"
+        'MonitorMiddleware(app, flush_interval="soon")\n'
+        'MonitorMiddleware(app, flush_interval=2, token=None, alert_rules=["exception"])\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(program)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert 'Unexpected keyword argument "flush_intervall"' in done.stdout, done.stdout
+    assert 'Argument "flush_interval" to "MonitorMiddleware" has incompatible type "str"' in done.stdout
+    assert "Found 2 errors" in done.stdout, done.stdout
+
+
+def test_an_explicit_none_turns_off_what_the_environment_sets() -> None:
+    env = {"WSGIMON_TOKEN": "a-token-from-the-environment", "WSGIMON_DEGRADED_P95_MS": "250"}
+    assert Config.build({}, env).token == "a-token-from-the-environment"
+    config = Config.build({"token": None, "degraded_p95_ms": None}, env)
+    assert config.token is None and config.degraded_p95_ms is None
+    with pytest.raises(ValueError, match="flush_interval must not be None"):
+        Config.build({"flush_interval": None}, {})
+
+
+def test_an_unknown_wsgimon_variable_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"WSGIMON_FLUSH_INTERVALL": "2", "WSGIMON_PREFIX": "/m"}
+    Config.build({}, env)
+    Config.build({}, env)
+    warnings = [r.getMessage() for r in caplog.records if "WSGIMON_FLUSH_INTERVALL" in r.getMessage()]
+    assert warnings == ["wsgimon: ignoring WSGIMON_FLUSH_INTERVALL: no such option (a typo?)"]

@@ -23,7 +23,7 @@ from tests.seeding import batch_of, process
 from tests.servers import ROOT, wait_until, werkzeug_server
 from tests.standins.discord import DiscordStandIn
 from wsgimon import MonitorMiddleware
-from wsgimon.release import RELEASE_VARIABLES
+from wsgimon.recording.release import RELEASE_VARIABLES
 
 pytestmark = pytest.mark.browser
 
@@ -367,7 +367,7 @@ def raw_fail_path(environ: dict[str, Any]) -> str | None:
     return path if path.startswith("/fail/") else None
 
 
-BURN_WINDOWS = ("5m", "30m", "1h", "6h")
+BURN_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
 HOSTILE_TITLE = "ValueError in GET /fail" + XSS_PATH + ", GET /fail/\\u202enimda/resu/eteled"
 ALWAYS = "daily 00:00-12:00, daily 12:00-00:00"  # a maintenance window that is always on
 

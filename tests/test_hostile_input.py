@@ -12,7 +12,7 @@ from flask import Flask, request
 from tests.helpers import call, get_json
 from wsgimon import MonitorMiddleware
 from wsgimon.config import DEFAULT_REDACT_KEYS
-from wsgimon.endpoints import MAX_PATH_CHARS
+from wsgimon.recording.naming import MAX_PATH_CHARS
 
 SECRETS = ("hunter2", "tok-9f8e7d6c", "AKIA1234SECRET")
 
@@ -97,7 +97,7 @@ def test_methods_of_the_apps_own_routes_are_kept() -> None:
 
 
 def test_huge_paths_are_cut_everywhere_they_are_kept() -> None:
-    from wsgimon import recorder
+    from wsgimon.recording import recorder
 
     _, monitor = flask_app(storage="memory://", recent_requests=1000)
     cached_before = recorder._decode_short.cache_info().currsize

@@ -21,8 +21,8 @@ from tests.issues_app import create_app
 from tests.servers import ROOT, gunicorn_server, wait_until
 from tests.standins.discord import DiscordStandIn
 from wsgimon import MonitorMiddleware
-from wsgimon.captured import CapturedException
-from wsgimon.stats.fingerprint import Fingerprinter, normalize_message
+from wsgimon.recording.fingerprint import Fingerprinter, normalize_message
+from wsgimon.wsgi.captured import CapturedException
 
 
 def issues(monitor: MonitorMiddleware, query: str = "") -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ from flask.signals import got_request_exception
 from tests import wsgi_apps
 from tests.helpers import call
 from tests.servers import wait_until
-from wsgimon import MonitorMiddleware, background
+from wsgimon import MonitorMiddleware
+from wsgimon.recording import flusher as background
 
 APPS = 300
 
@@ -97,7 +98,7 @@ def test_apps_whose_responses_were_never_closed_are_freed_and_the_watchdog_ends(
     """
     from werkzeug.test import EnvironBuilder
 
-    from wsgimon.watchdog import watchdog
+    from wsgimon.recording.sampler import watchdog
 
     alive: list[weakref.ref[Flask]] = []
     for n in range(20):

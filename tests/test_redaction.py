@@ -10,7 +10,7 @@ from demo_app import create_app
 from tests.helpers import call, get_json
 from tests.servers import werkzeug_server
 from wsgimon import MonitorMiddleware
-from wsgimon.redaction import redact_query
+from wsgimon.recording.redaction import redact_query
 
 
 def test_default_sensitive_keys_are_redacted() -> None:

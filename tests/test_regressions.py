@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgimon.aggregate import Aggregate
-from wsgimon.regressions import Regression, find_regressions, new_error_types
+from wsgimon.stats.aggregate import Aggregate
+from wsgimon.stats.releases import Regression, find_regressions, new_error_types
 from wsgimon.stores.base import ALL
 
 WALL = 1_700_000_000.0

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgimon.release import MAX_RELEASE_LENGTH, RELEASE_VARIABLES, detect_release
+from wsgimon.recording.release import MAX_RELEASE_LENGTH, RELEASE_VARIABLES, detect_release
 
 SHA1 = "3F9C2A7D1B4E8F0A6C5D2E1B9A8F7C6D5E4B3A21"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

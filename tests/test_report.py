@@ -26,8 +26,8 @@ from wsgimon import MonitorMiddleware
 from wsgimon.alerts.incidents import AlertingState, Incident
 from wsgimon.alerts.silencing import parse_silence
 from wsgimon.config import Config
-from wsgimon.report import build_report, period_before, period_from, render_report, report_email, subject
-from wsgimon.report_schedule import parse_schedule
+from wsgimon.reporting.options import parse_schedule
+from wsgimon.reporting.report import build_report, period_before, period_from, render_report, report_email, subject
 from wsgimon.stats.issues import IssueChange
 from wsgimon.stores.base import MAX_ALERTS, AlertRow, Batch, IssueSample, ProcessRow
 from wsgimon.stores.memory import MemoryStore
@@ -176,7 +176,7 @@ def test_a_failed_send_is_retried_then_recorded_and_shown_in_health(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.servers import free_port
-    from wsgimon import report_schedule
+    from wsgimon.reporting import schedule as report_schedule
 
     monkeypatch.setattr(report_schedule, "RETRY_DELAYS_S", (0.01, 0.01))
     monitor = MonitorMiddleware(

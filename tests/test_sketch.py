@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from wsgimon.sketch import QuantileSketch
+from wsgimon.stats.sketch import QuantileSketch
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 

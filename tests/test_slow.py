@@ -15,7 +15,7 @@ from flask import Flask
 
 from tests.servers import gunicorn_server, wait_until, werkzeug_server
 from wsgimon import MonitorMiddleware
-from wsgimon.watchdog import watchdog
+from wsgimon.recording.sampler import watchdog
 
 RELEASE = threading.Event()
 

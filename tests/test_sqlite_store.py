@@ -15,9 +15,9 @@ from tests import wsgi_apps
 from tests.helpers import call, get_json
 from tests.seeding import batch_of, process
 from wsgimon import MonitorMiddleware
+from wsgimon.stats.time_windows import DAY, HOUR
 from wsgimon.stores.base import ALL, StoreUnavailable
 from wsgimon.stores.sqlite import SQLiteStore
-from wsgimon.windows import DAY, HOUR
 
 
 def store_at(tmp_path: Path, **options: float) -> SQLiteStore:
@@ -60,7 +60,7 @@ def test_windows_select_the_right_history(tmp_path: Path) -> None:
     ages = {"2m": 120, "30m": 1800, "5h": 5 * HOUR, "3d": 3 * DAY, "20d": 20 * DAY}
     store.write(batch_of([(now - age, "/e", "GET", 200, 1.0) for age in ages.values()], with_log=False), process())
     expected = {"5m": 1, "1h": 2, "24h": 3, "7d": 4, "30d": 5, "all": 5}
-    from wsgimon.windows import parse_window
+    from wsgimon.stats.time_windows import parse_window
 
     for label, count in expected.items():
         window = parse_window(label)

@@ -17,11 +17,11 @@ from tests import postgres
 from tests.seeding import batch_of, process
 from wsgimon.alerts.incidents import Settings, Verdict, decide
 from wsgimon.alerts.silencing import parse_silence
-from wsgimon.profiles import collapse
 from wsgimon.stats.issues import IssueChange
+from wsgimon.stats.profiles import collapse
+from wsgimon.stats.time_windows import DAY, HOUR, parse_window
 from wsgimon.stores.base import ALL, AlertRow, IssueSample, ProcessRow, RequestEntry, SlowRequest, Store
 from wsgimon.stores.memory import MemoryStore
-from wsgimon.windows import DAY, HOUR, parse_window
 
 postgres_server = postgres.postgres_server
 postgres_url = postgres.postgres_url

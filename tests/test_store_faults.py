@@ -156,7 +156,7 @@ def test_a_worker_restarted_with_a_directory_at_the_store_path_boots_and_serves(
 _AS_NOBODY = textwrap.dedent(
     """
     import json, os, pwd, sys
-    import encodings.idna, wsgimon.api, wsgimon.stores.sqlite  # imported as root: the interpreter is not nobody's
+    import encodings.idna, wsgimon.api.app, wsgimon.stores.sqlite  # imported as root: the interpreter is not nobody's
     from wsgimon import MonitorMiddleware
     from tests import wsgi_apps
     from tests.helpers import call, get_json

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as 
 _AS_NOBODY = textwrap.dedent(
     """
     import os, pwd, sys
-    import encodings.idna, wsgimon.api, wsgimon.stores.sqlite  # imported as root
+    import encodings.idna, wsgimon.api.app, wsgimon.stores.sqlite  # imported as root
     from wsgimon import MonitorMiddleware
     from tests import wsgi_apps
     from tests.helpers import call

@@ -13,7 +13,7 @@ from tests import wsgi_apps
 from tests.helpers import call, get_json
 from tests.seeding import batch_of, process
 from wsgimon import MonitorMiddleware
-from wsgimon.windows import DAY, HOUR
+from wsgimon.stats.time_windows import DAY, HOUR
 
 
 @pytest.fixture

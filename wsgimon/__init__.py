@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .middleware import MonitorMiddleware  # noqa: E402
+from ._version import __version__
+from .wsgi.middleware import MonitorMiddleware
 
 __all__ = ["MonitorMiddleware", "__version__"]

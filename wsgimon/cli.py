@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from ._version import __version__
 from .stats.issues import STATUSES, parse_change
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _test_alert() -> int:
+    from .alerts.channels import make_channels
     from .alerts.model import Alert, DeliveryError, Retry
-    from .alerts.settings import make_channels
     from .config import Config
 
     try:
@@ -111,8 +111,9 @@ def _report(args: argparse.Namespace) -> int:
     from datetime import date, datetime
 
     from .config import Config  # noqa: F811 - at run time, not only for types
-    from .report import build_report, period_before, period_from, render_report
-    from .report_schedule import ReportScheduler, report_zone
+    from .reporting.options import report_zone
+    from .reporting.report import build_report, period_before, period_from, render_report
+    from .reporting.schedule import ReportScheduler
     from .stores.base import StoreUnavailable
 
     try:
@@ -171,8 +172,8 @@ def _add_issues_command(commands: Any) -> None:
 
 def _issues(args: argparse.Namespace) -> int:
     from .config import Config  # noqa: F811 - at run time, not only for types
+    from .stats.time_windows import parse_window
     from .stores.base import StoreUnavailable
-    from .windows import parse_window
 
     try:
         config = Config.build({})

@@ -26,7 +26,7 @@ import pytest
 
 from tests.standins.discord import DiscordStandIn, RecordingServer, discord_violations, iter_texts
 from tests.standins.smtp import Certificate, self_signed, smtp_server
-from wsgimon import smtp
+from wsgimon.alerts import smtp
 from wsgimon.alerts.discord import LIMITS, DiscordChannel, build_discord_payload, fit_discord_limits
 from wsgimon.alerts.email import EmailChannel, build_email, render_parts
 from wsgimon.alerts.model import Alert, DeliveryError, Gone, Permanent, Retry, UnknownOutcome

@@ -73,7 +73,7 @@ def create_app(*, tween: bool = True) -> Any:
         config.add_view(stream, route_name="stream")
         config.add_exception_view(failed, context=ValueError)
         if tween:
-            config.include("wsgimon.integrations.pyramid")
+            config.include("wsgimon.wsgi.integrations.pyramid")
         return config.make_wsgi_app()
 
 

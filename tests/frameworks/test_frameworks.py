@@ -226,7 +226,7 @@ def test_falcon_keeps_the_apps_own_exception_handler(monitors: list[MonitorMiddl
     import falcon
 
     from tests.frameworks import falcon_app
-    from wsgimon.integrations.falcon import hand_over
+    from wsgimon.wsgi.integrations.falcon import hand_over
 
     app = falcon_app.create_app()
 
@@ -264,7 +264,7 @@ def test_falcon_hooks_added_by_hand() -> None:
     framework("falcon")
     import falcon
 
-    from wsgimon.integrations.falcon import MonitorHooks
+    from wsgimon.wsgi.integrations.falcon import MonitorHooks
 
     hooks = MonitorHooks()
     inner = falcon.App(middleware=[hooks])

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..guard import logger, report_internal_error
+from ..internal_errors import logger, report_internal_error
+from .channels import Channel
 from .model import Alert, DeliveryError, Gone, Permanent, Retry, UnknownOutcome
-from .settings import Channel
 
 __all__ = ["ChannelState", "Delivery", "Dispatcher", "OUTAGE_S", "dispatcher"]
 

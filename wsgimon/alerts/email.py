@@ -1,4 +1,4 @@
-"""The e-mail channel: one alert, one multipart/alternative message through :mod:`wsgimon.smtp`.
+"""The e-mail channel: one alert, one multipart/alternative message through :mod:`wsgimon.alerts.smtp`.
 
 Usage::
 
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import smtp
+from . import smtp
 from .model import Alert
 
 __all__ = ["EmailChannel", "build_email", "render_parts", "subject_of"]

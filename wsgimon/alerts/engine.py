@@ -17,19 +17,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..guard import report_internal_error
+from ..internal_errors import report_internal_error
 from ..stores.base import AlertRow, StoreUnavailable
+from .channels import configured_channels, make_channels
 from .dispatcher import ChannelState, Delivery, dispatcher
 from .incidents import Notice, Settings, decide
 from .maintenance import in_maintenance, parse_windows
 from .messages import render
 from .model import Alert
 from .rules import release_events, verdicts
-from .settings import configured_channels, make_channels
 
 if TYPE_CHECKING:
+    from ..api.checks import HealthRegistry
     from ..config import Config
-    from ..health import HealthRegistry
     from ..stores.base import Store
 
 __all__ = ["AlertEngine"]
@@ -96,7 +96,7 @@ class AlertEngine:
     def in_maintenance(self, now: float) -> bool:
         if not self._maintenance:
             return False
-        from ..report_schedule import report_zone
+        from ..reporting.options import report_zone
 
         return in_maintenance(self._maintenance, now, report_zone(self.config.report_timezone))
 

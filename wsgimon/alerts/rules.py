@@ -1,6 +1,6 @@
 """When something is worth telling: each rule reads the store and gives verdicts (see :mod:`.incidents`).
 
-- ``exception``: an issue (a failure grouped by cause, see :mod:`wsgimon.stats.fingerprint`) that is
+- ``exception``: an issue (a failure grouped by cause, see :mod:`wsgimon.recording.fingerprint`) that is
   happening: seen within ``alert_resolve_after_s``, not ignored, not resolved (a resolved issue seen
   again is ``regressed`` and fires as a regression).
 - ``error_rate``: more than ``alert_error_rate`` of at least ``alert_min_requests`` requests failed over
@@ -8,7 +8,7 @@
 - ``latency_p95``: the p95 over that window above ``alert_p95_ms`` (off unless set).
 - ``health``: a user health check fails.
 - ``slo``: one verdict per objective, ``page`` (critical) or ``ticket`` (warning) by the SRE workbook's
-  multi-window burn rates (see :mod:`wsgimon.slo`).
+  multi-window burn rates (see :mod:`wsgimon.stats.slo`).
 - ``regression`` and ``new_error``: events of the newest release against the one before it (an
   endpoint got slower or fails more; an issue no release before it had), told once.
 
@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..aggregate import Aggregate
-from ..slo import objectives, slo_status
+from ..stats.aggregate import Aggregate
 from ..stats.issues import IGNORED, REGRESSED, RESOLVED
+from ..stats.slo import objectives, slo_status
 from .incidents import EVENT_PREFIX, Verdict
 
 if TYPE_CHECKING:
+    from ..api.checks import CheckResult
     from ..config import Config
-    from ..health import CheckResult
     from ..stores.base import IssueRow, Store
 
 __all__ = ["issue_verdict", "release_events", "verdicts", "where_seen"]
@@ -172,7 +172,7 @@ def _latency(config: Config, label: str, endpoint: str | None, method: str | Non
 
 def release_events(config: Config, store: Store) -> list[Verdict]:
     """The newest release's regressions and new issues against the release before it: events."""
-    from ..deploys import summarize
+    from ..stats.releases import summarize
 
     rules = set(config.alert_rules)
     if not {"regression", "new_error"} & rules:

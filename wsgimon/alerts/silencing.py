@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..stats.issues import future_instant
-from ..windows import parse_duration
+from ..stats.time_windows import parse_duration
 from .incidents import Silence
 
 __all__ = ["RULES", "parse_silence"]

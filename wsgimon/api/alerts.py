@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..alerts.incidents import RESOLVED, AlertingState, Condition, Incident, muted
-from ..slo import objectives, slo_status
+from ..stats.slo import objectives, slo_status
 from ..stores.base import AlertRow
 from .context import Context
 from .params import Query

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..guard import internal_error_count
-from ..health import HealthRegistry
+from ..internal_errors import internal_error_count
 from ..stores.base import Store, StoreUnavailable
+from .checks import HealthRegistry
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..middleware import MonitorMiddleware
-    from ..recorder import Recorder
+    from ..recording.recorder import Recorder
+    from ..wsgi.middleware import MonitorMiddleware
 
 __all__ = ["Context", "READ_FLUSH_S", "HEALTH_FLUSH_S"]
 

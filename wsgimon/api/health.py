@@ -12,13 +12,13 @@ import socket
 import time
 from typing import Any
 
-from .. import __version__
-from ..access import failed_attempts
-from ..aggregate import Aggregate
-from ..guard import internal_error_count
-from ..health import DEGRADED, FAIL, OK, CheckResult, overall_status
-from ..process_info import process_info
+from .._version import __version__
+from ..internal_errors import internal_error_count
+from ..recording.process_info import process_info
+from ..stats.aggregate import Aggregate
 from ..stores.base import ProcessRow, StoreUnavailable
+from .access import failed_attempts
+from .checks import DEGRADED, FAIL, OK, CheckResult, overall_status
 from .context import HEALTH_FLUSH_S, Context
 from .params import Query
 from .values import iso
@@ -154,7 +154,7 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
 
 def _in_flight_check(ctx: Context) -> CheckResult:
     """A request running longer than stuck_request_s, in any process, degrades health, named, while it runs."""
-    from ..watchdog import sampling_unavailable
+    from ..recording.sampler import sampling_unavailable
 
     now = time.perf_counter()
     running = list(ctx.monitor._in_flight.values())

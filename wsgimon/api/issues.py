@@ -1,6 +1,6 @@
 """``/issues``: failures grouped by cause, and ``/issues/<id>`` to read one or change its status.
 
-An issue is every failure with one fingerprint (see :mod:`wsgimon.stats.fingerprint`),
+An issue is every failure with one fingerprint (see :mod:`wsgimon.recording.fingerprint`),
 whichever endpoints it broke. The list is sorted by last seen, then by count; ``count``
 is what happened in the window, ``total`` everything the store kept.
 """
@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from ..stats.issues import STATUSES, parse_change
+from ..stats.time_windows import HOUR, MINUTE
 from ..stores.base import IssueRow
-from ..windows import HOUR, MINUTE
 from .context import Context
 from .params import BadRequest, Query
 from .values import iso

@@ -17,11 +17,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..access import failed_attempts
+from .._version import __version__
+from .access import failed_attempts
 
 if TYPE_CHECKING:
-    from ..aggregate import Aggregate
+    from ..stats.aggregate import Aggregate
     from .context import Context
 
 __all__ = ["OPENMETRICS", "PROMETHEUS", "render"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 
 from werkzeug.datastructures import MultiDict
 
-from ..windows import Window, parse_window
+from ..stats.time_windows import Window, parse_window
 
 __all__ = ["BadRequest", "MAX_MS", "Query", "STATUS_PATTERN", "WINDOW_PATTERN"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..deploys import summarize
+from ..stats.releases import summarize
 from .context import Context
 from .health import alive_processes
 from .params import Query

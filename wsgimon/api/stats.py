@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..aggregate import Aggregate
+from ..stats.aggregate import Aggregate
 from ..stores.base import ALL
 from .context import Context
 from .params import Query

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..stats.time_windows import HOUR, parse_duration
 from ..stores.base import ALL
-from ..windows import HOUR, parse_duration
 from .context import Context
 from .params import BadRequest, Query
 from .values import iso

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..windows import parse_duration
+from .time_windows import parse_duration
 
 __all__ = [
     "IGNORED",

@@ -8,7 +8,7 @@ between every process on the host. ``postgresql://user:password@host:port/db``
 
 from __future__ import annotations
 
-from ..redaction import without_passwords
+from ..secret_text import without_passwords
 from .base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
 from .memory import MemoryStore
 

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
-from ..aggregate import Aggregate
 from ..alerts.incidents import AlertingState, Silence
-from ..profiles import Profile
+from ..stats.aggregate import Aggregate
 from ..stats.issues import IssueChange
-from ..windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
+from ..stats.profiles import Profile
+from ..stats.time_windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
 
 __all__ = [
     "ALL",

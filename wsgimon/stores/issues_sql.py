@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..stats.issues import OPEN, IssueChange, IssueState, after_occurrences, apply_change, effective
-from ..windows import HOUR, MINUTE
+from ..stats.time_windows import HOUR, MINUTE
 from .base import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
 from .session import Session
 

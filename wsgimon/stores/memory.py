@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ..aggregate import Aggregate
 from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Silence
+from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
-from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
+from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .base import (
     ALL,
     MAX_ALERTS,

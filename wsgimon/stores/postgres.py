@@ -27,8 +27,8 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..guard import logger
-from ..windows import DAY, HOUR
+from ..internal_errors import logger
+from ..stats.time_windows import DAY, HOUR
 from .alerting_sql import ALERTING_SCHEMA
 from .base import READ_TIMEOUT_S, StoreUnavailable
 from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Cursor, Session, SQLStore

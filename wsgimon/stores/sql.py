@@ -24,12 +24,12 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ..aggregate import Aggregate
 from ..alerts.incidents import AlertingState, Silence
-from ..profiles import Profile
-from ..sketch import QuantileSketch
+from ..stats.aggregate import Aggregate
 from ..stats.issues import IssueChange
-from ..windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
+from ..stats.profiles import Profile
+from ..stats.sketch import QuantileSketch
+from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from . import alerting_sql
 from .base import (
     ALL,

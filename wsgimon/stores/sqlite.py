@@ -19,8 +19,8 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..guard import logger
-from ..windows import DAY, HOUR
+from ..internal_errors import logger
+from ..stats.time_windows import DAY, HOUR
 from . import sqlite_file
 from .alerting_sql import ALERTING_SCHEMA
 from .base import READ_TIMEOUT_S, StoreUnavailable

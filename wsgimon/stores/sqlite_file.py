@@ -22,7 +22,7 @@ import os
 import sqlite3
 import stat
 
-from ..guard import logger
+from ..internal_errors import logger
 from .base import StoreUnavailable
 
 __all__ = ["UnsafeStoreFile", "check_path", "create_private", "restore_into"]

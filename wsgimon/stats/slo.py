@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from .aggregate import Aggregate
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .stores.base import Store
+    from ..config import Config
+    from ..stores.base import Store
 
 __all__ = ["BURN_WINDOWS", "PERIOD_S", "Objective", "SLOStatus", "objectives", "slo_status"]
 

@@ -21,8 +21,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from .guard import report_internal_error
-from .profiles import current_frames, stack_of
+from ..internal_errors import report_internal_error
+from ..stats.profiles import current_frames, stack_of
 
 __all__ = ["InFlight", "MAX_SAMPLES", "Watched", "Watchdog", "sampling_unavailable", "watchdog"]
 

@@ -23,9 +23,9 @@ import weakref
 from threading import Lock
 from typing import Any
 
+from ...internal_errors import report_internal_error
+from ...recording.naming import ENDPOINT_KEY
 from ..captured import EXCEPTION_KEY, CapturedException
-from ..endpoints import ENDPOINT_KEY
-from ..guard import report_internal_error
 from . import Integration
 
 __all__ = ["MonitorHooks", "detect", "hand_over"]

@@ -3,7 +3,7 @@
 Most platforms already say which code they started, in an environment variable,
 so the release usually needs no configuration::
 
-    from wsgimon.release import detect_release
+    from wsgimon.recording.release import detect_release
 
     detect_release()                            # "3f9c2a7d1b4e" on Render, "v42" on Heroku ...
     detect_release(explicit="2024.06.1")        # what the user said wins

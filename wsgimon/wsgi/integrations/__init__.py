@@ -14,7 +14,7 @@ answers what the framework can tell wsgimon cheaply:
 - ``close()``: undo what ``detect`` connected (signal receivers).
 
 Exceptions that a framework turns into a 500 itself reach wsgimon through the
-environ key ``wsgimon.exception`` (see :mod:`wsgimon.captured`), route names
+environ key ``wsgimon.exception`` (see :mod:`wsgimon.wsgi.captured`), route names
 through ``wsgimon.endpoint``: any framework hook or user code may write them.
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..endpoints import CACHED_PATH_CHARS, RouteMatcher
-from ..guard import report_internal_error
+from ...internal_errors import report_internal_error
+from ...recording.naming import CACHED_PATH_CHARS, RouteMatcher
 
 __all__ = ["CachedMatcher", "Integration", "UNSET", "find_integration", "FRAMEWORKS"]
 

@@ -6,7 +6,7 @@ mapper off the request thread, cached. Pyramid keeps what it knows on its
 request object, which is gone once the app returns, so for the rest add one
 line before ``make_wsgi_app()``::
 
-    config.include("wsgimon.integrations.pyramid")
+    config.include("wsgimon.wsgi.integrations.pyramid")
 
 It adds a tween (above Pyramid's exception view tween) that writes
 ``request.matched_route.pattern`` to ``environ["wsgimon.endpoint"]`` (exact,
@@ -24,8 +24,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ...recording.naming import ENDPOINT_KEY
 from ..captured import EXCEPTION_KEY, CapturedException
-from ..endpoints import ENDPOINT_KEY
 from . import UNSET, CachedMatcher, Integration
 
 __all__ = ["PyramidRouteMatcher", "detect", "includeme", "tween_factory"]
@@ -34,10 +34,10 @@ __all__ = ["PyramidRouteMatcher", "detect", "includeme", "tween_factory"]
 
 
 def includeme(config: Any) -> None:
-    """``config.include("wsgimon.integrations.pyramid")``: add the tween."""
+    """``config.include("wsgimon.wsgi.integrations.pyramid")``: add the tween."""
     from pyramid.tweens import EXCVIEW
 
-    config.add_tween("wsgimon.integrations.pyramid.tween_factory", over=EXCVIEW)
+    config.add_tween("wsgimon.wsgi.integrations.pyramid.tween_factory", over=EXCVIEW)
 
 
 def tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:

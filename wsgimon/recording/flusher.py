@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from .guard import report_internal_error
+from ..internal_errors import report_internal_error
 
 __all__ = ["Flushable", "register", "retire", "unregister", "flush_all", "thread_alive"]
 

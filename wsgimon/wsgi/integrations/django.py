@@ -24,7 +24,7 @@ __all__ = ["DjangoRouteMatcher", "detect"]
 
 #: Longer paths are matched but not cached (as endpoints.CACHED_PATH_CHARS).
 
-_DISPATCH_UID = "wsgimon.integrations.django"
+_DISPATCH_UID = "wsgimon.wsgi.integrations.django"
 _COMMON_MIDDLEWARE = "django.middleware.common.CommonMiddleware"
 
 

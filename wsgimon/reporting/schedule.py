@@ -12,60 +12,24 @@ which ``/monitoring/health`` shows.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .guard import logger, report_internal_error
+from ..internal_errors import logger, report_internal_error
+from .options import parse_schedule, report_zone
 from .report import Period, build_report, period_before, report_email, subject
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .stores.base import Store
+    from ..config import Config
+    from ..stores.base import Store
 
-__all__ = ["ReportScheduler", "parse_schedule", "report_zone"]
+__all__ = ["ReportScheduler"]
 
-DEFAULT_SCHEDULE = "mon 09:00"
 CATCH_UP_S = 86400.0  # a report missed by less than this is sent at the next start
 STALE_CLAIM_S = 1800.0  # a claim not finished after this long (its process died) may be taken over
 RETRY_DELAYS_S = (30.0, 120.0, 600.0)
-_SCHEDULE = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun|daily)\s+)?([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
-
-
-def parse_schedule(text: str, period: str) -> tuple[str | None, int, int, int]:
-    """(day of week or None for every day, hour, minute, second) of ``mon 09:00``, ``09:00`` or ``daily 07:30``."""
-    if period == "day" and text == DEFAULT_SCHEDULE:
-        text = "09:00"
-    match = _SCHEDULE.match(text.strip().lower())
-    if match is None:
-        raise ValueError(f"report_schedule must look like 'mon 09:00' or '07:30' (every day), got {text!r}")
-    day, hour, minute, second = match.groups()
-    return (None if day in (None, "daily") else day), int(hour), int(minute), int(second or 0)
-
-
-def report_zone(name: str | None) -> tzinfo:
-    """The IANA zone named (e.g. Europe/Paris), else the system's."""
-    if name:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"report_timezone must be an IANA zone such as Europe/Paris, got {name!r}") from None
-    from tzlocal import get_localzone
-
-    zone: tzinfo = get_localzone()
-    return zone
-
-
-def validate_report(config: Config) -> None:
-    if config.report_period not in ("week", "day"):
-        raise ValueError(f"report_period must be week or day, got {config.report_period!r}")
-    parse_schedule(config.report_schedule, config.report_period)
-    if config.report_timezone:  # the system's zone is looked up only when a report is scheduled
-        report_zone(config.report_timezone)
 
 
 class ReportScheduler:
@@ -79,10 +43,6 @@ class ReportScheduler:
         self._scheduler: Any = None
         self._pid = -1
         self._lock = threading.Lock()
-
-    @staticmethod
-    def wanted(config: Config) -> bool:
-        return bool(config.report_email_to and config.smtp_host)
 
     # -- the schedule ----------------------------------------------------------------
     def start(self) -> None:
@@ -176,12 +136,11 @@ class ReportScheduler:
 
     def send(self, period: Period) -> None:
         """Build and send the report of ``period`` now (no claim: the CLI's --send uses this too)."""
-        from .alerts.model import DeliveryError
-        from .alerts.settings import smtp_settings
-        from .smtp import parse_recipients
-        from .smtp import send as smtp_send
+        from ..alerts.model import DeliveryError
+        from ..alerts.smtp import parse_recipients
+        from ..alerts.smtp import send as smtp_send
 
-        settings = smtp_settings(self.config)
+        settings = self.config.smtp_settings()
         if settings is None:
             raise ValueError("no SMTP host is configured (WSGIMON_SMTP_HOST)")
         report = build_report(self.store, period, self.config)
@@ -194,8 +153,8 @@ class ReportScheduler:
             self._discord_summary(report, subject(report))
 
     def _discord_summary(self, report: Any, title: str) -> None:
-        from .alerts.discord import DiscordChannel
-        from .alerts.model import Alert, DeliveryError
+        from ..alerts.discord import DiscordChannel
+        from ..alerts.model import Alert, DeliveryError
 
         totals = report.totals
         fields = (

@@ -29,7 +29,7 @@ import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..captured import CapturedException, qualified_name
+from ..wsgi.captured import CapturedException, qualified_name
 
 __all__ = [
     "AppFrame",

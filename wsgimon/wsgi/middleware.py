@@ -25,19 +25,23 @@ from time import time as wall_clock
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import background
+from ..config import Config
+from ..internal_errors import report_internal_error
+from ..recording import flusher as background
+from ..recording.naming import ENDPOINT_KEY, MAX_PATH_CHARS, UNMATCHED, EndpointNamer
+from ..recording.options import FingerprintFunc
+from ..recording.recorder import _MAX_PENDING, Recorder
+from ..stores import open_store
 from .captured import EXCEPTION_KEY, CapturedException, want_originals
-from .config import Config, FingerprintFunc
-from .endpoints import ENDPOINT_KEY, MAX_PATH_CHARS, UNMATCHED, EndpointNamer
-from .guard import report_internal_error
-from .recorder import _MAX_PENDING, Recorder
-from .stores import open_store
 
 if TYPE_CHECKING:
-    from .alerts.engine import AlertEngine
-    from .api import MonitoringApp
-    from .health import HealthCheck
-    from .report_schedule import ReportScheduler
+    from typing_extensions import Unpack
+
+    from ..alerts.engine import AlertEngine
+    from ..api.app import MonitoringApp
+    from ..api.checks import HealthCheck
+    from ..config import Options
+    from ..reporting.schedule import ReportScheduler
 
 __all__ = ["MonitorMiddleware"]
 
@@ -50,7 +54,7 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 class MonitorMiddleware:
     """Wraps a WSGI application; see the module docstring and the README for options."""
 
-    def __init__(self, app: WSGIApp, **options: Any) -> None:
+    def __init__(self, app: WSGIApp, **options: Unpack[Options]) -> None:
         self.app = app
         self.config = config = Config.build(options)
         self.enabled = config.enabled
@@ -61,7 +65,7 @@ class MonitorMiddleware:
             retention_s=config.retention_days * 86400,
         )
         self.store.max_releases = config.max_releases
-        from .release import detect_release
+        from ..recording.release import detect_release
 
         #: the release this process runs (``release``, WSGIMON_RELEASE or a platform's variable), or None
         self.release = detect_release(os.environ, config.release) if config.enabled else None
@@ -82,23 +86,22 @@ class MonitorMiddleware:
             max_traceback_chars=config.max_traceback_chars,
             histogram_buckets_s=config.metrics_buckets,
         )
-        from .api import MonitoringApp
+        from ..api.app import MonitoringApp
 
         self._api: MonitoringApp = MonitoringApp(self)
         self.alerts: AlertEngine | None = None
         if config.enabled:
-            from .alerts.settings import configured_channels
+            from ..alerts.channels import configured_channels
 
             if configured_channels(config):
-                from .alerts.engine import AlertEngine
+                from ..alerts.engine import AlertEngine
 
                 self.alerts = AlertEngine(config, self.store, self._api.health)
         self.report: ReportScheduler | None = None
-        if config.enabled:
-            from .report_schedule import ReportScheduler
+        if config.enabled and config.report_wanted:
+            from ..reporting.schedule import ReportScheduler
 
-            if ReportScheduler.wanted(config):
-                self.report = ReportScheduler(config, self.store)
+            self.report = ReportScheduler(config, self.store)
         self._prefix = config.prefix
         self._prefix_len = len(config.prefix)
         self._health_path = config.health_path
@@ -156,7 +159,7 @@ class MonitorMiddleware:
             except Exception as exc:
                 report_internal_error("close", exc)
         self._in_flight.clear()
-        from .watchdog import watchdog
+        from ..recording.sampler import watchdog
 
         watchdog().unwatch(self)
         self.recorder.final_flush()
@@ -233,7 +236,7 @@ class MonitorMiddleware:
         return True
 
     def _watch(self) -> None:
-        from .watchdog import sampling_unavailable, watchdog
+        from ..recording.sampler import sampling_unavailable, watchdog
 
         config = self.config
         if config.slow_request_ms and sampling_unavailable() is None:

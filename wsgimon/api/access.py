@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import Config
-from .guard import logger
+from ..config import Config
+from ..internal_errors import logger
 
 __all__ = ["Denial", "check_access", "cross_site_write", "failed_attempts"]
 

@@ -10,7 +10,7 @@ of showing numbers. Failures are told as issues (grouped by cause): the ones
 new in the period, the ones that came back after being resolved, and the
 period's most frequent. Alerts are told as incidents: how many opened, the
 longest, how long they took to resolve, and what was silenced. Sending once
-per period across a deployment is :mod:`wsgimon.report_schedule`'s job.
+per period across a deployment is :mod:`wsgimon.reporting.schedule`'s job.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .aggregate import Aggregate
-from .alerts.incidents import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence, duration_words
-from .slo import Objective, objectives
-from .stats.issues import REGRESSED
-from .stores.base import MAX_ALERTS
-from .windows import DAY, HOUR
+from ..alerts.incidents import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence, duration_words
+from ..stats.aggregate import Aggregate
+from ..stats.issues import REGRESSED
+from ..stats.slo import Objective, objectives
+from ..stats.time_windows import DAY, HOUR
+from ..stores.base import MAX_ALERTS
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .stores.base import AlertRow, IssueRow, Store
+    from ..config import Config
+    from ..stores.base import AlertRow, IssueRow, Store
 
 __all__ = [
     "Period",
@@ -476,7 +476,7 @@ def _issue(row: IssueRow, count: int | None, dashboard: str | None) -> dict[str,
 
 
 def _releases_in(store: Store, config: Config, start: float, end: float) -> list[dict[str, Any]]:
-    from .deploys import summarize
+    from ..stats.releases import summarize
 
     rows = []
     for summary in summarize(store, config, [], store.max_releases):

@@ -21,15 +21,10 @@ from functools import lru_cache
 from http import HTTPStatus
 from itertools import repeat
 
-from . import background
-from .aggregate import DEFAULT_BUCKETS_S, Aggregate, bucket_labels
-from .captured import CapturedException, capture, exception_type, was_handled
-from .endpoints import CACHED_PATH_CHARS, OTHER, EndpointNamer
-from .guard import logger, report_internal_error
-from .profiles import collapse
-from .redaction import scrub, with_redacted_query
-from .stats.fingerprint import Fingerprinter, Grouping, is_in_app, module_name, status_grouping, title_of
-from .stores.base import (
+from ..internal_errors import logger, report_internal_error
+from ..stats.aggregate import DEFAULT_BUCKETS_S, Aggregate, bucket_labels
+from ..stats.profiles import collapse
+from ..stores.base import (
     MAX_ISSUE_FRAMES,
     Batch,
     ErrorSample,
@@ -40,6 +35,11 @@ from .stores.base import (
     Store,
     StoreUnavailable,
 )
+from ..wsgi.captured import CapturedException, capture, exception_type, was_handled
+from . import flusher as background
+from .fingerprint import Fingerprinter, Grouping, is_in_app, module_name, status_grouping, title_of
+from .naming import CACHED_PATH_CHARS, OTHER, EndpointNamer
+from .redaction import scrub, with_redacted_query
 
 __all__ = ["RawRecord", "Recorder"]
 

@@ -109,11 +109,3 @@ def _decode_key(name: str) -> str:
 
 def _is_sensitive(key: str, words: tuple[str, ...]) -> bool:
     return any(word in key for word in words)
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@")
-
-
-def without_passwords(text: str) -> str:
-    """``scheme://user:password@host`` becomes ``scheme://user:***@host``: for storage URLs in messages."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text)

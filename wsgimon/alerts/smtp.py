@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from .alerts.model import DeliveryError, Gone, Permanent, Retry
+from .model import DeliveryError, Gone, Permanent, Retry
 
 __all__ = ["SMTPSettings", "parse_address", "parse_recipients", "send"]
 

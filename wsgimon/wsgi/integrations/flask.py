@@ -18,8 +18,8 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
+from ...recording.naming import UNMATCHED
 from ..captured import EXCEPTION_KEY, CapturedException
-from ..endpoints import UNMATCHED
 from . import UNSET, CachedMatcher, Integration
 
 __all__ = ["FlaskRouteMatcher", "detect", "find_flask_app"]
