@@ -90,15 +90,15 @@ def test_hundreds_of_factory_apps_leave_no_thread_app_receiver_or_file(tmp_path:
     assert open_files() <= files_before
 
 
-def test_apps_whose_responses_were_never_closed_are_freed_and_the_watchdog_ends() -> None:
+def test_apps_whose_responses_were_never_closed_are_freed_and_the_sampler_ends() -> None:
     """Some tests call ``app.wsgi_app(environ, start_response)`` and drop the body unclosed.
 
     That request stays in flight and refers to its middleware; nothing process-wide
-    may hold it, or every such app lives for ever (and the watchdog with it).
+    may hold it, or every such app lives for ever (and the sampler with it).
     """
     from werkzeug.test import EnvironBuilder
 
-    from wsgimon.recording.sampler import watchdog
+    from wsgimon.recording.sampler import sampler
 
     alive: list[weakref.ref[Flask]] = []
     for n in range(20):
@@ -109,8 +109,8 @@ def test_apps_whose_responses_were_never_closed_are_freed_and_the_watchdog_ends(
         alive.append(weakref.ref(app))
         del app, body
     wait_until(lambda: gc.collect() >= 0 and all(ref() is None for ref in alive), timeout=15)
-    wait_until(lambda: watchdog().watching() == 0, timeout=5)
-    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "wsgimon-watchdog"], timeout=5)
+    wait_until(lambda: sampler().watching() == 0, timeout=5)
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "wsgimon-sampler"], timeout=5)
 
 
 def test_an_app_dropped_without_close_gets_its_last_flush(tmp_path: Path) -> None:

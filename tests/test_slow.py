@@ -15,7 +15,7 @@ from flask import Flask
 
 from tests.servers import gunicorn_server, wait_until, werkzeug_server
 from wsgimon import MonitorMiddleware
-from wsgimon.recording.sampler import watchdog
+from wsgimon.recording.sampler import sampler
 
 RELEASE = threading.Event()
 
@@ -77,11 +77,11 @@ def test_a_slow_request_is_profiled_and_points_at_the_slow_function(served: tupl
 
 def test_fast_requests_are_never_sampled(served: tuple[str, MonitorMiddleware]) -> None:
     url, _ = served
-    taken = watchdog().samples_taken
+    taken = sampler().samples_taken
     with httpx.Client(base_url=url) as client:
         for _ in range(200):
             client.get("/fast")
-    assert watchdog().samples_taken == taken
+    assert sampler().samples_taken == taken
     assert httpx.get(url + "/monitoring/slow").json()["slow"] == []
     assert not any(r["sampled"] for r in httpx.get(url + "/monitoring/requests").json()["requests"])
 

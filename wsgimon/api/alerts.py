@@ -27,7 +27,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     ctx.flush_own()
     store = ctx.store
     now = time.time()
-    engine = ctx.monitor.alerts
+    engine = ctx.alerts
     maintenance = engine is not None and engine.in_maintenance(now)
     state = store.alerting_view(now)
     silenced, inhibited = muted(state, now, maintenance)

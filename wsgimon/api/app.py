@@ -34,7 +34,6 @@ from .params import BadRequest, Query
 from .values import to_json
 
 if TYPE_CHECKING:
-    from ..wsgi.middleware import MonitorMiddleware
     from .checks import HealthCheck, HealthRegistry
 
 __all__ = ["BadRequest", "MonitoringApp"]
@@ -83,9 +82,9 @@ def _url_map() -> Map:
 
 
 class MonitoringApp:
-    def __init__(self, monitor: MonitorMiddleware) -> None:
-        self.context = Context(monitor)
-        self.config = monitor.config
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.config = context.config
 
     @property
     def health(self) -> HealthRegistry:

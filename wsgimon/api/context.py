@@ -1,4 +1,8 @@
-"""What every resource of the API reads from: the middleware's store, recorder and configuration."""
+"""What every resource of the API reads from: a narrow view of one middleware, never the middleware itself.
+
+The store, this process's recorder, the configuration, the requests in flight, the release it
+runs, and (set once they exist) its alert engine and report schedule.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from ..stores.base import Store, StoreUnavailable
 from .checks import HealthRegistry
 
 if TYPE_CHECKING:
+    from ..alerts.engine import AlertEngine
     from ..config import Config
+    from ..recording.in_flight import RequestsInFlight
     from ..recording.recorder import Recorder
-    from ..wsgi.middleware import MonitorMiddleware
+    from ..reporting.schedule import ReportScheduler
 
 __all__ = ["Context", "READ_FLUSH_S", "HEALTH_FLUSH_S"]
 
@@ -24,46 +30,35 @@ _SETTLE_S = 0.02  # at most this long for requests already answered to be record
 class Context:
     """One per middleware; resources get it with the parsed query and return plain dicts."""
 
-    def __init__(self, monitor: MonitorMiddleware) -> None:
-        self.monitor = monitor
-        self.health = HealthRegistry(monitor.config.health_check_timeout)
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        recorder: Recorder,
+        in_flight: RequestsInFlight,
+        release: str | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.recorder = recorder
+        self.in_flight = in_flight
+        self.release = release
+        self.alerts: AlertEngine | None = None
+        self.report: ReportScheduler | None = None
+        self.health = HealthRegistry(config.health_check_timeout)
         self.internal_errors_before = internal_error_count()
 
-    @property
-    def config(self) -> Config:
-        return self.monitor.config
-
-    @property
-    def store(self) -> Store:
-        return self.monitor.store
-
-    @property
-    def recorder(self) -> Recorder:
-        return self.monitor.recorder
-
     def flush_own(self, timeout: float = READ_FLUSH_S) -> None:
-        """This process's own requests into the answer, without waiting long for a locked store."""
-        self._settle(min(_SETTLE_S, timeout / 4))
-        self.monitor.recorder.flush(timeout=timeout)
+        """This process's own requests into the answer, without waiting long for a locked store.
 
-    def _settle(self, budget: float) -> None:
-        """Wait a moment for requests that have already answered but are not recorded yet.
-
-        A request is recorded when the server closes its body, which comes a moment after
-        its client has read the last byte: a client that asks for statistics right after
-        its own request would otherwise not always see it. Only requests that started
-        before this read and whose status is set are waited for, at most ``budget``.
+        A request is recorded when the server closes its body, which comes a moment after its
+        client has read the last byte: a client that asks for statistics right after its own
+        request would otherwise not always see it. So the read waits (a moment at most) for
+        requests that started before it and have answered.
         """
-        table = self.monitor._in_flight
-        if not table:
-            return
-        asked = time.perf_counter()
-        deadline = asked + budget
-        while True:
-            answered = [r for r in list(table.values()) if r._status is not None and r.started < asked]
-            if not answered or time.perf_counter() >= deadline:
-                return
-            time.sleep(0.0005)
+        if self.in_flight.table:
+            self.in_flight.wait_recorded(min(_SETTLE_S, timeout / 4))
+        self.recorder.flush(timeout=timeout)
 
     def deployment_started(self) -> float:
         """When the deployment started: the store's answer, or this process's start when it has none."""

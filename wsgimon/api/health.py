@@ -143,11 +143,11 @@ def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:
     detail = "; ".join(problems + notes) or "ok"
     results["wsgimon"] = CheckResult(DEGRADED if problems else OK, detail, 0.0)
     results["in_flight"] = _in_flight_check(ctx)
-    alerts = ctx.monitor.alerts
+    alerts = ctx.alerts
     if alerts is not None:
         results["alerts"] = _alerts_check(alerts.status())
         results["incidents"] = _incidents_check(ctx)
-    if ctx.monitor.report is not None:
+    if ctx.report is not None:
         results["report"] = _report_check(ctx)
     return results
 
@@ -157,7 +157,7 @@ def _in_flight_check(ctx: Context) -> CheckResult:
     from ..recording.sampler import sampling_unavailable
 
     now = time.perf_counter()
-    running = list(ctx.monitor._in_flight.values())
+    running = ctx.in_flight.requests()
     limit = ctx.config.stuck_request_s
     stuck = sorted((r for r in running if now - r.started > limit), key=lambda r: r.started)
     unavailable = sampling_unavailable()
@@ -165,7 +165,7 @@ def _in_flight_check(ctx: Context) -> CheckResult:
     if stuck:
         request = stuck[0]
         age = now - request.started
-        what = f"{request._environ.get('REQUEST_METHOD', '?')} {request._path[:200]}"
+        what = request.description
         return CheckResult(
             DEGRADED,
             f"{len(stuck)} of {len(running)} requests in flight for more than {limit:g} s; the oldest, {what}, "

@@ -74,7 +74,7 @@ def render(ctx: Context, openmetrics: bool) -> str:
     out.sample("wsgimon_processes", {}, len(store.processes(now - _ALIVE_S)))
     out.family("wsgimon_endpoints_overflowed", "counter", "Requests counted under <other> (the endpoint cap).")
     out.sample("wsgimon_endpoints_overflowed_total", {}, store.overflowed())
-    alerts = ctx.monitor.alerts
+    alerts = ctx.alerts
     failed = 0 if alerts is None else sum(state["failed"] for state in alerts.status()["channels"].values())
     out.family("wsgimon_alert_deliveries_failed", "counter", "Alert deliveries this process gave up on.")
     out.sample("wsgimon_alert_deliveries_failed_total", {}, failed)

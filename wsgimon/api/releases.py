@@ -51,4 +51,4 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
                 ],
             }
         )
-    return {"current": ctx.monitor.release, "releases": rows}
+    return {"current": ctx.release, "releases": rows}

@@ -44,7 +44,7 @@ def in_flight(ctx: Context) -> dict[str, Any]:
     from .health import alive_processes, is_this_process
 
     now = time.perf_counter()
-    running = list(ctx.monitor._in_flight.values())
+    running = ctx.in_flight.requests()
     oldest = max((now - request.started for request in running), default=None)
     wall = time.time()
     deployment, deployment_oldest = len(running), oldest

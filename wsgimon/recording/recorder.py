@@ -48,7 +48,7 @@ __all__ = ["RawRecord", "Recorder"]
 #  duration s, time to first byte s or None, response bytes or None,
 #  exception or None, endpoint hint or None)
 _Exc = BaseException | CapturedException | None
-# ... and the watchdog's stack samples of a slow request, or None
+# ... and the sampler's stack samples of a slow request, or None
 _Samples = list[tuple[tuple[str, int, str], ...]] | None
 RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None", _Samples]
 
@@ -61,7 +61,7 @@ _AlikeKey = tuple[float, str, str, "str | None", "str | None", "type[BaseExcepti
 _Naming = tuple[str, int, "str | None"]
 _NOT_ERRORS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MAX_MESSAGE_CHARS = 2000
-_MAX_PENDING = 100_000
+MAX_PENDING = 100_000
 _MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavailable
 _HEARTBEAT_S = 10.0  # an idle process still shows up as alive
 _MAINTENANCE_S = 60.0
@@ -172,7 +172,7 @@ class Recorder:
     def overfull(self) -> None:
         """Called from the request path when the deque grows past its bound (flusher stuck)."""
         pending = self.pending
-        while len(pending) > _MAX_PENDING:
+        while len(pending) > MAX_PENDING:
             try:
                 pending.popleft()
             except IndexError:

@@ -2,7 +2,7 @@
 
 A request in flight is its exchange, registered under its thread's id when it
 starts and removed when its record is made (a dict store and a pop on the
-request path, nothing more). Every ``slow_sample_interval_ms`` the watchdog
+request path, nothing more). Every ``slow_sample_interval_ms`` the sampler
 looks at them; for a request older than ``slow_request_ms`` it samples that
 thread's stack (``sys._current_frames()``: file, line and function only), up
 to ``MAX_SAMPLES`` per request. Fast requests are never looked at closely.
@@ -23,17 +23,11 @@ from typing import Protocol
 
 from ..internal_errors import report_internal_error
 from ..stats.profiles import current_frames, stack_of
+from .in_flight import InFlightRequest
 
-__all__ = ["InFlight", "MAX_SAMPLES", "Watched", "Watchdog", "sampling_unavailable", "watchdog"]
+__all__ = ["MAX_SAMPLES", "SlowRequestSampler", "Watched", "sampler", "sampling_unavailable"]
 
 MAX_SAMPLES = 300
-
-
-class InFlight(Protocol):
-    """What the watchdog reads and writes of an exchange."""
-
-    started: float  # time.perf_counter() at the start
-    samples: list[tuple[tuple[str, int, str], ...]] | None
 
 
 def sampling_unavailable() -> str | None:
@@ -54,13 +48,13 @@ def sampling_unavailable() -> str | None:
 
 
 class Watched(Protocol):
-    """What the watchdog reads of a middleware: its requests in flight, by thread id."""
+    """What the sampler reads of a middleware: its requests in flight, by thread id."""
 
     @property
-    def requests_in_flight(self) -> Mapping[int, InFlight]: ...
+    def requests_in_flight(self) -> Mapping[int, InFlightRequest]: ...
 
 
-class Watchdog:
+class SlowRequestSampler:
     """Holds every watched middleware weakly.
 
     A request whose body is never closed stays in its middleware's table, and
@@ -80,7 +74,7 @@ class Watchdog:
         with self._lock:
             self._watched[owner] = (slow_s, interval_s)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="wsgimon-watchdog", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="wsgimon-sampler", daemon=True)
                 self._thread.start()
 
     def unwatch(self, owner: Watched) -> None:
@@ -102,7 +96,7 @@ class Watchdog:
             try:
                 self._look()
             except Exception as exc:
-                report_internal_error("watchdog", exc)
+                report_internal_error("slow-request sampler", exc)
 
     def _look(self) -> None:
         with self._lock:
@@ -132,16 +126,16 @@ class Watchdog:
         del frames, slow
 
 
-_watchdog = Watchdog()
+_sampler = SlowRequestSampler()
 
 
-def watchdog() -> Watchdog:
-    return _watchdog
+def sampler() -> SlowRequestSampler:
+    return _sampler
 
 
 def _after_fork_in_child() -> None:
-    global _watchdog
-    _watchdog = Watchdog()
+    global _sampler
+    _sampler = SlowRequestSampler()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

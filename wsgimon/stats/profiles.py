@@ -1,6 +1,6 @@
 """Where a slow request spent its time: stack samples folded into a collapsed profile.
 
-The watchdog samples the stack of a request's thread while it runs, only once
+The sampler samples the stack of a request's thread while it runs, only once
 the request is already slow. A sample is a tuple of frames (file, line,
 function), outermost first: no locals, no arguments, nothing of the request's
 data. A profile keeps each distinct stack with how often it was seen (the
@@ -108,5 +108,5 @@ def collapse(samples: list[tuple[Frame, ...]], max_stacks: int = 50, max_frames:
 
 
 def current_frames() -> dict[int, FrameType]:
-    """Every thread's current frame (one call: the watchdog's only look at other threads)."""
+    """Every thread's current frame (one call: the sampler's only look at other threads)."""
     return sys._current_frames()

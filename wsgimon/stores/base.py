@@ -68,7 +68,7 @@ class RequestEntry(NamedTuple):
     ttfb_ms: float | None
     error_type: str | None
     response_bytes: int | None
-    sampled: bool = False  # the watchdog sampled its stack: see /slow
+    sampled: bool = False  # the sampler sampled its stack: see /slow
 
 
 class SlowRequest(NamedTuple):
