@@ -21,7 +21,7 @@ from flask import Flask
 
 from wsgimon import MonitorMiddleware
 from wsgimon.stats.aggregate import Aggregate
-from wsgimon.stores.base import Batch, ProcessRow, RequestEntry
+from wsgimon.stores.records import Batch, ProcessRow, RequestEntry
 
 RENDER_GOAL_MS = 200.0
 SORT_GOAL_MS = 1000.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stats.time_windows import HOUR, MINUTE
-from wsgimon.stores.base import Batch, ProcessRow
+from wsgimon.stores.records import Batch, ProcessRow
 from wsgimon.stores.sqlite import SQLiteStore
 
 

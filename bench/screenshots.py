@@ -175,7 +175,7 @@ def screenshot(
 def releases_app(directory: str) -> tuple[Flask, MonitorMiddleware]:
     """v1 then v2 in one store, v2 nine times slower on /search; the app runs v2."""
     from tests.seeding import batch_of
-    from wsgimon.stores.base import ProcessRow
+    from wsgimon.stores.records import ProcessRow
 
     now = time.time()
     app = Flask("shop")

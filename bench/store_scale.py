@@ -19,7 +19,7 @@ from typing import Any
 from wsgimon import MonitorMiddleware
 from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stats.time_windows import DAY, HOUR, MINUTE
-from wsgimon.stores.base import Batch, ErrorSample, ProcessRow, RequestEntry
+from wsgimon.stores.records import Batch, ErrorSample, ProcessRow, RequestEntry
 
 
 @dataclass

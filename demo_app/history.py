@@ -10,7 +10,7 @@ import time
 
 from wsgimon import MonitorMiddleware
 from wsgimon.stats.aggregate import Aggregate
-from wsgimon.stores.base import Batch, ProcessRow
+from wsgimon.stores.records import Batch, ProcessRow
 
 # endpoint: (share of traffic, median ms, status mix)
 _ROUTES = {

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 
 from wsgimon.stats.aggregate import Aggregate
-from wsgimon.stores.base import Batch, ErrorSample, ProcessRow, RequestEntry
+from wsgimon.stores.records import Batch, ErrorSample, ProcessRow, RequestEntry
 
 Request = tuple[float, str, str, int, float]  # (time, endpoint, method, status, duration_ms)
 

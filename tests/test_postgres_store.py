@@ -22,7 +22,7 @@ from tests.helpers import call, get_json
 from tests.seeding import batch_of, process
 from tests.servers import gunicorn_server, wait_until
 from wsgimon import MonitorMiddleware
-from wsgimon.stores.base import StoreUnavailable
+from wsgimon.stores.contract import StoreUnavailable
 from wsgimon.stores.postgres import PostgresStore, parse_url
 
 postgres_server = postgres.postgres_server

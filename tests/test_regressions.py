@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stats.releases import Regression, find_regressions, new_error_types
-from wsgimon.stores.base import ALL
+from wsgimon.stores.records import ALL
 
 WALL = 1_700_000_000.0
 CHECKOUT = ("/checkout", "POST")

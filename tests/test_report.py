@@ -29,8 +29,8 @@ from wsgimon.config import Config
 from wsgimon.reporting.options import parse_schedule
 from wsgimon.reporting.report import build_report, period_before, period_from, render_report, report_email, subject
 from wsgimon.stats.issues import IssueChange
-from wsgimon.stores.base import MAX_ALERTS, AlertRow, Batch, IssueSample, ProcessRow
 from wsgimon.stores.memory import MemoryStore
+from wsgimon.stores.records import MAX_ALERTS, AlertRow, Batch, IssueSample, ProcessRow
 from wsgimon.stores.sqlite import SQLiteStore
 
 ARTIFACTS = ROOT / "test-artifacts"

@@ -16,7 +16,8 @@ from tests.helpers import call, get_json
 from tests.seeding import batch_of, process
 from wsgimon import MonitorMiddleware
 from wsgimon.stats.time_windows import DAY, HOUR
-from wsgimon.stores.base import ALL, StoreUnavailable
+from wsgimon.stores.contract import StoreUnavailable
+from wsgimon.stores.records import ALL
 from wsgimon.stores.sqlite import SQLiteStore
 
 
@@ -221,7 +222,7 @@ def test_store_unavailable_reads_are_a_503_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_rows_of_several_writers_compact_without_loss_or_double_counting(tmp_path: Path) -> None:
-    from wsgimon.stores.base import ProcessRow
+    from wsgimon.stores.records import ProcessRow
 
     now = time.time()
     first, second = store_at(tmp_path), store_at(tmp_path)
@@ -245,7 +246,7 @@ def test_rows_of_several_writers_compact_without_loss_or_double_counting(tmp_pat
 
 
 def test_a_lone_writers_closed_rows_become_shared_and_late_records_still_add_up(tmp_path: Path) -> None:
-    from wsgimon.stores.base import ProcessRow
+    from wsgimon.stores.records import ProcessRow
 
     now = time.time()
     store = store_at(tmp_path)
@@ -268,7 +269,7 @@ def test_a_lone_writers_closed_rows_become_shared_and_late_records_still_add_up(
 
 
 def test_late_records_for_a_forgotten_bucket_add_to_the_writers_own_row(tmp_path: Path) -> None:
-    from wsgimon.stores.base import ProcessRow
+    from wsgimon.stores.records import ProcessRow
 
     now = time.time()
     store = store_at(tmp_path)

@@ -20,8 +20,9 @@ from wsgimon.alerts.silencing import parse_silence
 from wsgimon.stats.issues import IssueChange
 from wsgimon.stats.profiles import collapse
 from wsgimon.stats.time_windows import DAY, HOUR, parse_window
-from wsgimon.stores.base import ALL, AlertRow, IssueSample, ProcessRow, RequestEntry, SlowRequest, Store
+from wsgimon.stores.contract import Store
 from wsgimon.stores.memory import MemoryStore
+from wsgimon.stores.records import ALL, AlertRow, IssueSample, ProcessRow, RequestEntry, SlowRequest
 
 postgres_server = postgres.postgres_server
 postgres_url = postgres.postgres_url

@@ -22,7 +22,7 @@ from .stats.issues import STATUSES, parse_change
 
 if TYPE_CHECKING:
     from .config import Config
-    from .stores.base import Store
+    from .stores.contract import Store
 
 __all__ = ["main"]
 
@@ -114,7 +114,7 @@ def _report(args: argparse.Namespace) -> int:
     from .reporting.options import report_zone
     from .reporting.report import build_report, period_before, period_from, render_report
     from .reporting.schedule import ReportScheduler
-    from .stores.base import StoreUnavailable
+    from .stores.contract import StoreUnavailable
 
     try:
         config = Config.build({"report_period": args.period} if args.period else {})
@@ -173,7 +173,7 @@ def _add_issues_command(commands: Any) -> None:
 def _issues(args: argparse.Namespace) -> int:
     from .config import Config  # noqa: F811 - at run time, not only for types
     from .stats.time_windows import parse_window
-    from .stores.base import StoreUnavailable
+    from .stores.contract import StoreUnavailable
 
     try:
         config = Config.build({})
@@ -279,7 +279,7 @@ def _silence(args: argparse.Namespace) -> int:
 
     from .alerts.silencing import parse_silence
     from .config import Config  # noqa: F811 - at run time, not only for types
-    from .stores.base import StoreUnavailable
+    from .stores.contract import StoreUnavailable
 
     try:
         config = Config.build({})

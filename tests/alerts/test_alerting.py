@@ -28,7 +28,7 @@ from tests.standins.discord import DiscordStandIn, RecordingServer
 from tests.standins.smtp import smtp_server
 from wsgimon import MonitorMiddleware
 from wsgimon.alerts.dispatcher import dispatcher
-from wsgimon.stores.base import ProcessRow
+from wsgimon.stores.records import ProcessRow
 
 
 @pytest.fixture

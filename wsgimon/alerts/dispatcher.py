@@ -58,6 +58,7 @@ class ChannelState:
     wait_until: float = 0.0  # rate limit: no send before this (monotonic)
     failing_since: float | None = None  # wall clock of the first failure since the last delivery
     outage_logged: bool = False
+    closed: bool = False  # its engine closed: what is still queued is dropped quietly
     lane: Lane = field(init=False)
 
     def __post_init__(self) -> None:
@@ -178,6 +179,8 @@ _lanes: weakref.WeakSet[Lane] = weakref.WeakSet()
 
 def _attempt(lane: Lane, delivery: Delivery) -> None:
     state = delivery.state
+    if state.closed:
+        return
     delivery.attempts += 1
     try:
         wait = state.channel.send(delivery.alert, patience=delivery.patience)

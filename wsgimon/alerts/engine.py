@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..internal_errors import report_internal_error
-from ..stores.base import AlertRow, StoreUnavailable
+from ..stores.contract import StoreUnavailable
+from ..stores.records import AlertRow
 from .channels import configured_channels, make_channels
 from .dispatcher import ChannelState, Delivery, dispatcher
 from .incidents import Notice, Settings, decide
@@ -30,7 +31,7 @@ from .rules import release_events, verdicts
 if TYPE_CHECKING:
     from ..api.checks import HealthRegistry
     from ..config import Config
-    from ..stores.base import Store
+    from ..stores.contract import Store
 
 __all__ = ["AlertEngine"]
 
@@ -87,6 +88,7 @@ class AlertEngine:
             channels, self._channels = self._channels, None
         if channels is not None and self._pid == os.getpid():
             for state in channels:
+                state.closed = True
                 try:
                     state.channel.close()
                 except Exception as exc:

@@ -28,7 +28,8 @@ from .incidents import EVENT_PREFIX, Verdict
 if TYPE_CHECKING:
     from ..api.checks import CheckResult
     from ..config import Config
-    from ..stores.base import IssueRow, Store
+    from ..stores.contract import Store
+    from ..stores.records import IssueRow
 
 __all__ = ["issue_verdict", "release_events", "verdicts", "where_seen"]
 

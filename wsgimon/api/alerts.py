@@ -11,7 +11,7 @@ from typing import Any
 
 from ..alerts.incidents import RESOLVED, AlertingState, Condition, Incident, muted
 from ..stats.slo import objectives, slo_status
-from ..stores.base import AlertRow
+from ..stores.records import AlertRow
 from .context import Context
 from .params import Query
 from .values import iso

@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from .._version import __version__
 from ..internal_errors import report_internal_error
-from ..stores.base import READ_TIMEOUT_S, StoreUnavailable
+from ..stores.contract import READ_TIMEOUT_S, StoreUnavailable
 from . import alerts, endpoints, errors, health, issues, metrics, releases, requests, silences, slow, stats, timeseries
 from .access import check_access, cross_site_write
 from .context import READ_FLUSH_S, Context

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..internal_errors import internal_error_count
-from ..stores.base import Store, StoreUnavailable
+from ..stores.contract import Store, StoreUnavailable
 from .checks import HealthRegistry
 
 if TYPE_CHECKING:

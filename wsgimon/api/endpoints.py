@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..stores.base import ALL
+from ..stores.records import ALL
 from .context import Context
 from .params import BadRequest, Query
 from .stats import totals

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..stores.base import ALL
+from ..stores.records import ALL
 from .context import Context
 from .params import Query
 from .values import iso

@@ -16,7 +16,8 @@ from .._version import __version__
 from ..internal_errors import internal_error_count
 from ..recording.process_info import process_info
 from ..stats.aggregate import Aggregate
-from ..stores.base import ProcessRow, StoreUnavailable
+from ..stores.contract import StoreUnavailable
+from ..stores.records import ProcessRow
 from .access import failed_attempts
 from .checks import DEGRADED, FAIL, OK, CheckResult, overall_status
 from .context import HEALTH_FLUSH_S, Context

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..stats.issues import STATUSES, parse_change
 from ..stats.time_windows import HOUR, MINUTE
-from ..stores.base import IssueRow
+from ..stores.records import IssueRow
 from .context import Context
 from .params import BadRequest, Query
 from .values import iso

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..stats.aggregate import Aggregate
-from ..stores.base import ALL
+from ..stores.records import ALL
 from .context import Context
 from .params import Query
 from .slow import in_flight

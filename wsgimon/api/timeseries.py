@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..stats.time_windows import HOUR, parse_duration
-from ..stores.base import ALL
+from ..stores.records import ALL
 from .context import Context
 from .params import BadRequest, Query
 from .values import iso

@@ -24,17 +24,8 @@ from itertools import repeat
 from ..internal_errors import logger, report_internal_error
 from ..stats.aggregate import DEFAULT_BUCKETS_S, Aggregate, bucket_labels
 from ..stats.profiles import collapse
-from ..stores.base import (
-    MAX_ISSUE_FRAMES,
-    Batch,
-    ErrorSample,
-    IssueSample,
-    ProcessRow,
-    RequestEntry,
-    SlowRequest,
-    Store,
-    StoreUnavailable,
-)
+from ..stores.contract import Store, StoreUnavailable
+from ..stores.records import MAX_ISSUE_FRAMES, Batch, ErrorSample, IssueSample, ProcessRow, RequestEntry, SlowRequest
 from ..wsgi.captured import CapturedException, capture, exception_type, was_handled
 from . import flusher as background
 from .fingerprint import Fingerprinter, Grouping, is_in_app, module_name, status_grouping, title_of

@@ -31,11 +31,12 @@ from ..stats.aggregate import Aggregate
 from ..stats.issues import REGRESSED
 from ..stats.slo import Objective, objectives
 from ..stats.time_windows import DAY, HOUR
-from ..stores.base import MAX_ALERTS
+from ..stores.records import MAX_ALERTS
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..stores.base import AlertRow, IssueRow, Store
+    from ..stores.contract import Store
+    from ..stores.records import AlertRow, IssueRow
 
 __all__ = [
     "Period",

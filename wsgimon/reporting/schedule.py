@@ -23,7 +23,7 @@ from .report import Period, build_report, period_before, report_email, subject
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..stores.base import Store
+    from ..stores.contract import Store
 
 __all__ = ["ReportScheduler"]
 

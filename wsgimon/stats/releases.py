@@ -33,7 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ..stores.base import ALL, RELEASE_TOTAL, EndpointKey, IssueRow, ProcessRow, ReleaseRow, Store
+from ..stores.contract import Store
+from ..stores.records import ALL, RELEASE_TOTAL, EndpointKey, IssueRow, ProcessRow, ReleaseRow
 from .aggregate import Aggregate
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from .aggregate import Aggregate
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..stores.base import Store
+    from ..stores.contract import Store
 
 __all__ = ["BURN_WINDOWS", "PERIOD_S", "Objective", "SLOStatus", "objectives", "slo_status"]
 

@@ -9,8 +9,9 @@ between every process on the host. ``postgresql://user:password@host:port/db``
 from __future__ import annotations
 
 from ..secret_text import without_passwords
-from .base import Batch, ErrorSample, ProcessRow, RequestEntry, Store, StoreUnavailable
+from .contract import Store, StoreUnavailable
 from .memory import MemoryStore
+from .records import Batch, ErrorSample, ProcessRow, RequestEntry
 
 __all__ = [
     "Batch",

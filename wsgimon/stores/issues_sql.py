@@ -16,7 +16,7 @@ from typing import Any
 
 from ..stats.issues import OPEN, IssueChange, IssueState, after_occurrences, apply_change, effective
 from ..stats.time_windows import HOUR, MINUTE
-from .base import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
+from .records import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
 from .session import Session
 
 __all__ = ["ISSUES_SCHEMA", "IssueTables"]

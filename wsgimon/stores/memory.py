@@ -18,7 +18,8 @@ from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Silence
 from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
-from .base import (
+from .contract import Store, T
+from .records import (
     ALL,
     MAX_ALERTS,
     MAX_ERROR_SAMPLES,
@@ -34,8 +35,6 @@ from .base import (
     ReleaseRow,
     RequestEntry,
     SlowRequest,
-    Store,
-    T,
     issue_count_rows,
     merge_into,
     release_rollups,

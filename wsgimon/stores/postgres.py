@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..internal_errors import logger
 from ..stats.time_windows import DAY, HOUR
 from .alerting_sql import ALERTING_SCHEMA
-from .base import READ_TIMEOUT_S, StoreUnavailable
+from .contract import READ_TIMEOUT_S, StoreUnavailable
 from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Cursor, Session, SQLStore
 
 if TYPE_CHECKING:

@@ -31,7 +31,9 @@ from ..stats.profiles import Profile
 from ..stats.sketch import QuantileSketch
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from . import alerting_sql
-from .base import (
+from .contract import Store, T
+from .issues_sql import ISSUES_SCHEMA, IssueTables
+from .records import (
     ALL,
     MAX_ALERTS,
     RELEASE_TOTAL,
@@ -46,12 +48,9 @@ from .base import (
     ReleaseRow,
     RequestEntry,
     SlowRequest,
-    Store,
-    T,
     release_rollups,
     rollups,
 )
-from .issues_sql import ISSUES_SCHEMA, IssueTables
 from .session import Cursor, Session
 
 __all__ = ["APPLICATION", "ISSUES_SCHEMA", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]

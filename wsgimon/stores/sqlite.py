@@ -23,7 +23,7 @@ from ..internal_errors import logger
 from ..stats.time_windows import DAY, HOUR
 from . import sqlite_file
 from .alerting_sql import ALERTING_SCHEMA
-from .base import READ_TIMEOUT_S, StoreUnavailable
+from .contract import READ_TIMEOUT_S, StoreUnavailable
 from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Session, SQLStore
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]

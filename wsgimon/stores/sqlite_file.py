@@ -23,7 +23,7 @@ import sqlite3
 import stat
 
 from ..internal_errors import logger
-from .base import StoreUnavailable
+from .contract import StoreUnavailable
 
 __all__ = ["UnsafeStoreFile", "check_path", "create_private", "restore_into"]
 
