@@ -31,6 +31,7 @@ from ..stats.profiles import Profile
 from ..stats.sketch import QuantileSketch
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from . import alerting_sql
+from .alerting_sql import ALERTING_SCHEMA
 from .contract import Store, T
 from .issues_sql import ISSUES_SCHEMA, IssueTables
 from .records import (
@@ -51,9 +52,10 @@ from .records import (
     release_rollups,
     rollups,
 )
+from .schema import AGGREGATE_COLUMNS, REQUEST_COLUMNS, Dialect, ddl, names
 from .session import Cursor, Session
 
-__all__ = ["APPLICATION", "ISSUES_SCHEMA", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore"]
+__all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "schema_statements"]
 
 # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
@@ -66,11 +68,9 @@ _ADMIT_TIMEOUT_S = 0.5
 _DEPLOYMENT_GAP_S = 60.0
 
 
-_BUCKET_COLUMNS = (
-    "count, errors, client_errors, total_ms, min_ms, max_ms, sketch, status_codes, error_types, last_seen, histogram"
-)
+_BUCKET_COLUMNS = names(AGGREGATE_COLUMNS)
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
-_REQUEST_COLUMNS = "time, method, path, endpoint, status, duration_ms, ttfb_ms, error_type, response_bytes"
+_REQUEST_COLUMNS = names(REQUEST_COLUMNS)
 _PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request, release"
 _RELEASE_KEY = "release = ? AND start = ? AND endpoint = ? AND method = ?"
 _UPSERT_RELEASE_ROW = (
@@ -107,6 +107,12 @@ _SET_REPORT_RUN = (
 _SHARED = ""  # the writer of compacted rows (written as the literal '' in the statements above)
 # Rows of closed periods are folded into the shared row this long after the period ends.
 _COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
+
+
+def schema_statements(dialect: Dialect) -> list[str]:
+    """Every table and index of the current schema, each safe to run again."""
+    shared = [part for text in (ISSUES_SCHEMA, ALERTING_SCHEMA) for part in text.split(";") if part.strip()]
+    return [*ddl(dialect), *shared]
 
 
 class SQLStore(Store):

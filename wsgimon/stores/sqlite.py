@@ -22,147 +22,16 @@ from typing import Any
 from ..internal_errors import logger
 from ..stats.time_windows import DAY, HOUR
 from . import sqlite_file
-from .alerting_sql import ALERTING_SCHEMA
 from .contract import READ_TIMEOUT_S, StoreUnavailable
-from .sql import APPLICATION, ISSUES_SCHEMA, SCHEMA_VERSION, Session, SQLStore
+from .schema import ADDED_COLUMNS, added_column
+from .sql import APPLICATION, SCHEMA_VERSION, Session, SQLStore, schema_statements
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS buckets (
-    resolution INTEGER NOT NULL,
-    endpoint TEXT NOT NULL,
-    method TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    errors INTEGER NOT NULL,
-    client_errors INTEGER NOT NULL,
-    total_ms REAL NOT NULL,
-    min_ms REAL,
-    max_ms REAL NOT NULL,
-    sketch BLOB NOT NULL,
-    status_codes TEXT NOT NULL,
-    error_types TEXT NOT NULL,
-    last_seen REAL NOT NULL,
-    writer TEXT NOT NULL,
-    histogram TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (resolution, endpoint, method, start, writer)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (resolution, start);
--- what maintenance looks for: rows not yet folded into the shared row (few, in a long history)
-CREATE INDEX IF NOT EXISTS buckets_unshared ON buckets (resolution, start) WHERE writer != '';
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    duration_ms REAL NOT NULL,
-    ttfb_ms REAL,
-    error_type TEXT,
-    response_bytes INTEGER,
-    sampled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS slow_requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    duration_ms REAL NOT NULL,
-    ttfb_ms REAL,
-    error_type TEXT,
-    response_bytes INTEGER,
-    profile TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS slow_requests_by_endpoint ON slow_requests (endpoint, method, duration_ms);
-CREATE TABLE IF NOT EXISTS error_samples (
-    type TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    method TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    message TEXT NOT NULL,
-    traceback TEXT,
-    PRIMARY KEY (type, endpoint, method)
-);
-CREATE TABLE IF NOT EXISTS processes (
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started REAL NOT NULL,
-    last_flush REAL NOT NULL,
-    requests INTEGER NOT NULL,
-    stopped REAL,
-    in_flight INTEGER NOT NULL DEFAULT 0,
-    oldest_in_flight REAL,
-    oldest_request TEXT,
-    release TEXT,
-    PRIMARY KEY (host, pid, started)
-);
-CREATE TABLE IF NOT EXISTS releases (release TEXT PRIMARY KEY, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS release_buckets (
-    release TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    endpoint TEXT NOT NULL,
-    method TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    errors INTEGER NOT NULL,
-    client_errors INTEGER NOT NULL,
-    total_ms REAL NOT NULL,
-    min_ms REAL,
-    max_ms REAL NOT NULL,
-    sketch BLOB NOT NULL,
-    status_codes TEXT NOT NULL,
-    error_types TEXT NOT NULL,
-    last_seen REAL NOT NULL,
-    histogram TEXT NOT NULL,
-    PRIMARY KEY (release, start, endpoint, method)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS endpoint_names (name TEXT PRIMARY KEY, admitted REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_state (
-    key TEXT PRIMARY KEY,
-    firing INTEGER NOT NULL DEFAULT 0,
-    until REAL NOT NULL DEFAULT 0,
-    suppressed INTEGER NOT NULL DEFAULT 0,
-    changed REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS report_runs (
-    key TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    updated REAL NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    state TEXT NOT NULL,
-    title TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    sent_at REAL NOT NULL,
-    suppressed INTEGER NOT NULL,
-    deliveries TEXT NOT NULL
-);
-INSERT OR IGNORE INTO endpoint_names (name, admitted)
-    SELECT DISTINCT endpoint, 0 FROM buckets WHERE resolution = 0 AND endpoint NOT IN ('*', '<other>', '<unmatched>');
-"""
-
-
-# Columns added since the table was first created: (table, column, definition) for older stores.
-_ADDED_COLUMNS = (
-    ("buckets", "histogram", "TEXT NOT NULL DEFAULT '{}'"),  # 5
-    ("requests", "sampled", "INTEGER NOT NULL DEFAULT 0"),  # 6
-    ("processes", "in_flight", "INTEGER NOT NULL DEFAULT 0"),  # 6
-    ("processes", "oldest_in_flight", "REAL"),  # 6
-    ("processes", "oldest_request", "TEXT"),  # 6
-    ("processes", "release", "TEXT"),  # 7
+# Names known before the deployment-wide cap existed (schema 2) are admitted.
+_ADMIT_OLD_NAMES = (
+    "INSERT OR IGNORE INTO endpoint_names (name, admitted) SELECT DISTINCT endpoint, 0 FROM buckets "
+    "WHERE resolution = 0 AND endpoint NOT IN ('*', '<other>', '<unmatched>')"
 )
 
 
@@ -373,12 +242,12 @@ class SQLiteStore(SQLStore):
                 return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in (_SCHEMA + ";" + ISSUES_SCHEMA + ";" + ALERTING_SCHEMA).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            for table, column, definition in _ADDED_COLUMNS:
+            for statement in schema_statements("sqlite"):
+                conn.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
                 if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {added_column(column, kind, 'sqlite')}")
+            conn.execute(_ADMIT_OLD_NAMES)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('application', ?), ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
