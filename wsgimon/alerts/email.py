@@ -21,23 +21,14 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import urlsplit
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
+from ..rendering import templates
 from . import smtp
 from .model import Alert
+from .text import safe_link
 
 __all__ = ["EmailChannel", "build_email", "render_parts", "subject_of"]
 
-_environment = Environment(
-    loader=PackageLoader("wsgimon", "templates"),
-    autoescape=select_autoescape(("html",)),
-    auto_reload=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
 
 _COLOURS = {"critical": "#c0392b", "warning": "#d35400", "info": "#2471a3"}
 _RESOLVED = "#1e8449"
@@ -62,17 +53,6 @@ def _utc(epoch: float | None) -> str | None:
         return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _link(url: str | None) -> str | None:
-    """Only a plain http(s) link is offered (never ``javascript:``); anything else is left out."""
-    if not url or len(url) > 2048 or any(char.isspace() for char in url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def _label(alert: Alert) -> str:
@@ -122,11 +102,11 @@ def render_parts(alert: Alert) -> tuple[str, str]:
         "traceback": _tail((alert.traceback or "").strip("\n"), _MAX_TRACEBACK) or None,
         "facts": facts,
         "pad": max((len(name) + 1 for name, _, _ in facts), default=0),
-        "dashboard_url": _link(alert.dashboard_url),
+        "dashboard_url": safe_link(alert.dashboard_url),
         "colour": _RESOLVED if alert.state == "resolved" else _COLOURS.get(alert.severity, _OTHER),
     }
-    text = _environment.get_template("alert_email.txt").render(context)
-    html = _environment.get_template("alert_email.html").render(context)
+    text = templates().get_template("alert_email.txt").render(context)
+    html = templates().get_template("alert_email.html").render(context)
     return text, html
 
 

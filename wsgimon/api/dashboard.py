@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import secrets
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
-__all__ = ["render_dashboard"]
+from ..rendering import templates
 
-_environment = Environment(
-    loader=PackageLoader("wsgimon", "templates"),
-    autoescape=select_autoescape(("html",)),
-    auto_reload=False,
-)
+__all__ = ["render_dashboard"]
 
 
 def render_dashboard(prefix: str, version: str) -> Response:
     nonce = secrets.token_urlsafe(18)
-    html = _environment.get_template("dashboard.html").render(prefix=prefix, version=version, nonce=nonce)
+    html = templates().get_template("dashboard.html").render(prefix=prefix, version=version, nonce=nonce)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "

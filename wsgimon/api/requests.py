@@ -6,7 +6,7 @@ from typing import Any
 
 from .context import Context
 from .params import Query
-from .values import iso
+from .values import request_json
 
 __all__ = ["MAX_LIMIT", "PARAMETERS", "answer"]
 
@@ -29,20 +29,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
             continue
         if min_ms is not None and entry.duration_ms < min_ms:
             continue
-        rows.append(
-            {
-                "time": iso(entry.time),
-                "method": entry.method,
-                "path": entry.path,
-                "endpoint": entry.endpoint,
-                "status": entry.status,
-                "duration_ms": round(entry.duration_ms, 3),
-                "ttfb_ms": None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3),
-                "error_type": entry.error_type,
-                "response_bytes": entry.response_bytes,
-                "sampled": entry.sampled,
-            }
-        )
+        rows.append(request_json(entry))
         if len(rows) >= limit:
             break
     return {"requests": rows}

@@ -7,7 +7,7 @@ from typing import Any
 
 from .context import Context
 from .params import Query
-from .values import iso
+from .values import request_json
 
 __all__ = ["MAX_LIMIT", "PARAMETERS", "answer", "in_flight"]
 
@@ -22,17 +22,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     rows = []
     for slow in ctx.store.slow_requests(endpoint, limit):
         entry = slow.request
-        rows.append(
-            {
-                "time": iso(entry.time),
-                "method": entry.method,
-                "path": entry.path,
-                "endpoint": entry.endpoint,
-                "status": entry.status,
-                "duration_ms": round(entry.duration_ms, 3),
-                **slow.profile.to_json(),
-            }
-        )
+        rows.append({**request_json(entry, brief=True), **slow.profile.to_json()})
     return {"slow": rows, "in_flight": in_flight(ctx)}
 
 

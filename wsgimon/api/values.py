@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["iso", "rate", "to_json"]
+if TYPE_CHECKING:
+    from ..stores.records import RequestEntry
+
+__all__ = ["iso", "rate", "request_json", "to_json"]
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -23,3 +26,21 @@ def rate(part: int, whole: int) -> float:
 
 def to_json(body: dict[str, Any]) -> str:
     return json.dumps(body, allow_nan=False, separators=(",", ":"))
+
+
+def request_json(entry: RequestEntry, *, brief: bool = False) -> dict[str, Any]:
+    """One request as every answer shows it; ``brief``: what /slow lists beside the profile."""
+    row: dict[str, Any] = {
+        "time": iso(entry.time),
+        "method": entry.method,
+        "path": entry.path,
+        "endpoint": entry.endpoint,
+        "status": entry.status,
+        "duration_ms": round(entry.duration_ms, 3),
+    }
+    if not brief:
+        row["ttfb_ms"] = None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3)
+        row["error_type"] = entry.error_type
+        row["response_bytes"] = entry.response_bytes
+        row["sampled"] = entry.sampled
+    return row

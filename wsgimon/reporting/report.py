@@ -24,9 +24,8 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from ..alerts.incidents import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence, duration_words
+from ..rendering import templates
 from ..stats.aggregate import Aggregate
 from ..stats.issues import REGRESSED
 from ..stats.slo import Objective, objectives
@@ -63,13 +62,6 @@ _INCIDENT_KEY = "incident|"
 #: silences are kept this long after they end (then a newer silence's write drops them)
 _SILENCES_KEPT_S = 30 * KEEP_RESOLVED_S
 _SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1}
-_environment = Environment(
-    loader=PackageLoader("wsgimon", "templates"),
-    autoescape=select_autoescape(("html",)),
-    auto_reload=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 @dataclass(frozen=True)
@@ -512,8 +504,8 @@ def _share(part: int, whole: int) -> int:
 def render_report(report: Report) -> tuple[str, str]:
     """(plain text, HTML) of the report."""
     context = {"r": report, "fmt": _Formats(report.period.start.tzinfo)}
-    text = _environment.get_template("report.txt").render(**context)
-    html = _environment.get_template("report.html").render(**context)
+    text = templates().get_template("report.txt").render(**context)
+    html = templates().get_template("report.html").render(**context)
     return text, html
 
 
