@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import call, get_json
 from tests.issues_app import create_app
 from tests.seeding import batch_of, process
-from tests.servers import ROOT, gunicorn_server
+from tests.servers import ROOT, gunicorn_server, wait_until
 from tests.standins.smtp import SMTPStandIn, smtp_server
 from wsgimon import MonitorMiddleware
 from wsgimon.alerts.incidents import AlertingState, Incident
@@ -148,15 +148,17 @@ def test_three_workers_due_at_the_same_moment_send_one_report_and_a_restart_send
     with gunicorn_server("demo_app:app", "-w", "3", env=env) as (url, _):
         warm_every_worker(url, 3)
         (received,) = smtp.wait_for_messages(1, timeout=30)
-        time.sleep(2)  # the other two workers fired too: give a second message the time it would need
+        # The store's decision: the period is sent; every other worker's claim of it is refused from now on.
+        wait_until(lambda: ": sent" in httpx.get(url + "/monitoring/health").json()["checks"]["report"]["detail"])
         assert len(smtp.received) == 1
         assert "2,000 requests" in received.message["Subject"]
         health = httpx.get(url + "/monitoring/health").json()
-        assert health["checks"]["report"]["status"] == "ok" and "sent" in health["checks"]["report"]["detail"]
-    # Restarted right after: the catch-up finds the period sent.
+        assert health["checks"]["report"]["status"] == "ok"
+    # Restarted right after: each worker's catch-up (run as its schedule starts) finds the period sent.
     with gunicorn_server("demo_app:app", "-w", "3", env=env) as (url, _):
+        started = time.time()
         warm_every_worker(url, 3)
-        time.sleep(2)
+        wait_until(lambda: every_worker_flushed_since(url, started, 3), timeout=30)
         assert len(smtp.received) == 1
 
 
@@ -168,8 +170,39 @@ def test_a_start_within_a_day_of_a_missed_run_sends_it_once(tmp_path: Path, smtp
     with gunicorn_server("demo_app:app", "-w", "2", env=env) as (url, _):
         warm_every_worker(url, 2)
         smtp.wait_for_messages(1, timeout=30)
-        time.sleep(2)
+        wait_until(lambda: ": sent" in httpx.get(url + "/monitoring/health").json()["checks"]["report"]["detail"])
         assert len(smtp.received) == 1
+
+
+def every_worker_flushed_since(url: str, moment: float, workers: int) -> bool:
+    """Each of ``workers`` processes wrote to the store after ``moment`` (they are sent traffic meanwhile)."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(2 * workers):
+            client.get("/")
+        processes = client.get("/monitoring/health").json()["deployment"]["processes"]
+    flushed = [datetime.fromisoformat(p["last_flush"].replace("Z", "+00:00")).timestamp() for p in processes]
+    return sum(when > moment + 1.0 for when in flushed) >= workers
+
+
+def test_a_send_refused_for_good_is_not_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with smtp_server(auth=("alerts", "the-right-password")) as server:
+        monitor = MonitorMiddleware(
+            lambda e, s: [],
+            storage=f"sqlite:///{tmp_path}/store.sqlite3",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_starttls=False,
+            smtp_username="alerts",
+            smtp_password="a-wrong-password",
+            email_from="wsgimon@shop.example",
+            report_email_to="lead@shop.example",
+        )
+        assert monitor.report is not None
+        assert monitor.report.send_period(period_before(datetime.now(UTC), "week")) is False
+        attempts = [r.getMessage() for r in caplog.records if "was not sent" in r.getMessage()]
+        assert len(attempts) == 1 and "refused the login" in attempts[0], attempts
+        assert "a-wrong-password" not in " ".join(attempts)
+        monitor.close()
 
 
 def test_a_failed_send_is_retried_then_recorded_and_shown_in_health(

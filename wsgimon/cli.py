@@ -110,6 +110,7 @@ def _test_alert() -> int:
 def _report(args: argparse.Namespace) -> int:
     from datetime import date, datetime
 
+    from .alerts.model import DeliveryError
     from .config import Config  # noqa: F811 - at run time, not only for types
     from .reporting.options import report_zone
     from .reporting.report import build_report, period_before, period_from, render_report
@@ -140,7 +141,7 @@ def _report(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         print(f"wsgimon: the store cannot be read: {exc}", file=sys.stderr)
         return 1
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, DeliveryError) as exc:
         print(f"wsgimon: the report was not sent: {exc}", file=sys.stderr)
         return 1
     finally:

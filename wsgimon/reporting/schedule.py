@@ -11,6 +11,7 @@ which ``/monitoring/health`` shows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -32,44 +33,61 @@ STALE_CLAIM_S = 1800.0  # a claim not finished after this long (its process died
 RETRY_DELAYS_S = (30.0, 120.0, 600.0)
 
 
+_shared_lock = threading.Lock()
+_shared: tuple[int, Any] | None = None  # (pid, the process's one BackgroundScheduler)
+
+
+def _process_scheduler() -> Any:
+    """This process's one scheduler (started on first use, anew after a fork), whatever the number of apps."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            scheduler = BackgroundScheduler(daemon=True)
+            scheduler.start()
+            _shared = (os.getpid(), scheduler)
+        return _shared[1]
+
+
 class ReportScheduler:
-    """One middleware's report schedule, started in the serving process on its first request."""
+    """One middleware's report schedule: jobs on the process's one scheduler, added on its first request."""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
         self.zone = report_zone(config.report_timezone)
         self.when = parse_schedule(config.report_schedule, config.report_period)
-        self._scheduler: Any = None
+        self._jobs: list[Any] = []
         self._pid = -1
         self._lock = threading.Lock()
 
     # -- the schedule ----------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
-            if self._scheduler is not None and self._pid == os.getpid():
+            if self._jobs and self._pid == os.getpid():
                 return
-            from apscheduler.schedulers.background import BackgroundScheduler
-
-            scheduler = BackgroundScheduler(timezone=self.zone, daemon=True)
+            scheduler = _process_scheduler()
             # A run missed while this process was busy is still wanted (the claim keeps it single).
-            scheduler.add_job(
-                self.run_scheduled,
-                self._trigger(),
-                id="wsgimon-report",
-                misfire_grace_time=int(CATCH_UP_S),
-                coalesce=True,
-                max_instances=1,
-            )
-            scheduler.add_job(self.catch_up, id="wsgimon-report-catch-up")
-            scheduler.start()
-            self._scheduler, self._pid = scheduler, os.getpid()
+            self._jobs = [
+                scheduler.add_job(
+                    self.run_scheduled,
+                    self._trigger(),
+                    misfire_grace_time=int(CATCH_UP_S),
+                    coalesce=True,
+                    max_instances=1,
+                ),
+                scheduler.add_job(self.catch_up),
+            ]
+            self._pid = os.getpid()
 
     def close(self) -> None:
         with self._lock:
-            scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None and self._pid == os.getpid():
-            scheduler.shutdown(wait=False)
+            jobs, self._jobs = self._jobs, []
+        if self._pid == os.getpid():
+            for job in jobs:
+                with contextlib.suppress(Exception):  # the catch-up job removes itself once it ran
+                    job.remove()
 
     def _trigger(self) -> Any:
         from apscheduler.triggers.cron import CronTrigger
@@ -107,10 +125,13 @@ class ReportScheduler:
         except Exception as exc:
             report_internal_error("report claim", exc)
             return False
+        from ..alerts.model import Retry
+
         error = "not sent"
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
-            if delay:
-                time.sleep(delay)
+        wait = 0.0
+        for attempt in range(len(RETRY_DELAYS_S) + 1):
+            if wait:
+                time.sleep(wait)
             try:
                 self.send(period)
             except Exception as exc:
@@ -122,6 +143,9 @@ class ReportScheduler:
                     attempt + 1,
                     error,
                 )
+                if not isinstance(exc, Retry) or attempt == len(RETRY_DELAYS_S):
+                    break  # wrong credentials, a refused address, a bug: trying again changes nothing
+                wait = exc.after_s if exc.after_s is not None else RETRY_DELAYS_S[attempt]
                 continue
             self._finish(period, "sent", "")
             return True
@@ -136,7 +160,6 @@ class ReportScheduler:
 
     def send(self, period: Period) -> None:
         """Build and send the report of ``period`` now (no claim: the CLI's --send uses this too)."""
-        from ..alerts.model import DeliveryError
         from ..alerts.smtp import parse_recipients
         from ..alerts.smtp import send as smtp_send
 
@@ -145,10 +168,7 @@ class ReportScheduler:
             raise ValueError("no SMTP host is configured (WSGIMON_SMTP_HOST)")
         report = build_report(self.store, period, self.config)
         message = report_email(report, settings.sender, parse_recipients(self.config.report_email_to))
-        try:
-            smtp_send(settings, message)
-        except DeliveryError as exc:
-            raise RuntimeError(str(exc)) from None
+        smtp_send(settings, message)  # a Retry, Gone or Permanent says how it failed
         if self.config.report_discord and self.config.discord_webhook_url:
             self._discord_summary(report, subject(report))
 
