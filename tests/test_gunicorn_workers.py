@@ -8,6 +8,7 @@ import random
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,18 @@ def test_every_worker_reports_the_same_exact_counts_through_hup_and_kill(tmp_pat
 
         # kill -9 right after a burst loses at most that worker's last interval.
         burst = send_plan(url)
+        killed_at = time.time()
         os.kill(worker_pids(master.pid)[0], signal.SIGKILL)
         wait_until(lambda: len(worker_pids(master.pid)) == 4, 20)
         # The surviving workers' shares arrive within a flush interval; the killed one's may not.
-        wait_until(lambda: total_requests(url) >= sent + burst * 0.5, 20)
-        time.sleep(2 * FLUSH)
+        # A decision to wait for: every live worker has written what it had to the store. Forty
+        # requests reach each of the four workers (all but surely), then each flushes them.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(40):
+                assert client.get("/items/1", headers={"Connection": "close"}).status_code == 200
+        nudged = time.time()
+        sent += 40
+        wait_until(lambda: all_flushed_since(url, max(nudged, killed_at + FLUSH), 4), 20)
         after = total_requests(url)
         assert sent <= after <= sent + burst
         assert after >= sent + burst * 0.5, "more than the killed worker's share was lost"
@@ -142,3 +150,10 @@ def test_preloaded_app_flushes_from_the_forked_workers(tmp_path: Path) -> None:
     with gunicorn_server("demo_app:app", *args, env=env_for(tmp_path)) as (url, _master):
         sent = send_plan(url)
         wait_until(lambda: every_view_is(url, sent), 20)
+
+
+def all_flushed_since(url: str, moment: float, workers: int) -> bool:
+    """``workers`` processes wrote to the store after ``moment``."""
+    processes = httpx.get(url + "/monitoring/health", timeout=10).json()["deployment"]["processes"]
+    flushed = [datetime.fromisoformat(p["last_flush"].replace("Z", "+00:00")).timestamp() for p in processes]
+    return sum(when > moment for when in flushed) >= workers
