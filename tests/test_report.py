@@ -27,7 +27,8 @@ from wsgimon.alerts.incidents import AlertingState, Incident
 from wsgimon.alerts.silencing import parse_silence
 from wsgimon.config import Config
 from wsgimon.reporting.options import parse_schedule
-from wsgimon.reporting.report import build_report, period_before, period_from, render_report, report_email, subject
+from wsgimon.reporting.period import period_before, period_from
+from wsgimon.reporting.report import build_report, render_report, report_email, subject
 from wsgimon.stats.issues import IssueChange
 from wsgimon.stores.memory import MemoryStore
 from wsgimon.stores.records import MAX_ALERTS, AlertRow, Batch, IssueSample, ProcessRow

@@ -113,7 +113,8 @@ def _report(args: argparse.Namespace) -> int:
     from .alerts.model import DeliveryError
     from .config import Config  # noqa: F811 - at run time, not only for types
     from .reporting.options import report_zone
-    from .reporting.report import build_report, period_before, period_from, render_report
+    from .reporting.period import period_before, period_from
+    from .reporting.report import build_report, render_report
     from .reporting.schedule import ReportScheduler
     from .stores.contract import StoreUnavailable
 

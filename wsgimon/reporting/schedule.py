@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..internal_errors import logger, report_internal_error
 from .options import parse_schedule, report_zone
-from .report import Period, build_report, period_before, report_email, subject
+from .period import Period, period_before
+from .report import build_report, report_email, subject
 
 if TYPE_CHECKING:
     from ..config import Config
