@@ -97,10 +97,10 @@ def test_methods_of_the_apps_own_routes_are_kept() -> None:
 
 
 def test_huge_paths_are_cut_everywhere_they_are_kept() -> None:
-    from wsgimon.recording import recorder
+    from wsgimon.recording import fold
 
     _, monitor = flask_app(storage="memory://", recent_requests=1000)
-    cached_before = recorder._decode_short.cache_info().currsize
+    cached_before = fold._decode_short.cache_info().currsize
     for n in range(300):
         call(monitor, f"/{n}/" + "x" * 64_000, query="q=" + "y" * 64_000)
         if n % 100 == 99:
@@ -111,7 +111,7 @@ def test_huge_paths_are_cut_everywhere_they_are_kept() -> None:
     assert max(len(row["path"]) for row in rows) <= 2 * MAX_PATH_CHARS + 1
     assert all(row["path"].endswith("…") for row in rows)
     assert len(answer.body) < 300 * (2 * MAX_PATH_CHARS + 400)
-    assert recorder._decode_short.cache_info().currsize <= cached_before + 1, "long paths are not cached"
+    assert fold._decode_short.cache_info().currsize <= cached_before + 1, "long paths are not cached"
 
 
 def spa_app(**options: Any) -> tuple[Flask, MonitorMiddleware]:

@@ -13,7 +13,7 @@ from itertools import repeat
 
 from .sketch import QuantileSketch
 
-__all__ = ["Aggregate", "DEFAULT_BUCKETS_S", "LATENCY_KEYS", "bucket_labels"]
+__all__ = ["Aggregate", "Buckets", "DEFAULT_BUCKETS_S", "LATENCY_KEYS", "bucket_labels"]
 
 #: Prometheus's usual histogram buckets, in seconds.
 DEFAULT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
