@@ -12,9 +12,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Condition, Incident, Silence
-from .session import Session
+from .contract import AlertingStore
+from .records import MAX_ALERTS, AlertRow
+from .session import Session, SQLAccess
 
-__all__ = ["ALERTING_SCHEMA", "add_silence", "expire_silence", "in_transaction", "load_alerting", "save_alerting"]
+__all__ = [
+    "ALERTING_SCHEMA",
+    "SQLAlerting",
+    "add_silence",
+    "expire_silence",
+    "in_transaction",
+    "load_alerting",
+    "save_alerting",
+]
 
 T = TypeVar("T")
 
@@ -120,3 +130,72 @@ def expire_silence(session: Session, number: int, now: float) -> Silence | None:
     silence = Silence.from_json(data)
     session.execute("UPDATE silences SET ends = ?, data = ? WHERE id = ?", (silence.ends, _dumps(data), number))
     return silence
+
+
+class SQLAlerting(SQLAccess, AlertingStore):
+    """The store's alerting part: the state the engine decides on, silences and the alert log."""
+
+    # -- alerting ----------------------------------------------------------------------
+    def alerting(self, change: Callable[[AlertingState], T], now: float) -> T:
+        with self._transaction() as session:
+            return in_transaction(session, now, change)
+
+    def alerting_view(self, now: float) -> AlertingState:
+        return load_alerting(self._query, now)
+
+    def add_silence(self, make: Callable[[int], Silence]) -> Silence:
+        with self._transaction() as session:
+            return add_silence(session, make)
+
+    def expire_silence(self, number: int, now: float) -> Silence | None:
+        with self._transaction() as session:
+            return expire_silence(session, number, now)
+
+    # -- the alert log -----------------------------------------------------------------
+    def record_alert(self, row: AlertRow) -> int:
+        with self._transaction() as session:
+            inserted = session.execute(
+                "INSERT INTO alerts (key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, "
+                "deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    row.key,
+                    row.rule,
+                    row.severity,
+                    row.state,
+                    row.title,
+                    row.summary,
+                    row.opened_at,
+                    row.sent_at,
+                    row.suppressed,
+                    json.dumps(row.deliveries),
+                ),
+            ).fetchone()
+            session.execute("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - ?", (MAX_ALERTS,))
+            return int(inserted[0])
+
+    def update_alert(self, alert_id: int, deliveries: dict[str, dict[str, object]]) -> None:
+        with self._writing() as session:
+            session.execute("UPDATE alerts SET deliveries = ? WHERE id = ?", (json.dumps(deliveries), alert_id))
+
+    def recent_alerts(self, limit: int) -> list[AlertRow]:
+        rows = self._query(
+            "SELECT key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, deliveries, id "
+            "FROM alerts ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AlertRow(
+                key=row[0],
+                rule=row[1],
+                severity=row[2],
+                state=row[3],
+                title=row[4],
+                summary=row[5],
+                opened_at=row[6],
+                sent_at=row[7],
+                suppressed=row[8],
+                deliveries=json.loads(row[9]),
+                id=row[10],
+            )
+            for row in rows
+        ]

@@ -11,15 +11,17 @@ The DDL below is written once for both databases (SQLite reads ``BIGINT`` and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..stats.issues import OPEN, IssueChange, IssueState, after_occurrences, apply_change, effective
 from ..stats.time_windows import HOUR, MINUTE
+from .contract import IssueStore
 from .records import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
-from .session import Session
+from .session import Session, SQLAccess
 
-__all__ = ["ISSUES_SCHEMA", "IssueTables"]
+__all__ = ["ISSUES_SCHEMA", "IssueTables", "SQLIssues"]
 
 ISSUES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS issues (
@@ -301,3 +303,26 @@ def _row(row: Sequence[Any], now: float) -> IssueRow:
     )
     issue.status = effective(issue, now)
     return issue
+
+
+class SQLIssues(SQLAccess, IssueStore):
+    """The store's issues part; a subclass provides the connections and its :class:`IssueTables`."""
+
+    _issues: IssueTables
+
+    def issues(self, seen_since: float | None) -> list[IssueRow]:
+        return self._issues.issues(seen_since, time.time())
+
+    def issue(self, issue_id: str) -> IssueRow | None:
+        return self._issues.issue(issue_id, time.time())
+
+    def issue_counts(self, resolution: int, first: int, end: int) -> Iterable[tuple[str, int, int]]:
+        return self._issues.counts(resolution, first, end)
+
+    def issue_series(self, resolution: int, first: int, end: int, issue_id: str) -> list[tuple[int, int]]:
+        return self._issues.series(resolution, first, end, issue_id)
+
+    def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
+        with self._transaction() as session:
+            found = self._issues.change(session, issue_id, change, now)
+        return self.issue(issue_id) if found else None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Cursor", "Session"]
+from .contract import Deadlines
+
+__all__ = ["Cursor", "SQLAccess", "Session"]
 
 
 class Cursor(Protocol):
@@ -28,3 +32,32 @@ class Session(Protocol):
 
     @property
     def in_transaction(self) -> bool: ...
+
+
+class SQLAccess(Deadlines):
+    """How every part of the SQL store reaches its database; a back end provides the connections."""
+
+    @abstractmethod
+    def _writing(self) -> contextlib.AbstractContextManager[Session]:
+        """This process's write connection, held alone, waiting no longer than the thread's time limit;
+        a database error inside becomes StoreUnavailable (and the connection is reopened next time)."""
+
+    @abstractmethod
+    def _begin(self, session: Session) -> None:
+        """Start a write transaction that no other process's write transaction overlaps."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read on the read connection, within the thread's time limit."""
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._writing() as session:
+            self._begin(session)
+            try:
+                yield session
+                session.execute("COMMIT")
+            except BaseException:
+                if session.in_transaction:
+                    session.execute("ROLLBACK")
+                raise

@@ -1,12 +1,17 @@
-"""What the SQLite and PostgreSQL stores share: the schema's logic, every write and every query.
+"""What the SQLite and PostgreSQL stores share: the metric tables' writes, compaction and reads.
 
 Each process owns its rows (``writer`` = host|pid|start) and overwrites them
 with its running totals in one transaction per flush; readers sum every
 writer's rows in SQL; maintenance folds the rows of closed periods into one
-shared row and prunes what is past retention; claims (maintenance, alerts, the
-weekly report, endpoint names) are decided inside write transactions, which
-each back end serialises across the deployment (SQLite's ``BEGIN IMMEDIATE``,
-PostgreSQL's transaction-level advisory lock).
+shared row and prunes what is past retention. The other parts of the store are
+mixed in: issues (:mod:`.issues_sql`), alerting (:mod:`.alerting_sql`) and the
+claims between processes (:mod:`.coordination_sql`), all decided inside write
+transactions that each back end serialises across the deployment (SQLite's
+``BEGIN IMMEDIATE``, PostgreSQL's transaction-level advisory lock).
+
+Longer than most modules (about 540 lines) on purpose: the writes, the compaction and
+the reads of the metric tables share one invariant, this process's own rows as last
+committed (``_own``, ``_unsure_before``), and are checked against it in one place.
 
 The statements are written once, in the SQL both dialects speak (upserts with
 ``ON CONFLICT``, ``CASE`` instead of the scalar ``min``/``max``, ``?``
@@ -16,35 +21,28 @@ provides its connections, its DDL and the few expressions that differ.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..alerts.incidents import AlertingState, Silence
 from ..stats.aggregate import Aggregate
-from ..stats.issues import IssueChange
 from ..stats.profiles import Profile
 from ..stats.sketch import QuantileSketch
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
-from . import alerting_sql
-from .alerting_sql import ALERTING_SCHEMA
-from .contract import Store, T
-from .issues_sql import ISSUES_SCHEMA, IssueTables
+from .alerting_sql import ALERTING_SCHEMA, SQLAlerting
+from .contract import Store
+from .coordination_sql import PROCESS_COLUMNS, SQLCoordination
+from .issues_sql import ISSUES_SCHEMA, IssueTables, SQLIssues
 from .records import (
     ALL,
-    MAX_ALERTS,
     RELEASE_TOTAL,
     SLOW_PER_ENDPOINT,
     STORED_RESOLUTIONS,
-    AlertRow,
     Batch,
     EndpointKey,
     ErrorSample,
-    IssueRow,
     ProcessRow,
     ReleaseRow,
     RequestEntry,
@@ -64,14 +62,12 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "sc
 SCHEMA_VERSION = 8
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
-_ADMIT_TIMEOUT_S = 0.5
 _DEPLOYMENT_GAP_S = 60.0
 
 
 _BUCKET_COLUMNS = names(AGGREGATE_COLUMNS)
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
 _REQUEST_COLUMNS = names(REQUEST_COLUMNS)
-_PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request, release"
 _RELEASE_KEY = "release = ? AND start = ? AND endpoint = ? AND method = ?"
 _UPSERT_RELEASE_ROW = (
     f"INSERT INTO release_buckets (release, start, endpoint, method, {_BUCKET_COLUMNS}) "
@@ -100,10 +96,6 @@ WHERE resolution = ? AND start < ? AND writer != '' AND NOT EXISTS (
 )
 """
 _SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-_SET_REPORT_RUN = (
-    "INSERT INTO report_runs (key, state, updated, detail) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated = excluded.updated, detail = excluded.detail"
-)
 _SHARED = ""  # the writer of compacted rows (written as the literal '' in the statements above)
 # Rows of closed periods are folded into the shared row this long after the period ends.
 _COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
@@ -115,7 +107,7 @@ def schema_statements(dialect: Dialect) -> list[str]:
     return [*ddl(dialect), *shared]
 
 
-class SQLStore(Store):
+class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
     """The store logic over SQL; a subclass opens the connections and serialises write transactions."""
 
     #: The slot of a bucket for :meth:`sums`, from its ``start``, the first start and the slot's length.
@@ -135,38 +127,12 @@ class SQLStore(Store):
         self._writer = ""
         self._issues = IssueTables(self._query)
 
-    # -- what a back end provides ------------------------------------------------------
-    @abstractmethod
-    def _writing(self) -> contextlib.AbstractContextManager[Session]:
-        """This process's write connection, held alone, waiting no longer than the thread's time limit;
-        a database error inside becomes StoreUnavailable (and the connection is reopened next time)."""
-
-    @abstractmethod
-    def _begin(self, session: Session) -> None:
-        """Start a write transaction that no other process's write transaction overlaps."""
-
-    @abstractmethod
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Rows of a read on the read connection, within the thread's time limit."""
-
     def _after_maintenance(self, session: Session) -> None:
         """Outside the maintenance transaction (SQLite checkpoints its WAL here)."""
 
     def _forget_own_rows(self) -> None:
         self._own.clear()
         self._unsure_before = dict.fromkeys(STORED_RESOLUTIONS, time.time() + MINUTE)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._writing() as session:
-            self._begin(session)
-            try:
-                yield session
-                session.execute("COMMIT")
-            except BaseException:
-                if session.in_transaction:
-                    session.execute("ROLLBACK")
-                raise
 
     # -- writing ---------------------------------------------------------------------
     def write(self, batch: Batch, process: ProcessRow) -> None:
@@ -312,7 +278,7 @@ class SQLStore(Store):
             if last_activity is None or last_activity < process.started - _DEPLOYMENT_GAP_S:
                 session.execute(_SET_META, ("deployment_started", repr(process.started)))
         session.execute(
-            f"INSERT INTO processes ({_PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO processes ({PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (host, pid, started) DO UPDATE SET last_flush = excluded.last_flush, "
             "requests = excluded.requests, in_flight = excluded.in_flight, "
             "oldest_in_flight = excluded.oldest_in_flight, oldest_request = excluded.oldest_request",
@@ -547,149 +513,9 @@ class SQLStore(Store):
         )
         return {(row[0], row[1], row[2]): ErrorSample(*row) for row in rows}
 
-    # -- issues ------------------------------------------------------------------------
-    def issues(self, seen_since: float | None) -> list[IssueRow]:
-        return self._issues.issues(seen_since, time.time())
-
-    def issue(self, issue_id: str) -> IssueRow | None:
-        return self._issues.issue(issue_id, time.time())
-
-    def issue_counts(self, resolution: int, first: int, end: int) -> Iterable[tuple[str, int, int]]:
-        return self._issues.counts(resolution, first, end)
-
-    def issue_series(self, resolution: int, first: int, end: int, issue_id: str) -> list[tuple[int, int]]:
-        return self._issues.series(resolution, first, end, issue_id)
-
-    def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
-        with self._transaction() as session:
-            found = self._issues.change(session, issue_id, change, now)
-        return self.issue(issue_id) if found else None
-
-    # -- alerting ----------------------------------------------------------------------
-    def alerting(self, change: Callable[[AlertingState], T], now: float) -> T:
-        with self._transaction() as session:
-            return alerting_sql.in_transaction(session, now, change)
-
-    def alerting_view(self, now: float) -> AlertingState:
-        return alerting_sql.load_alerting(self._query, now)
-
-    def add_silence(self, make: Callable[[int], Silence]) -> Silence:
-        with self._transaction() as session:
-            return alerting_sql.add_silence(session, make)
-
-    def expire_silence(self, number: int, now: float) -> Silence | None:
-        with self._transaction() as session:
-            return alerting_sql.expire_silence(session, number, now)
-
-    # -- alerts ------------------------------------------------------------------------
-    def claim_occurrence(self, key: str, now: float, cooldown_s: float, count: int) -> tuple[bool, int]:
-        with self._transaction() as session:
-            row = session.execute("SELECT until, suppressed FROM alert_state WHERE key = ?", (key,)).fetchone()
-            if row is None or now >= row[0]:
-                session.execute(
-                    "INSERT INTO alert_state (key, until, suppressed, changed) VALUES (?, ?, 0, ?) ON CONFLICT (key) "
-                    "DO UPDATE SET until = excluded.until, suppressed = 0, changed = excluded.changed",
-                    (key, now + cooldown_s, now),
-                )
-                return True, 0 if row is None else int(row[1])
-            session.execute("UPDATE alert_state SET suppressed = suppressed + ? WHERE key = ?", (count, key))
-            return False, 0
-
-    def record_alert(self, row: AlertRow) -> int:
-        with self._transaction() as session:
-            inserted = session.execute(
-                "INSERT INTO alerts (key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, "
-                "deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    row.key,
-                    row.rule,
-                    row.severity,
-                    row.state,
-                    row.title,
-                    row.summary,
-                    row.opened_at,
-                    row.sent_at,
-                    row.suppressed,
-                    json.dumps(row.deliveries),
-                ),
-            ).fetchone()
-            session.execute("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - ?", (MAX_ALERTS,))
-            return int(inserted[0])
-
-    def update_alert(self, alert_id: int, deliveries: dict[str, dict[str, object]]) -> None:
-        with self._writing() as session:
-            session.execute("UPDATE alerts SET deliveries = ? WHERE id = ?", (json.dumps(deliveries), alert_id))
-
-    def recent_alerts(self, limit: int) -> list[AlertRow]:
-        rows = self._query(
-            "SELECT key, rule, severity, state, title, summary, opened_at, sent_at, suppressed, deliveries, id "
-            "FROM alerts ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            AlertRow(
-                key=row[0],
-                rule=row[1],
-                severity=row[2],
-                state=row[3],
-                title=row[4],
-                summary=row[5],
-                opened_at=row[6],
-                sent_at=row[7],
-                suppressed=row[8],
-                deliveries=json.loads(row[9]),
-                id=row[10],
-            )
-            for row in rows
-        ]
-
-    # -- the report --------------------------------------------------------------------
-    def claim_report(self, key: str, now: float, stale_s: float) -> bool:
-        with self._transaction() as session:
-            row = session.execute("SELECT state, updated FROM report_runs WHERE key = ?", (key,)).fetchone()
-            if row is not None and not (row[0] == "sending" and row[1] < now - stale_s):
-                return False
-            session.execute(_SET_REPORT_RUN, (key, "sending", now, ""))
-            return True
-
-    def finish_report(self, key: str, state: str, detail: str, now: float) -> None:
-        with self._writing() as session:
-            session.execute(_SET_REPORT_RUN, (key, state, now, detail[:500]))
-
-    def report_runs(self, limit: int) -> list[tuple[str, str, float, str]]:
-        rows = self._query(
-            "SELECT key, state, updated, detail FROM report_runs ORDER BY updated DESC LIMIT ?", (limit,)
-        )
-        return [(str(r[0]), str(r[1]), float(r[2]), str(r[3])) for r in rows]
-
-    # -- the deployment ----------------------------------------------------------------
-    def admit_name(self, name: str, cap: int) -> bool:
-        """One short transaction for a name not seen before (rare once the routes are known)."""
-        with self.time_limit(_ADMIT_TIMEOUT_S):
-            with self._writing() as session:
-                if session.execute("SELECT 1 FROM endpoint_names WHERE name = ?", (name,)).fetchone() is not None:
-                    return True
-            with self._transaction() as session:
-                if session.execute("SELECT 1 FROM endpoint_names WHERE name = ?", (name,)).fetchone() is None:
-                    if session.execute("SELECT count(*) FROM endpoint_names").fetchone()[0] >= cap:
-                        return False
-                    session.execute("INSERT INTO endpoint_names (name, admitted) VALUES (?, ?)", (name, time.time()))
-            return True
-
     def overflowed(self) -> int:
         rows = self._query("SELECT value FROM counters WHERE name = 'overflowed'")
         return int(rows[0][0]) if rows else 0
-
-    def processes(self, seen_since: float) -> list[ProcessRow]:
-        rows = self._query(
-            f"SELECT {_PROCESS_COLUMNS} FROM processes WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
-            (seen_since,),
-        )
-        return [ProcessRow(*row) for row in rows]
-
-    def deployment_started(self) -> float | None:
-        rows = self._query("SELECT value FROM meta WHERE key = 'deployment_started'")
-        return float(rows[0][0]) if rows else None
 
 
 def _encode(agg: Aggregate) -> tuple[Any, ...]:
