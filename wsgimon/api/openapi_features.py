@@ -1,0 +1,288 @@
+"""The OpenAPI schemas of the larger answers: slow requests, releases, alerts and silences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..alerts.silencing import RULES
+from .openapi_blocks import IN_FLIGHT, MS, TIME, answers, object_schema
+
+__all__ = ["SILENCE", "alerts_schema", "releases_schema", "silences_paths", "slow_schema"]
+
+
+def slow_schema() -> dict[str, Any]:
+    frame = object_schema(
+        ["file", "line", "function"],
+        {"file": {"type": "string"}, "line": {"type": "integer"}, "function": {"type": "string"}},
+    )
+    row = object_schema(
+        ["time", "method", "path", "endpoint", "status", "duration_ms", "samples", "app_frame", "frames", "stacks"],
+        {
+            "time": TIME,
+            "method": {"type": "string"},
+            "path": {"type": "string"},
+            "endpoint": {"type": "string"},
+            "status": {"type": "integer"},
+            "duration_ms": {"type": "number"},
+            "samples": {"type": "integer"},
+            "app_frame": {"anyOf": [frame, {"type": "null"}]},
+            "frames": {
+                "type": "array",
+                "items": {**frame, "properties": {**frame["properties"], "share": {"type": "number"}}},
+            },
+            "stacks": {
+                "type": "array",
+                "items": object_schema(
+                    ["frames", "count"], {"frames": {"type": "array", "items": frame}, "count": {"type": "integer"}}
+                ),
+            },
+        },
+    )
+    return object_schema(["slow", "in_flight"], {"slow": {"type": "array", "items": row}, "in_flight": IN_FLIGHT})
+
+
+def releases_schema() -> dict[str, Any]:
+    regression = object_schema(
+        ["endpoint", "method", "metric", "before", "after", "requests_before", "requests_after"],
+        {
+            "endpoint": {"type": "string"},
+            "method": {"type": "string"},
+            "metric": {"enum": ["p95", "error_rate"]},
+            "before": {"type": "number", "description": "p95 in ms, or the error rate as a fraction"},
+            "after": {"type": "number"},
+            "requests_before": {"type": "integer"},
+            "requests_after": {"type": "integer"},
+        },
+    )
+    row = object_schema(
+        [
+            "release",
+            "first_seen",
+            "last_seen",
+            "processes",
+            "requests",
+            "errors",
+            "error_rate",
+            "latency_ms",
+            "compared_with",
+            "new_error_types",
+            "regressions",
+        ],
+        {
+            "release": {"type": "string"},
+            "first_seen": TIME,
+            "last_seen": TIME,
+            "processes": {"type": "integer", "description": "processes running it now"},
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "error_rate": {"type": "number"},
+            "latency_ms": object_schema(["p50", "p95", "p99"], dict.fromkeys(("p50", "p95", "p99"), MS)),
+            "compared_with": {"type": ["string", "null"], "description": "the release before it"},
+            "new_error_types": {"type": "array", "items": {"type": "string"}},
+            "regressions": {"type": "array", "items": regression},
+        },
+    )
+    return object_schema(
+        ["current", "releases"],
+        {
+            "current": {"type": ["string", "null"], "description": "the answering process's release"},
+            "releases": {"type": "array", "items": row},
+        },
+    )
+
+
+def alerts_schema() -> dict[str, Any]:
+    delivery = object_schema(
+        ["status"],
+        {
+            "status": {"enum": ["queued", "retrying", "delivered", "failed"]},
+            "reason": {"type": ["string", "null"]},
+            "attempts": {"type": "integer"},
+        },
+    )
+    alert = object_schema(
+        ["id", "rule", "key", "severity", "state", "title", "summary", "opened", "sent", "suppressed", "deliveries"],
+        {
+            "id": {"type": "integer"},
+            "rule": {"type": "string"},
+            "key": {"type": "string"},
+            "severity": {"enum": ["critical", "warning", "info"]},
+            "state": {"enum": ["firing", "resolved"]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "opened": TIME,
+            "sent": TIME,
+            "suppressed": {"type": "integer"},
+            "deliveries": {"type": "object", "additionalProperties": delivery},
+        },
+    )
+    channel = object_schema(
+        ["delivered", "failed", "dropped", "retrying", "last_error", "stopped"],
+        {
+            **dict.fromkeys(("delivered", "failed", "dropped", "retrying"), {"type": "integer"}),
+            "last_error": {"type": ["string", "null"]},
+            "stopped": {"type": ["string", "null"], "description": "why the channel was stopped (webhook gone)"},
+            "failing_since": {"type": ["number", "null"], "description": "epoch seconds of the first failure"},
+        },
+    )
+    slo = object_schema(
+        ["objective", "target", "burn_rates", "error_budget_remaining", "firing"],
+        {
+            "objective": {"enum": ["availability", "latency"]},
+            "target": {"type": "number"},
+            "latency_ms": MS,
+            "description": {"type": "string"},
+            "burn_rates": {"type": "object", "additionalProperties": MS},
+            "error_budget_remaining": MS,
+            "requests_30d": {"type": "integer"},
+            "firing": {"enum": ["page", "ticket", None]},
+        },
+    )
+    condition = object_schema(
+        ["key", "rule", "severity", "status", "title", "summary", "since", "event", "silenced", "inhibited"],
+        {
+            "key": {"type": "string"},
+            "rule": {"type": "string"},
+            "severity": {"enum": ["critical", "warning", "info"]},
+            "status": {"enum": ["pending", "firing", "resolved"]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "since": TIME,
+            "event": {"type": "boolean", "description": "told once, never resolves (a release's regression)"},
+            "silenced": {"type": "boolean"},
+            "inhibited": {"type": "boolean", "description": "held back by something deployment-wide"},
+            "issue": {"type": ["string", "null"]},
+            "endpoint": {"type": ["string", "null"]},
+            "last_seen": TIME,
+        },
+    )
+    incident = object_schema(
+        ["id", "group", "status", "title", "opened", "resolved", "messages", "last_sent", "conditions"],
+        {
+            "id": {"type": "integer"},
+            "group": {"type": "string"},
+            "status": {"enum": ["open", "resolved"]},
+            "title": {"type": "string"},
+            "opened": TIME,
+            "resolved": TIME,
+            "messages": {"type": "integer", "description": "messages sent about it"},
+            "last_sent": TIME,
+            "conditions": {"type": "array", "items": condition},
+        },
+    )
+    counts = object_schema(
+        ["delivered", "retrying", "failed", "queued"],
+        dict.fromkeys(("delivered", "retrying", "failed", "queued"), {"type": "integer"}),
+    )
+    return object_schema(
+        ["incidents", "firing", "silences", "maintenance", "alerts", "deliveries", "channels", "configured", "slo"],
+        {
+            "incidents": {"type": "array", "items": incident, "description": "open ones first"},
+            "firing": {"type": "array", "items": {"type": "string"}},
+            "silences": {"type": "array", "items": SILENCE},
+            "maintenance": {"type": "boolean", "description": "a maintenance window mutes every alert now"},
+            "evaluated_at": TIME,
+            "alerts": {"type": "array", "items": alert},
+            "deliveries": {
+                "type": "object",
+                "additionalProperties": counts,
+                "description": "per channel, how the deployment's recent messages went",
+            },
+            "channels": {"type": "object", "additionalProperties": channel},
+            "configured": {"type": "array", "items": {"type": "string"}},
+            "slo": {"type": "array", "items": slo},
+        },
+    )
+
+
+SILENCE = object_schema(
+    ["id", "rule", "endpoint", "issue", "severity", "reason", "created_by", "starts", "ends", "active"],
+    {
+        "id": {"type": "integer"},
+        **dict.fromkeys(("rule", "endpoint", "issue", "severity"), {"type": ["string", "null"]}),
+        "reason": {"type": "string"},
+        "created_by": {"type": "string"},
+        "starts": TIME,
+        "ends": TIME,
+        "active": {"type": "boolean"},
+    },
+)
+
+
+def silences_paths() -> dict[str, Any]:
+    text = {"type": "string"}
+    duration = {"type": "string", "pattern": "^[1-9][0-9]{0,5}[smhd]$", "examples": ["30m", "2h", "1d"]}
+    # Each matcher may be null (not matched on); at least one must be given.
+    matcher = {
+        "rule": {"enum": [*RULES, None]},
+        "endpoint": {"type": ["string", "null"], "minLength": 1, "maxLength": 2048},
+        "issue": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},
+        "severity": {"enum": ["critical", "warning", "info", None]},
+    }
+    named = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in matcher]
+    common = {
+        **matcher,
+        "reason": {**text, "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+        "created_by": {**text, "maxLength": 100},
+    }
+    make = {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "for"],
+                "anyOf": named,
+                "properties": {**common, "for": {**duration, "description": "how long (at most 366d)"}},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "until"],
+                "anyOf": named,
+                "properties": {**common, "until": {**text, "format": "date-time", "description": "a future time"}},
+            },
+        ]
+    }
+    write = ("403", "Sent by another site's page, or a remote client without credentials")
+    return {
+        "/silences": {
+            "get": {
+                "summary": "Silences, active and recently ended",
+                "parameters": [],
+                "responses": answers(object_schema(["silences"], {"silences": {"type": "array", "items": SILENCE}})),
+            },
+            "post": {
+                "summary": "Mute alerts matching every given field for a while, with a reason",
+                "parameters": [],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": make}}},
+                "responses": answers(SILENCE, write, ("413", "Body too large"), ("415", "Not JSON")),
+            },
+        },
+        "/silences/{id}": {
+            "post": {
+                "summary": 'End a silence now: the body is {"expire": true}',
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10**12 - 1},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["expire"],
+                                "additionalProperties": False,
+                                "properties": {"expire": {"const": True}},
+                            }
+                        }
+                    },
+                },
+                "responses": answers(SILENCE, write, ("404", "No such silence"), ("415", "Not JSON")),
+            }
+        },
+    }
