@@ -23,8 +23,8 @@ from tests.seeding import batch_of, process
 from tests.servers import ROOT, gunicorn_server, wait_until
 from tests.standins.smtp import SMTPStandIn, smtp_server
 from wsgimon import MonitorMiddleware
-from wsgimon.alerts.incidents import AlertingState, Incident
 from wsgimon.alerts.silencing import parse_silence
+from wsgimon.alerts.state import AlertingState, Incident
 from wsgimon.config import Config
 from wsgimon.reporting.options import parse_schedule
 from wsgimon.reporting.period import period_before, period_from

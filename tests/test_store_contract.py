@@ -15,8 +15,9 @@ import pytest
 
 from tests import postgres
 from tests.seeding import batch_of, process
-from wsgimon.alerts.incidents import Settings, Verdict, decide
+from wsgimon.alerts.incidents import Settings, decide
 from wsgimon.alerts.silencing import parse_silence
+from wsgimon.alerts.state import Verdict
 from wsgimon.stats.issues import IssueChange
 from wsgimon.stats.profiles import collapse
 from wsgimon.stats.time_windows import DAY, HOUR, parse_window

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .incidents import FIRING, RESOLVED, Condition, Notice, duration_words
+from .incidents import Notice
 from .model import Alert
+from .state import FIRING, RESOLVED, Condition
+from .text import duration_words
 
 __all__ = ["render"]
 

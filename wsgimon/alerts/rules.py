@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..stats.aggregate import Aggregate
 from ..stats.issues import IGNORED, REGRESSED, RESOLVED
 from ..stats.slo import objectives, slo_status
-from .incidents import EVENT_PREFIX, Verdict
+from .state import EVENT_PREFIX, Verdict
 
 if TYPE_CHECKING:
     from ..api.checks import CheckResult

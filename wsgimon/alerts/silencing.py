@@ -7,7 +7,7 @@ from typing import Any
 
 from ..stats.issues import future_instant
 from ..stats.time_windows import parse_duration
-from .incidents import Silence
+from .state import Silence
 
 __all__ = ["RULES", "parse_silence"]
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-__all__ = ["fence_safe", "fit", "iso_utc", "parse_seconds", "safe_link", "utf16_len"]
+__all__ = ["duration_words", "fence_safe", "fit", "iso_utc", "parse_seconds", "safe_link", "utf16_len"]
 
 _MAX_WAIT_S = 24 * 3600.0
 _FENCE = re.compile(r"`(?=``)")
@@ -87,3 +87,15 @@ def parse_seconds(value: object) -> float | None:
 def fence_safe(text: str) -> str:
     """``text`` that cannot close a ``` fence it is put in (a zero-width space breaks each run of three)."""
     return _FENCE.sub("`\u200b", text.strip("\n"))
+
+
+def duration_words(seconds: float) -> str:
+    """``3 min``, ``2 h 5 min``, ``40 s``: how long an incident lasted."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"

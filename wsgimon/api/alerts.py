@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..alerts.incidents import RESOLVED, AlertingState, Condition, Incident, muted
+from ..alerts.incidents import muted
+from ..alerts.state import RESOLVED, AlertingState, Condition, Incident
 from ..stats.slo import objectives, slo_status
 from ..stores.records import AlertRow
 from .context import Context

@@ -10,8 +10,8 @@ import json
 import time
 from typing import Any
 
-from ..alerts.incidents import Silence
 from ..alerts.silencing import parse_silence
+from ..alerts.state import Silence
 from .alerts import silence_json
 from .context import Context
 from .params import BadRequest, Query

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
 
-from ..alerts.incidents import duration_words
+from ..alerts.text import duration_words
 from ..rendering import templates
 from ..stats.aggregate import Aggregate
 from ..stats.slo import Objective, objectives

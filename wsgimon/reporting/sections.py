@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..alerts.incidents import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
+from ..alerts.state import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
 from ..stats.issues import REGRESSED
 from ..stats.time_windows import DAY, HOUR
 from ..stores.records import MAX_ALERTS

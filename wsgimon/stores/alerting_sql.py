@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Condition, Incident, Silence
+from ..alerts.state import KEEP_RESOLVED_S, AlertingState, Condition, Incident, Silence
 from .contract import AlertingStore
 from .records import MAX_ALERTS, AlertRow
 from .session import Session, SQLAccess

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from ..alerts.incidents import AlertingState, Silence
+from ..alerts.state import AlertingState, Silence
 from ..stats.aggregate import Aggregate
 from ..stats.issues import IssueChange
 from ..stats.time_windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges

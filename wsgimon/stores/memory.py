@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ..alerts.incidents import KEEP_RESOLVED_S, AlertingState, Silence
+from ..alerts.state import KEEP_RESOLVED_S, AlertingState, Silence
 from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
