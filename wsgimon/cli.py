@@ -14,13 +14,14 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .stats.issues import STATUSES, parse_change
 
 if TYPE_CHECKING:
+    from .alerts.state import Silence
     from .config import Config
     from .stores.contract import Store
 
@@ -173,35 +174,44 @@ def _add_issues_command(commands: Any) -> None:
 
 
 def _issues(args: argparse.Namespace) -> int:
-    from .config import Config  # noqa: F811 - at run time, not only for types
+    return _on_store(lambda store: _change_issues(store, args))
+
+
+def _change_issues(store: Store, args: argparse.Namespace) -> int:
     from .stats.time_windows import parse_window
+
+    action = args.action or "list"
+    if action == "list":
+        window = parse_window(args.window)
+        return _list_issues(store, window.since(time.time()), args.status, args.json)
+    issue_id = _unique_issue(store, args.id)
+    change = parse_change(
+        "open" if action == "open" else "resolved" if action == "resolve" else "ignored",
+        getattr(args, "in_release", None),
+        getattr(args, "for_", None),
+        getattr(args, "until", None),
+        getattr(args, "count", None),
+        time.time(),
+    )
+    changed = store.change_issue(issue_id, change, time.time())
+    if changed is None:
+        raise ValueError(f"no issue {issue_id}")
+    print(f"{changed.id} is {changed.status}: {changed.type}: {changed.title}")
+    return 0
+
+
+def _on_store(action: Callable[[Store], int]) -> int:
+    """Run a command on the app's store: 2 for a bad request, 1 when the store cannot be read."""
+    from .config import Config  # noqa: F811 - at run time, not only for types
     from .stores.contract import StoreUnavailable
 
     try:
-        config = Config.build({})
-        store = _existing_store(config)
+        store = _existing_store(Config.build({}))
     except ValueError as exc:
         print(f"wsgimon: {exc}", file=sys.stderr)
         return 2
     try:
-        action = args.action or "list"
-        if action == "list":
-            window = parse_window(args.window)
-            return _list_issues(store, window.since(time.time()), args.status, args.json)
-        issue_id = _unique_issue(store, args.id)
-        change = parse_change(
-            "open" if action == "open" else "resolved" if action == "resolve" else "ignored",
-            getattr(args, "in_release", None),
-            getattr(args, "for_", None),
-            getattr(args, "until", None),
-            getattr(args, "count", None),
-            time.time(),
-        )
-        changed = store.change_issue(issue_id, change, time.time())
-        if changed is None:
-            raise ValueError(f"no issue {issue_id}")
-        print(f"{changed.id} is {changed.status}: {changed.type}: {changed.title}")
-        return 0
+        return action(store)
     except ValueError as exc:
         print(f"wsgimon: {exc}", file=sys.stderr)
         return 2
@@ -277,58 +287,45 @@ def _add_silence_command(commands: Any) -> None:
 
 
 def _silence(args: argparse.Namespace) -> int:
+    return _on_store(lambda store: _change_silences(store, args))
+
+
+def _change_silences(store: Store, args: argparse.Namespace) -> int:
     import getpass
 
     from .alerts.silencing import parse_silence
-    from .config import Config  # noqa: F811 - at run time, not only for types
-    from .stores.contract import StoreUnavailable
 
-    try:
-        config = Config.build({})
-        store = _existing_store(config)
-    except ValueError as exc:
-        print(f"wsgimon: {exc}", file=sys.stderr)
-        return 2
     now = time.time()
-    try:
-        if args.action == "add":
-            asked = {
-                name: value
-                for name, value in (
-                    ("rule", args.rule),
-                    ("endpoint", args.endpoint),
-                    ("issue", args.issue),
-                    ("severity", args.severity),
-                    ("for", args.for_),
-                    ("until", args.until),
-                    ("reason", args.reason),
-                )
-                if value is not None
-            }
-            asked["created_by"] = f"{_user(getpass)} (command line)"
-            made = store.add_silence(parse_silence(asked, now))
-            print(f"silence {made.id} until {_when(made.ends)}: {_describe(made)}")
-        elif args.action == "expire":
-            ended = store.expire_silence(args.id, now)
-            if ended is None:
-                raise ValueError(f"no silence {args.id}")
-            print(f"silence {ended.id} ended: {_describe(ended)}")
-        else:
-            silences = store.alerting_view(now).silences
-            for item in silences:
-                state = "active until" if item.active(now) else "ended"
-                print(f"{item.id:>4}  {state} {_when(item.ends)}  {_describe(item)}")
-            if not silences:
-                print("no silence")
-        return 0
-    except ValueError as exc:
-        print(f"wsgimon: {exc}", file=sys.stderr)
-        return 2
-    except StoreUnavailable as exc:
-        print(f"wsgimon: the store cannot be read: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+    if args.action == "add":
+        asked = {
+            name: value
+            for name, value in (
+                ("rule", args.rule),
+                ("endpoint", args.endpoint),
+                ("issue", args.issue),
+                ("severity", args.severity),
+                ("for", args.for_),
+                ("until", args.until),
+                ("reason", args.reason),
+            )
+            if value is not None
+        }
+        asked["created_by"] = f"{_user(getpass)} (command line)"
+        made = store.add_silence(parse_silence(asked, now))
+        print(f"silence {made.id} until {_when(made.ends)}: {_describe(made)}")
+    elif args.action == "expire":
+        ended = store.expire_silence(args.id, now)
+        if ended is None:
+            raise ValueError(f"no silence {args.id}")
+        print(f"silence {ended.id} ended: {_describe(ended)}")
+    else:
+        silences = store.alerting_view(now).silences
+        for item in silences:
+            state = "active until" if item.active(now) else "ended"
+            print(f"{item.id:>4}  {state} {_when(item.ends)}  {_describe(item)}")
+        if not silences:
+            print("no silence")
+    return 0
 
 
 def _user(getpass: Any) -> str:
@@ -344,18 +341,8 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _describe(silence: Any) -> str:
-    what = ", ".join(
-        f"{name} {value}"
-        for name, value in (
-            ("rule", silence.rule),
-            ("endpoint", silence.endpoint),
-            ("issue", silence.issue),
-            ("severity", silence.severity),
-        )
-        if value
-    )
-    return f"{what} ({silence.reason})"
+def _describe(silence: Silence) -> str:
+    return f"{', '.join(silence.matchers())} ({silence.reason})"
 
 
 def _existing_store(config: Config) -> Store:

@@ -113,6 +113,11 @@ class Silence:
     def active(self, now: float) -> bool:
         return self.starts <= now < self.ends
 
+    def matchers(self) -> list[str]:
+        """What it matches on, in words: ``["rule error_rate", "endpoint GET /checkout"]``."""
+        fields = (("rule", self.rule), ("endpoint", self.endpoint), ("issue", self.issue), ("severity", self.severity))
+        return [f"{name} {value}" for name, value in fields if value]
+
     def matches(self, condition: Condition) -> bool:
         facts = condition.facts
         return (

@@ -168,22 +168,12 @@ def _incident_title(number: int, messages: list[AlertRow], known: Incident | Non
 
 
 def _silence(silence: Silence) -> dict[str, Any]:
-    matches = [
-        f"{name} {value}"
-        for name, value in (
-            ("rule", silence.rule),
-            ("endpoint", silence.endpoint),
-            ("issue", silence.issue),
-            ("severity", silence.severity),
-        )
-        if value is not None
-    ]
     return {
         "id": silence.id,
         "starts": silence.starts,
         "ends": silence.ends,
         "reason": silence.reason,
-        "matches": matches,
+        "matches": silence.matchers(),
         "created_by": silence.created_by,
     }
 
