@@ -14,7 +14,7 @@ from .store_scale import ReadRow
 
 WSGIMON = ("wsgimon (memory)", "wsgimon (sqlite)")
 ALERTING = "wsgimon (memory, alerts hanging)"
-NO_WATCHDOG = "wsgimon (memory, no watchdog)"
+NO_SAMPLER = "wsgimon (memory, no sampler)"
 POSTGRES = "wsgimon (postgresql)"
 WITH_RELEASE = "wsgimon (sqlite, release)"
 POSTGRES_READ_P95_MS = 100.0
@@ -61,7 +61,7 @@ def render(
     peers = [
         name
         for name in samples.get("trivial", {})
-        if name not in (*WSGIMON, ALERTING, NO_WATCHDOG) and name != "bare Flask" and "floor" not in name
+        if name not in (*WSGIMON, ALERTING, NO_SAMPLER) and name != "bare Flask" and "floor" not in name
     ]
     for kind in samples:
         ours = max((cross_process_ratio(samples, kind, name) or 0.0) for name in WSGIMON)
@@ -84,10 +84,10 @@ def render(
             f"| alerts configured (deliveries hanging) cost the request path nothing: ratio within {NOISE} of "
             f"wsgimon (memory) | {alerting:.3f} vs {plain:.3f} | {_mark(abs(alerting - plain) <= NOISE)} |"
         )
-    unwatched = same_process_ratio(samples, "trivial", NO_WATCHDOG)
+    unwatched = same_process_ratio(samples, "trivial", NO_SAMPLER)
     if unwatched is not None and plain is not None:
         lines.append(
-            f"| the slow-request watchdog costs fast requests nothing: ratio within {NOISE} of the run without it "
+            f"| the slow-request sampler costs fast requests nothing: ratio within {NOISE} of the run without it "
             f"| {plain:.3f} vs {unwatched:.3f} | {_mark(abs(plain - unwatched) <= NOISE)} |"
         )
     on_postgres, on_sqlite = (

@@ -169,7 +169,7 @@ VARIANTS: dict[str, Callable[[], Flask]] = {
     # Present when the run started a PostgreSQL server (bench/postgres.py); skipped otherwise.
     "wsgimon (postgresql)": _wsgimon("{postgres}"),
     "wsgimon (memory, alerts hanging)": _wsgimon_alerting,
-    "wsgimon (memory, no watchdog)": _wsgimon("memory://", slow_request_ms=0),
+    "wsgimon (memory, no sampler)": _wsgimon("memory://", slow_request_ms=0),
     "prometheus-flask-exporter": _prometheus,
     "Flask-MonitoringDashboard": _monitoring_dashboard,
     "OpenTelemetry Flask + SDK": _opentelemetry,

@@ -1,7 +1,7 @@
 """Pictures of the dashboard for docs/, from a real server and headless Chromium.
 
 ``python -m bench.screenshots`` serves a small shop app wrapped in MonitorMiddleware on
-127.0.0.1, sends it some traffic (two requests slow enough for the watchdog to sample them),
+127.0.0.1, sends it some traffic (two requests slow enough for the sampler to sample them),
 opens the dashboard and writes:
 
 - ``docs/dashboard-slow.png``: the Slow requests panel with the slowest request's flame graph open.

@@ -1,5 +1,6 @@
 """From raw request records to what the store keeps, off the request thread.
 
-The recorder folds records (naming endpoints, redacting, fingerprinting failures into issues)
-and the flusher writes them; the sampler takes stack samples of slow requests.
+The fold (:mod:`.fold`) names endpoints, redacts, fingerprints failures into issues; the
+recorder writes the batches and keeps what the store refused; the flusher runs every recorder
+of the process; the sampler takes stack samples of slow requests.
 """

@@ -1,1 +1,2 @@
-"""The weekly (or daily) report: what it says (:mod:`.report`), and when it goes (:mod:`.schedule`)."""
+"""The weekly (or daily) report: its period (:mod:`.period`), what it says (:mod:`.report`,
+:mod:`.sections`), and when it goes (:mod:`.schedule`)."""
