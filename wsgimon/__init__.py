@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .wsgi.integrations.dbapi import instrument_dbapi
 from .wsgi.middleware import MonitorMiddleware
 
-__all__ = ["MonitorMiddleware", "__version__"]
+__all__ = ["MonitorMiddleware", "__version__", "instrument_dbapi"]

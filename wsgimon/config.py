@@ -111,6 +111,10 @@ class Options(TypedDict, total=False):
     slow_sample_interval_ms: float
     stuck_request_s: float
     release: str | None
+    capture_db: bool
+    capture_http: bool
+    slow_query_ms: float
+    n_plus_one_repeats: int
     storage: str
     recent_requests: int
     minute_retention_h: float

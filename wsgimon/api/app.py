@@ -25,7 +25,22 @@ from werkzeug.wrappers import Request, Response
 from .._version import __version__
 from ..internal_errors import report_internal_error
 from ..stores.contract import READ_TIMEOUT_S, StoreUnavailable
-from . import alerts, endpoints, errors, health, issues, metrics, releases, requests, silences, slow, stats, timeseries
+from . import (
+    alerts,
+    endpoints,
+    errors,
+    health,
+    issues,
+    metrics,
+    outbound,
+    queries,
+    releases,
+    requests,
+    silences,
+    slow,
+    stats,
+    timeseries,
+)
 from .access import check_access, cross_site_write
 from .context import READ_FLUSH_S, Context
 from .dashboard import render_dashboard
@@ -51,6 +66,8 @@ RESOURCES: dict[str, ModuleType] = {
     "/releases": releases,
     "/issues": issues,
     "/silences": silences,
+    "/queries": queries,
+    "/outbound": outbound,
 }
 #: path with a variable part -> (the resource's answer, its parameters)
 ITEMS: dict[str, tuple[Callable[..., Any], set[str]]] = {

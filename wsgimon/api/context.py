@@ -47,6 +47,8 @@ class Context:
         self.report: ReportScheduler | None = None
         self.health = HealthRegistry(config.health_check_timeout)
         self.internal_errors_before = internal_error_count()
+        #: queries or outbound calls are timed (what a request that made none spent is then known: nothing)
+        self.capturing = config.enabled and (config.capture_db or config.capture_http)
 
     def flush_own(self, timeout: float = READ_FLUSH_S) -> None:
         """This process's own requests into the answer, without waiting long for a locked store.

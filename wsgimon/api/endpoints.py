@@ -40,7 +40,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     else:
         per_key = {k: agg for k, agg in ctx.store.release_totals(release, since, now).items() if k != ALL}
     rows: list[dict[str, Any]] = [
-        {"endpoint": endpoint, "method": method, **totals(agg), "last_seen": iso(agg.last_seen)}
+        {"endpoint": endpoint, "method": method, **totals(agg, ctx.capturing), "last_seen": iso(agg.last_seen)}
         for (endpoint, method), agg in per_key.items()
     ]
     key = SORT_KEYS[sort]

@@ -22,7 +22,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     rows = []
     for slow in ctx.store.slow_requests(endpoint, limit):
         entry = slow.request
-        rows.append({**request_json(entry, brief=True), **slow.profile.to_json()})
+        rows.append({**request_json(entry, brief=True), **slow.profile.to_json(), "queries": slow.queries})
     return {"slow": rows, "in_flight": in_flight(ctx)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..stats.aggregate import Aggregate
+from ..stats.spent import spent_summary
 from ..stores.records import ALL
 from .context import Context
 from .params import Query
@@ -16,8 +17,9 @@ __all__ = ["PARAMETERS", "answer", "totals"]
 PARAMETERS = {"window", "release"}
 
 
-def totals(agg: Aggregate) -> dict[str, Any]:
-    """What /stats and every row of /endpoints have in common."""
+def totals(agg: Aggregate, capturing: bool) -> dict[str, Any]:
+    """What /stats and every row of /endpoints have in common; ``capturing``: queries and calls are
+    timed, so their absence means none were made (else ``time_spent`` is null: not known)."""
     return {
         "requests": agg.count,
         "errors": agg.errors,
@@ -25,6 +27,7 @@ def totals(agg: Aggregate) -> dict[str, Any]:
         "error_rate": rate(agg.errors, agg.count),
         "latency_ms": agg.latency_ms(),
         "status_codes": {str(k): v for k, v in sorted(agg.status_codes.items())},
+        "time_spent": spent_summary(agg.spent, agg.count, agg.total_ms) if capturing or agg.spent else None,
     }
 
 
@@ -45,7 +48,7 @@ def answer(ctx: Context, query: Query) -> dict[str, Any]:
     return {
         "window": window.label,
         **({} if release is None else {"release": release}),
-        **totals(overall),
+        **totals(overall, ctx.capturing),
         "error_types": dict(sorted(overall.error_types.items(), key=lambda kv: -kv[1])),
         "requests_per_minute": round(recent.count * 60.0 / rate_window, 3),
         "uptime_s": round(uptime, 3),

@@ -37,6 +37,10 @@ def request_json(entry: RequestEntry, *, brief: bool = False) -> dict[str, Any]:
         "endpoint": entry.endpoint,
         "status": entry.status,
         "duration_ms": round(entry.duration_ms, 3),
+        "db_queries": entry.db_queries,
+        "db_ms": None if entry.db_ms is None else round(entry.db_ms, 3),
+        "http_calls": entry.http_calls,
+        "http_ms": None if entry.http_ms is None else round(entry.http_ms, 3),
     }
     if not brief:
         row["ttfb_ms"] = None if entry.ttfb_ms is None else round(entry.ttfb_ms, 3)

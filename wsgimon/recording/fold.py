@@ -17,6 +17,8 @@ from ..stats.aggregate import Aggregate, Buckets
 from ..stats.profiles import collapse
 from ..stores.records import MAX_ISSUE_FRAMES, Batch, ErrorSample, IssueSample, RequestEntry, SlowRequest
 from ..wsgi.captured import CapturedException, capture, exception_type, was_handled
+from ..wsgi.time_spent import TimeSpent
+from .dependencies import DependencyFolder, spent_by_request
 from .fingerprint import Fingerprinter, Grouping, is_in_app, module_name, status_grouping, title_of
 from .naming import CACHED_PATH_CHARS, OTHER, EndpointNamer
 from .redaction import scrub, with_redacted_query
@@ -30,7 +32,11 @@ __all__ = ["Folder", "RawRecord"]
 _Exc = BaseException | CapturedException | None
 # ... and the sampler's stack samples of a slow request, or None
 _Samples = list[tuple[tuple[str, int, str], ...]] | None
-RawRecord = tuple[float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None", _Samples]
+_Spent = TimeSpent | None
+# ... and what it spent in queries and outbound calls, or None
+RawRecord = tuple[
+    float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None", _Samples, _Spent
+]
 
 # (minute, endpoint, method, status, error type, is an error)
 _Group = tuple[int, str, str, int, "str | None", bool]
@@ -58,6 +64,8 @@ class Folder:
         buckets: Buckets,
         perf_anchor: float,
         wall_anchor: float,
+        capturing: bool = False,
+        n_plus_one_repeats: int = 5,
     ) -> None:
         self.namer = namer
         self._redact_keys = redact_keys
@@ -67,6 +75,11 @@ class Folder:
         self._status_codes: dict[str, int] = {}
         self._fingerprinter = Fingerprinter()
         self._groupings: dict[str, Grouping] = {}
+        self._dependencies = DependencyFolder(n_plus_one_repeats)
+        #: what a logged request that made no query and no call spent: zeros when capturing, else unknown
+        self._nothing_spent: tuple[int | None, float | None, int | None, float | None] = (
+            (0, 0.0, 0, 0.0) if capturing else (None, None, None, None)
+        )
         self.anchor(perf_anchor, wall_anchor)
 
     def anchor(self, perf: float, wall: float) -> None:
@@ -102,7 +115,9 @@ class Folder:
         to_log: list[tuple[RawRecord, _AlikeKey]] = []
         for index, record in enumerate(records):
             try:
-                start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint, samples = record
+                start, method, path_info, _query, status_line, duration, _ttfb, _size, exc, hint, samples, spent = (
+                    record
+                )
                 wall = anchor + start
                 exc_type = None
                 issue = None
@@ -126,8 +141,14 @@ class Folder:
                 )
                 same = alike.get(key)
                 if same is None:
-                    alike[key] = _Alike(duration, wall, exc, _query)
+                    same = alike[key] = _Alike(duration, wall, exc, _query)
+                    if spent is not None:
+                        same.spent = [(spent, wall)]
                 else:
+                    if spent is not None:
+                        if same.spent is None:
+                            same.spent = []
+                        same.spent.append((spent, wall))
                     same.durations.append(duration)
                     if wall >= same.last:
                         same.last = wall
@@ -168,6 +189,13 @@ class Folder:
             resolved[key] = (endpoint, status, error_type)
             if endpoint == OTHER:
                 batch.overflowed += len(same.durations)
+            if same.spent is not None:
+                # Before the kind joins its group (which takes its requests' spent along).
+                for spent, wall in same.spent:
+                    try:
+                        self._dependencies.add(batch, endpoint, method, int(minute), wall, spent)
+                    except Exception as internal:
+                        report_internal_error("fold", internal)
             # An exception the app's own handler answered (with a 4xx) counts by that status.
             failed = status >= 500 or (exc_type is not None and not (handled and status < 500))
             group = (int(minute), endpoint, method, status, error_type, failed)
@@ -211,6 +239,7 @@ class Folder:
                 error_type,
                 same.last,
                 self._buckets,
+                None if same.spent is None else [spent_by_request(spent) for spent, _wall in same.spent],
             )
         for (error_type, endpoint, method), occurrences in errors.items():
             try:
@@ -238,8 +267,12 @@ class Folder:
         return known
 
     def _log(self, batch: Batch, record: RawRecord, naming: _Naming) -> None:
-        start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint, samples = record
+        start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint, samples, spent = record
         endpoint, status, error_type = naming
+        if spent is not None:
+            numbers: tuple[int | None, float | None, int | None, float | None] = spent_by_request(spent)
+        else:
+            numbers = self._nothing_spent
         entry = RequestEntry(
             self._wall_anchor + (start - self._perf_anchor),
             self.namer.method(method),
@@ -251,10 +284,12 @@ class Folder:
             error_type,
             size,
             samples is not None,
+            *numbers,
         )
         batch.requests.append(entry)
         if samples:
-            batch.slow.append(SlowRequest(entry, collapse(samples)))
+            queries = [] if spent is None else self._dependencies.queries_of(batch, spent, entry.time)
+            batch.slow.append(SlowRequest(entry, collapse(samples), queries))
 
     def _error_sample(self, error_type: str, endpoint: str, method: str, seen: _Occurrences) -> ErrorSample:
         message, tb = self._texts(seen, error_type)
@@ -322,14 +357,20 @@ class _Seen:
 class _Alike(_Seen):
     """Requests alike in all that names them: their durations, and when they were seen."""
 
-    __slots__ = ("durations",)
+    __slots__ = ("durations", "spent")
 
     def __init__(self, duration: float, wall: float, exc: _Exc, query: str) -> None:
         super().__init__(wall, wall, exc, query)
         self.durations = [duration]
+        #: what those that made queries or calls spent, with when each was seen
+        self.spent: list[tuple[TimeSpent, float]] | None = None
 
     def absorb(self, other: _Alike) -> None:
         self.durations.extend(other.durations)
+        if other.spent is not None:
+            if self.spent is None:
+                self.spent = []
+            self.spent.extend(other.spent)
         self.see(other)
 
 

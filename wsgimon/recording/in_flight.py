@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..wsgi.time_spent import TimeSpent
 
 __all__ = ["InFlightRequest", "RequestsInFlight"]
 
@@ -21,6 +24,7 @@ class InFlightRequest(Protocol):
 
     started: float  # perf_counter at its start
     samples: list[tuple[tuple[str, int, str], ...]] | None
+    spent: TimeSpent | None  # its queries and calls, if it made any
 
     @property
     def answered(self) -> bool:

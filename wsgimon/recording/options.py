@@ -47,6 +47,13 @@ class RecordingOptions:
     slow_sample_interval_ms: float = 100.0
     stuck_request_s: float = 30.0
     release: str | None = None
+    #: time and count each request's database queries and outbound HTTP calls
+    capture_db: bool = True
+    capture_http: bool = True
+    #: a query at least this slow has the app frame that ran it looked up
+    slow_query_ms: float = 100.0
+    #: a statement run this many times in one request is flagged as an N+1
+    n_plus_one_repeats: int = 5
 
     def validate_recording(self) -> None:
         for path in self.exclude:
@@ -66,6 +73,11 @@ class RecordingOptions:
             raise ValueError("metrics_buckets must be 1 to 50 positive, finite numbers of seconds")
         if not all(0 < bound < float("inf") for bound in self.metrics_buckets):
             raise ValueError("metrics_buckets must be 1 to 50 positive, finite numbers of seconds")
+        if self.slow_query_ms < 0:
+            raise ValueError("slow_query_ms must be 0 or more")
+        positive_int("n_plus_one_repeats", self.n_plus_one_repeats, maximum=1000)
+        if self.n_plus_one_repeats < 2:
+            raise ValueError("n_plus_one_repeats must be at least 2")
         for name in ("endpoint", "fingerprint"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ValueError(f"{name} must be a callable")

@@ -52,6 +52,8 @@ class Recorder:
         histogram_buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        capturing: bool = False,
+        n_plus_one_repeats: int = 5,
     ) -> None:
         self.store = store
         self.namer = namer
@@ -75,6 +77,8 @@ class Recorder:
             buckets=bucket_labels(histogram_buckets_s),
             perf_anchor=clock(),
             wall_anchor=wall_clock(),
+            capturing=capturing,
+            n_plus_one_repeats=n_plus_one_repeats,
         )
         self._unsent: Batch | None = None
         self._in_flight: Batch | None = None
@@ -87,6 +91,8 @@ class Recorder:
         self.lost_to_store = 0
         self._last_write = 0.0
         self._last_maintenance = 0.0
+        #: called before each flush (the middleware hooks libraries imported since)
+        self.before_flush: Callable[[], None] | None = None
 
     def set_wall_clock(self, wall_clock: Callable[[], float]) -> None:
         """Time records by ``wall_clock`` from now on (a seam for tests that move time forward)."""
@@ -157,6 +163,8 @@ class Recorder:
         as failing.
         """
         try:
+            if self.before_flush is not None:
+                self.before_flush()
             with self._fold_lock:
                 self._keep(self._fold())
             if timeout is None:

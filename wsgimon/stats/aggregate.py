@@ -12,6 +12,7 @@ from collections import Counter
 from itertools import repeat
 
 from .sketch import QuantileSketch
+from .spent import Spent, SpentByRequest
 
 __all__ = ["Aggregate", "Buckets", "DEFAULT_BUCKETS_S", "LATENCY_KEYS", "bucket_labels"]
 
@@ -37,6 +38,7 @@ class Aggregate:
         "error_types",
         "last_seen",
         "histogram",
+        "spent",
     )
 
     def __init__(self) -> None:
@@ -53,6 +55,8 @@ class Aggregate:
         # Requests per histogram bucket, keyed by its upper bound as Prometheus writes ``le``
         # ("0.005", ..., "+Inf"); not cumulative. Exact at those bounds, unlike the sketch.
         self.histogram: dict[str, int] = {}
+        #: time in queries and outbound calls, for requests that made any (None: none did)
+        self.spent: Spent | None = None
 
     def add(
         self,
@@ -75,8 +79,10 @@ class Aggregate:
         error_type: str | None,
         wall: float,
         buckets: Buckets | None = None,
+        spent: list[SpentByRequest] | None = None,
     ) -> None:
-        """Add requests that differ only in duration (the fold groups them)."""
+        """Add requests that differ only in duration (the fold groups them); ``spent``: those that
+        made queries or calls (the others made none)."""
         n = len(durations_ms)
         self.count += n
         if is_error:
@@ -103,6 +109,10 @@ class Aggregate:
             for index, k in Counter(map(bisect_left, repeat(bounds), durations_ms)).items():
                 label = labels[index]
                 histogram[label] = histogram.get(label, 0) + k
+        if spent:
+            if self.spent is None:
+                self.spent = Spent()
+            self.spent.add(spent)
 
     def merge(self, other: Aggregate) -> None:
         self.count += other.count
@@ -119,6 +129,10 @@ class Aggregate:
         self.last_seen = max(self.last_seen, other.last_seen)
         for label, n in other.histogram.items():
             self.histogram[label] = self.histogram.get(label, 0) + n
+        if other.spent is not None:
+            if self.spent is None:
+                self.spent = Spent()
+            self.spent.merge(other.spent)
 
     @property
     def error_rate(self) -> float:

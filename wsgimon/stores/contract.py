@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from ..alerts.state import AlertingState, Silence
 from ..stats.aggregate import Aggregate
+from ..stats.dependencies import Dependency, Use
 from ..stats.issues import IssueChange
 from ..stats.time_windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
 from .records import (
@@ -39,6 +40,7 @@ __all__ = [
     "READ_TIMEOUT_S",
     "AlertingStore",
     "Coordination",
+    "DependencyStore",
     "IssueStore",
     "MetricsStore",
     "RequestLog",
@@ -374,7 +376,32 @@ class Coordination(ABC):
         """When the deployment (any set of continuously overlapping processes) started."""
 
 
-class Store(MetricsStore, RequestLog, IssueStore, AlertingStore, Coordination):
+class DependencyStore(ABC):
+    """What requests waited on: statements and outbound targets (see :mod:`wsgimon.stats.dependencies`)."""
+
+    minute_retention_s: float
+    hour_retention_s: float
+
+    @abstractmethod
+    def dependency_uses(
+        self,
+        kind: str,
+        resolution: int,
+        first: int,
+        end: int,
+        endpoint: str | None,
+        method: str | None,
+        release: str | None,
+    ) -> Iterable[tuple[str, EndpointKey, Use]]:
+        """(dependency id, endpoint key, use) of the ``resolution`` rows (MINUTE or HOUR) starting in
+        [first, end), of one endpoint (and method) or all, of one release or all."""
+
+    @abstractmethod
+    def dependency_catalog(self, kind: str) -> dict[str, Dependency]:
+        """Every dependency of ``kind`` kept, by id."""
+
+
+class Store(MetricsStore, RequestLog, IssueStore, AlertingStore, Coordination, DependencyStore):
     """Persists batches and answers merged queries over time windows: every part of the contract."""
 
     def health(self) -> tuple[bool, str]:

@@ -19,6 +19,7 @@ from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .contract import Store, T
+from .dependencies_memory import MemoryDependencies
 from .records import (
     ALL,
     MAX_ALERTS,
@@ -46,11 +47,12 @@ __all__ = ["MemoryStore"]
 _RETENTION = {MINUTE: HOUR, TEN_MINUTES: HOUR, HOUR: 2 * DAY, DAY: 31 * DAY}
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryDependencies, Store):
     minute_retention_s = float(_RETENTION[MINUTE])
     hour_retention_s = float(_RETENTION[HOUR])
 
     def __init__(self, *, recent_requests: int) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._buckets: dict[int, dict[int, dict[EndpointKey, Aggregate]]] = {
             resolution: {} for resolution in (*_RETENTION, TOTAL)
@@ -92,6 +94,7 @@ class MemoryStore(Store):
                 self._write_release(batch, process)
             for issue in batch.issues.values():
                 self._write_issue(issue, process.release, process.last_flush)
+        self._write_dependencies(batch, process.release)
         self.maintain(time.time())
 
     def _write_issue(self, sample: IssueSample, release: str | None, now: float) -> None:
@@ -158,6 +161,7 @@ class MemoryStore(Store):
                 for count_key in [k for k in issue.counts if k[1] < now - _RETENTION[k[0]] - k[0]]:
                     del issue.counts[count_key]
             self._keep_newest_releases()
+        self._prune_dependencies(now)
 
     def releases(self) -> list[ReleaseRow]:
         with self._lock:

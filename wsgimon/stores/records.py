@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..stats.aggregate import Aggregate
+from ..stats.dependencies import Dependency, DependencyKey, Use
 from ..stats.profiles import Profile
 from ..stats.time_windows import HOUR, MINUTE, RESOLUTIONS, TOTAL
 
@@ -25,6 +26,7 @@ __all__ = [
     "IssueRow",
     "IssueSample",
     "MAX_ALERTS",
+    "MAX_DEPENDENCY_ROWS",
     "MAX_ERROR_SAMPLES",
     "MAX_ISSUES",
     "MAX_ISSUE_FRAMES",
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 EndpointKey = tuple[str, str]  # (endpoint, method)
+#: dependency uses a batch keeps while the store cannot be written; more are dropped
+MAX_DEPENDENCY_ROWS = 20_000
 ALL: EndpointKey = ("*", "*")  # the key of the all-endpoints aggregate
 MAX_ERROR_SAMPLES = 1000
 
@@ -60,6 +64,11 @@ class RequestEntry(NamedTuple):
     error_type: str | None
     response_bytes: int | None
     sampled: bool = False  # the sampler sampled its stack: see /slow
+    #: its queries and outbound calls (None: not captured)
+    db_queries: int | None = None
+    db_ms: float | None = None
+    http_calls: int | None = None
+    http_ms: float | None = None
 
 
 class SlowRequest(NamedTuple):
@@ -67,6 +76,8 @@ class SlowRequest(NamedTuple):
 
     request: RequestEntry
     profile: Profile
+    #: its statements, normalised, most time first: {"statement", "count", "total_ms"}
+    queries: list[dict[str, object]] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 #: slow requests kept per endpoint and method (the slowest)
@@ -235,9 +246,14 @@ class Batch:
     errors: dict[tuple[str, str, str], ErrorSample] = field(default_factory=dict)
     issues: dict[str, IssueSample] = field(default_factory=dict)
     overflowed: int = 0
+    #: queries and outbound calls per (dependency, endpoint, method, minute), and what each dependency is
+    dependencies: dict[DependencyKey, Use] = field(default_factory=dict)
+    catalog: dict[str, Dependency] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.minutes or self.requests or self.errors or self.overflowed or self.slow or self.issues)
+        return bool(
+            self.minutes or self.requests or self.errors or self.overflowed or self.slow or self.issues or self.catalog
+        )
 
     @property
     def request_count(self) -> int:
@@ -270,6 +286,16 @@ class Batch:
             elif len(self.issues) < MAX_ERROR_SAMPLES:
                 self.issues[issue_id] = issue
         self.overflowed += newer.overflowed
+        for use_key, use in newer.dependencies.items():
+            kept_use = self.dependencies.get(use_key)
+            if kept_use is not None:
+                kept_use.merge(use)
+            elif len(self.dependencies) < MAX_DEPENDENCY_ROWS:
+                self.dependencies[use_key] = use
+        for dependency_id, dependency in newer.catalog.items():
+            known_dependency = self.catalog.setdefault(dependency_id, dependency)
+            known_dependency.last_seen = max(known_dependency.last_seen, dependency.last_seen)
+            known_dependency.frame = known_dependency.frame or dependency.frame
         return dropped
 
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ADDED_COLUMNS", "AGGREGATE_COLUMNS", "REQUEST_COLUMNS", "added_column", "ddl", "names"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "AGGREGATE_COLUMNS",
+    "DEPENDENCY_USE_COLUMNS",
+    "REQUEST_COLUMNS",
+    "SPENT_COLUMNS",
+    "added_column",
+    "ddl",
+    "names",
+    "placeholders",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 Column = tuple[str, str]  # (name, kind [? for NULL] [= default])
@@ -28,6 +38,7 @@ AGGREGATE_COLUMNS: tuple[Column, ...] = (
     ("error_types", "text"),
     ("last_seen", "real"),
     ("histogram", "text='{}'"),
+    ("spent", "text=''"),  # time in queries and outbound calls (stats/spent.py), '' for none
 )
 #: one line of a request log
 REQUEST_COLUMNS: tuple[Column, ...] = (
@@ -40,6 +51,23 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
     ("ttfb_ms", "real?"),
     ("error_type", "text?"),
     ("response_bytes", "int?"),
+)
+#: one dependency's use (stats/dependencies.Use), in the order Use.to_values gives it
+DEPENDENCY_USE_COLUMNS: tuple[Column, ...] = (
+    ("count", "int"),
+    ("errors", "int"),
+    ("total_ms", "real"),
+    ("max_ms", "real"),
+    ("sketch", "blob"),
+    ("repeated", "int"),
+    ("last_seen", "real"),
+)
+#: what one request spent in queries and outbound calls (NULL: not captured)
+SPENT_COLUMNS: tuple[Column, ...] = (
+    ("db_queries", "int?"),
+    ("db_ms", "real?"),
+    ("http_calls", "int?"),
+    ("http_ms", "real?"),
 )
 
 # name, columns, primary key (None: an id column leads), no row id (SQLite), indexes (name, columns[, where])
@@ -63,10 +91,10 @@ _TABLES: tuple[tuple[str, tuple[Column, ...], str | None, bool, tuple[tuple[str,
             ("buckets_unshared", "resolution, start", "writer != ''"),
         ),
     ),
-    ("requests", (("id", "id"), *REQUEST_COLUMNS, ("sampled", "int=0")), None, False, ()),
+    ("requests", (("id", "id"), *REQUEST_COLUMNS, ("sampled", "int=0"), *SPENT_COLUMNS), None, False, ()),
     (
         "slow_requests",
-        (("id", "id"), *REQUEST_COLUMNS, ("profile", "text")),
+        (("id", "id"), *REQUEST_COLUMNS, ("profile", "text"), *SPENT_COLUMNS, ("queries", "text='[]'")),
         None,
         False,
         (("slow_requests_by_endpoint", "endpoint, method, duration_ms", ""),),
@@ -116,6 +144,35 @@ _TABLES: tuple[tuple[str, tuple[Column, ...], str | None, bool, tuple[tuple[str,
         "release_buckets",
         (("release", "text"), ("start", "int"), ("endpoint", "text"), ("method", "text"), *AGGREGATE_COLUMNS),
         "release, start, endpoint, method",
+        True,
+        (),
+    ),
+    (
+        "dependencies",
+        (
+            ("id", "text"),
+            ("kind", "text"),
+            ("text", "text"),
+            ("frame", "text?"),
+            ("first_seen", "real"),
+            ("last_seen", "real"),
+        ),
+        "id",
+        False,
+        (("dependencies_by_last_seen", "last_seen", ""),),
+    ),
+    (
+        "dependency_uses",
+        (
+            ("resolution", "int"),
+            ("start", "int"),
+            ("id", "text"),
+            ("endpoint", "text"),
+            ("method", "text"),
+            ("release", "text"),
+            *DEPENDENCY_USE_COLUMNS,
+        ),
+        "resolution, start, id, endpoint, method, release",
         True,
         (),
     ),
@@ -208,12 +265,22 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("processes", "oldest_in_flight", "real?"),  # 6
     ("processes", "oldest_request", "text?"),  # 6
     ("processes", "release", "text?"),  # 7
+    ("buckets", "spent", "text=''"),  # 9
+    ("release_buckets", "spent", "text=''"),  # 9
+    *(("requests", name, kind) for name, kind in SPENT_COLUMNS),  # 9
+    *(("slow_requests", name, kind) for name, kind in SPENT_COLUMNS),  # 9
+    ("slow_requests", "queries", "text='[]'"),  # 9
 )
 
 
 def added_column(column: str, kind: str, dialect: Dialect) -> str:
     """The column as ``ALTER TABLE … ADD COLUMN`` takes it."""
     return _column(column, kind, dialect)
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ?``: one per value."""
+    return ", ".join("?" * count)
 
 
 def names(columns: tuple[Column, ...]) -> str:

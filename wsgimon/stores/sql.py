@@ -30,10 +30,12 @@ from typing import Any
 from ..stats.aggregate import Aggregate
 from ..stats.profiles import Profile
 from ..stats.sketch import QuantileSketch
+from ..stats.spent import Spent
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .alerting_sql import ALERTING_SCHEMA, SQLAlerting
 from .contract import Store
 from .coordination_sql import PROCESS_COLUMNS, SQLCoordination
+from .dependencies_sql import SQLDependencies, prune_dependencies, write_dependencies
 from .issues_sql import ISSUES_SCHEMA, IssueTables, SQLIssues
 from .records import (
     ALL,
@@ -50,7 +52,7 @@ from .records import (
     release_rollups,
     rollups,
 )
-from .schema import AGGREGATE_COLUMNS, REQUEST_COLUMNS, Dialect, ddl, names
+from .schema import AGGREGATE_COLUMNS, REQUEST_COLUMNS, SPENT_COLUMNS, Dialect, ddl, names, placeholders
 from .session import Cursor, Session
 
 __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "schema_statements"]
@@ -58,8 +60,9 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "sc
 # 2: endpoint_names (the deployment-wide endpoint cap); 3: alert_state, alerts; 4: report_runs;
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
 # requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release;
-# 8: issues, issue_endpoints, issue_releases, issue_counts
-SCHEMA_VERSION = 8
+# 8: issues, issue_endpoints, issue_releases, issue_counts; 9: dependencies, dependency_uses,
+# buckets.spent, release_buckets.spent, what requests and slow requests spent
+SCHEMA_VERSION = 9
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _DEPLOYMENT_GAP_S = 60.0
@@ -68,21 +71,23 @@ _DEPLOYMENT_GAP_S = 60.0
 _BUCKET_COLUMNS = names(AGGREGATE_COLUMNS)
 _KEY_COLUMNS = "resolution, endpoint, method, start, writer"
 _REQUEST_COLUMNS = names(REQUEST_COLUMNS)
+_SPENT_COLUMNS = names(SPENT_COLUMNS)
+_LOGGED = f"{_REQUEST_COLUMNS}, sampled, {_SPENT_COLUMNS}"
+_SLOW = f"{_REQUEST_COLUMNS}, profile, {_SPENT_COLUMNS}, queries"
 _RELEASE_KEY = "release = ? AND start = ? AND endpoint = ? AND method = ?"
 _UPSERT_RELEASE_ROW = (
     f"INSERT INTO release_buckets (release, start, endpoint, method, {_BUCKET_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (release, start, endpoint, method) DO UPDATE SET "
+    f"VALUES ({placeholders(4 + len(AGGREGATE_COLUMNS))}) ON CONFLICT (release, start, endpoint, method) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in _BUCKET_COLUMNS.split(", "))
 )
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
 _SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
 _UPDATE_OWN = (
-    "UPDATE buckets SET count = ?, errors = ?, client_errors = ?, total_ms = ?, min_ms = ?, max_ms = ?, "
-    f"sketch = ?, status_codes = ?, error_types = ?, last_seen = ?, histogram = ? WHERE {_WHERE_KEY}"
+    "UPDATE buckets SET " + ", ".join(f"{name} = ?" for name, _kind in AGGREGATE_COLUMNS) + f" WHERE {_WHERE_KEY}"
 )
 _UPSERT_OWN = (
     f"INSERT INTO buckets ({_KEY_COLUMNS}, {_BUCKET_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"VALUES ({placeholders(5 + len(AGGREGATE_COLUMNS))}) "
     f"ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in _BUCKET_COLUMNS.split(", "))
 )
@@ -107,7 +112,7 @@ def schema_statements(dialect: Dialect) -> list[str]:
     return [*ddl(dialect), *shared]
 
 
-class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
+class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, Store):
     """The store logic over SQL; a subclass opens the connections and serialises write transactions."""
 
     #: The slot of a bucket for :meth:`sums`, from its ``start``, the first start and the slot's length.
@@ -159,6 +164,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
                 if process.release is not None:
                     self._write_release(session, batch, process)
                 self._issues.write(session, batch, process.release, process.last_flush)
+                write_dependencies(session, batch, process.release)
                 session.execute("COMMIT")
             except BaseException:
                 self._forget_own_rows()
@@ -226,8 +232,8 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
         if not requests:
             return
         session.executemany(
-            f"INSERT INTO requests ({_REQUEST_COLUMNS}, sampled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*entry[:9], int(entry.sampled)) for entry in requests[-self._recent_requests :]],
+            f"INSERT INTO requests ({_LOGGED}) VALUES ({placeholders(14)})",
+            [(*entry[:9], int(entry.sampled), *entry[10:]) for entry in requests[-self._recent_requests :]],
         )
         session.execute(
             "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
@@ -239,8 +245,8 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
         if not slow:
             return
         session.executemany(
-            f"INSERT INTO slow_requests ({_REQUEST_COLUMNS}, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*s.request[:9], json.dumps(s.profile.to_json(), separators=(",", ":"))) for s in slow],
+            f"INSERT INTO slow_requests ({_SLOW}) VALUES ({placeholders(15)})",
+            [(*s.request[:9], _compact(s.profile.to_json()), *s.request[10:], _compact(s.queries)) for s in slow],
         )
         session.executemany(
             "DELETE FROM slow_requests WHERE endpoint = ? AND method = ? AND id NOT IN (SELECT id FROM slow_requests "
@@ -375,6 +381,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
                     "DELETE FROM alert_state WHERE firing = 0 AND suppressed = 0 AND until < ?", (now - DAY,)
                 )
                 IssueTables.maintain(session, now, self.minute_retention_s, self._retention_s)
+                prune_dependencies(session, now, self.minute_retention_s, self._retention_s)
                 session.execute("COMMIT")
             except BaseException:
                 if session.in_transaction:
@@ -486,25 +493,28 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
         return [((row[0], row[1]), json.loads(row[2]), row[3]) for row in rows]
 
     def recent_requests(self, limit: int) -> list[RequestEntry]:
-        rows = self._query(f"SELECT {_REQUEST_COLUMNS}, sampled FROM requests ORDER BY id DESC LIMIT ?", (limit,))
-        return [RequestEntry._make((*row[:9], bool(row[9]))) for row in rows]
+        rows = self._query(f"SELECT {_LOGGED} FROM requests ORDER BY id DESC LIMIT ?", (limit,))
+        return [RequestEntry._make((*row[:9], bool(row[9]), *row[10:])) for row in rows]
 
     def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
         oldest = time.time() - self.minute_retention_s
         if endpoint is None:
             rows = self._query(
-                f"SELECT {_REQUEST_COLUMNS}, profile FROM slow_requests WHERE time >= ? "
-                "ORDER BY duration_ms DESC LIMIT ?",
+                f"SELECT {_SLOW} FROM slow_requests WHERE time >= ? ORDER BY duration_ms DESC LIMIT ?",
                 (oldest, limit),
             )
         else:
             rows = self._query(
-                f"SELECT {_REQUEST_COLUMNS}, profile FROM slow_requests WHERE endpoint = ? AND time >= ? "
-                "ORDER BY duration_ms DESC LIMIT ?",
+                f"SELECT {_SLOW} FROM slow_requests WHERE endpoint = ? AND time >= ? ORDER BY duration_ms DESC LIMIT ?",
                 (endpoint, oldest, limit),
             )
         return [
-            SlowRequest(RequestEntry._make((*row[:9], True)), Profile.from_json(json.loads(row[9]))) for row in rows
+            SlowRequest(
+                RequestEntry._make((*row[:9], True, *row[10:14])),
+                Profile.from_json(json.loads(row[9])),
+                json.loads(row[14]),
+            )
+            for row in rows
         ]
 
     def error_samples(self) -> dict[tuple[str, str, str], ErrorSample]:
@@ -516,6 +526,10 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, Store):
     def overflowed(self) -> int:
         rows = self._query("SELECT value FROM counters WHERE name = 'overflowed'")
         return int(rows[0][0]) if rows else 0
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _encode(agg: Aggregate) -> tuple[Any, ...]:
@@ -531,6 +545,7 @@ def _encode(agg: Aggregate) -> tuple[Any, ...]:
         json.dumps(agg.error_types, separators=(",", ":")),
         agg.last_seen,
         json.dumps(agg.histogram, separators=(",", ":")),
+        "" if agg.spent is None else agg.spent.to_text(),
     )
 
 
@@ -545,4 +560,5 @@ def _decode(row: Sequence[Any]) -> Aggregate:
     agg.error_types = json.loads(row[8]) if row[8] != "{}" else {}
     agg.last_seen = row[9]
     agg.histogram = json.loads(row[10]) if row[10] != "{}" else {}
+    agg.spent = Spent.from_text(row[11]) if row[11] else None
     return agg

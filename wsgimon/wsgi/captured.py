@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 import linecache
-from types import TracebackType
+from types import FrameType, TracebackType
 
 __all__ = [
     "EXCEPTION_KEY",
@@ -75,6 +75,22 @@ class CapturedException:
                 current = None
         chain.reverse()
         self._chain = chain
+
+    @classmethod
+    def at(cls, exc: BaseException, frame: FrameType | None, *, skip: tuple[str, ...] = ()) -> CapturedException:
+        """An exception never raised, placed where a thread's stack stands now (a request a timeout
+        stops): its frames are that stack's, without the innermost ones from files under ``skip``."""
+        captured = cls(exc)
+        stack: Frames = []
+        while frame is not None and len(stack) < _MAX_FRAMES:
+            code = frame.f_code
+            stack.append((code.co_filename, frame.f_lineno, code.co_name))
+            frame = frame.f_back
+        while stack and stack[0][0].startswith(skip):
+            del stack[0]
+        stack.reverse()
+        captured._chain = [(type(exc), captured.message, stack, "")]
+        return captured
 
     @property
     def chain(self) -> Chain:

@@ -23,6 +23,7 @@ from ..recording.naming import ENDPOINT_KEY, MAX_PATH_CHARS, UNMATCHED
 from ..recording.options import FingerprintFunc
 from ..recording.recorder import MAX_PENDING
 from .captured import EXCEPTION_KEY, CapturedException
+from .time_spent import TimeSpent
 
 if TYPE_CHECKING:
     from .middleware import MonitorMiddleware
@@ -60,6 +61,7 @@ class Exchange:
         "_body_exc",
         "_server_write",
         "_closing",
+        "spent",
     )
 
     def __init__(self, mw: MonitorMiddleware, environ: Environ, start_response: StartResponse, path: str) -> None:
@@ -74,6 +76,7 @@ class Exchange:
         self._done = False
         self.started = perf_counter()
         self.samples: list[tuple[tuple[str, int, str], ...]] | None = None  # the sampler's, if slow
+        self.spent: TimeSpent | None = None  # its queries and calls, made at the first one
         # In flight until its record is made: what the sampler looks at, and what /stats counts.
         # Looked up at call time: gevent patches threading after wsgimon may have been imported.
         self._ident = ident = threading.get_ident()
@@ -250,6 +253,7 @@ class Exchange:
                     exc,
                     hint,
                     self.samples,
+                    self.spent,
                 )
             )
             if len(pending) > MAX_PENDING:

@@ -27,6 +27,8 @@ from ..recording.recorder import Recorder
 from ..stores import open_store
 from .captured import want_originals
 from .exchange import Body, Environ, Exchange, StartResponse
+from .time_hooks import install_hooks
+from .time_spent import track, untrack
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -76,6 +78,8 @@ class MonitorMiddleware:
             flush_interval=config.flush_interval,
             max_traceback_chars=config.max_traceback_chars,
             histogram_buckets_s=config.metrics_buckets,
+            capturing=config.capture_db or config.capture_http,
+            n_plus_one_repeats=config.n_plus_one_repeats,
         )
         #: this process's requests in flight (the sampler, /stats and /health look at them)
         self.in_flight = RequestsInFlight()
@@ -111,6 +115,17 @@ class MonitorMiddleware:
         if config.fingerprint is not None:
             want_originals(1)
         self._pending = recorder.pending
+        if config.enabled and (config.capture_db or config.capture_http):
+            track(
+                self._flight_table,
+                queries=config.capture_db,
+                calls=config.capture_http,
+                slow_s=config.slow_query_ms / 1000.0,
+                repeats=config.n_plus_one_repeats,
+            )
+            install_hooks(config.capture_db, config.capture_http)
+            recorder.before_flush = _hooks_for(config.capture_db, config.capture_http)
+            weakref.finalize(self, untrack, self._flight_table).atexit = False
         self._background_started = False
         self._closed = False
         # When the middleware is collected without close(), its recorder gets a last
@@ -153,6 +168,7 @@ class MonitorMiddleware:
             except Exception as exc:
                 report_internal_error("close", exc)
         self.in_flight.clear()
+        untrack(self._flight_table)
         from ..recording.sampler import sampler
 
         sampler().unwatch(self)
@@ -258,6 +274,15 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _hooks_for(queries: bool, calls: bool) -> Callable[[], None]:
+    """Hooks for libraries imported after the middleware was made, checked at each flush."""
+
+    def install() -> None:
+        install_hooks(queries, calls)
+
+    return install
 
 
 def _in_flight_probe(monitor: weakref.ref[MonitorMiddleware]) -> Callable[[], tuple[int, float | None, str | None]]:
