@@ -329,6 +329,28 @@ def test_process_rows_carry_their_requests_in_flight(open_store: Opener) -> None
     assert seen.oldest_in_flight == pytest.approx(now - 40)
 
 
+def test_processes_that_vanished_mid_request_are_counted_lost_once(open_store: Opener) -> None:
+    now = time.time()
+    a, b = open_store(), open_store()
+    dead = ProcessRow("host-a", 10, now - 50, now - 1, 7, in_flight=2, oldest_request="GET /hold", capacity=4)
+    idle_dead = ProcessRow("host-a", 11, now - 50, now - 1, 7)
+    alive = ProcessRow("host-a", 12, now - 50, now - 1, 7, in_flight=1)
+    quiet = ProcessRow("host-b", 13, now - 500, now - 300, 7, in_flight=3)
+    talking = ProcessRow("host-b", 14, now - 500, now - 5, 7, in_flight=1)
+    for row in (dead, idle_dead, alive, quiet, talking):
+        a.write(batch_of([]), row)
+    gone_pids = {10, 11}
+    # Both handles look, as two workers would: each vanished process is counted by one of them.
+    assert a.reap_lost("host-a", now, lambda pid: pid not in gone_pids, 120.0) + b.reap_lost(
+        "host-a", now, lambda pid: pid not in gone_pids, 120.0
+    ) == 2
+    lost = {row.pid: row.lost for row in b.lost_processes(now - 60)}
+    assert lost == {10: 2, 13: 3}
+    assert {row.pid for row in b.processes(now - 3600)} == {11, 12, 14}
+    assert next(row for row in b.lost_processes(now - 60) if row.pid == 10).oldest_request == "GET /hold"
+    assert a.lost_processes(now + 1) == []
+
+
 def test_statistics_per_release_are_exact_across_writers_and_bounded(open_store: Opener) -> None:
     a, b = open_store(), open_store()
     now = time.time()

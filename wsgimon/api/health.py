@@ -14,7 +14,7 @@ from typing import Any
 
 from .._version import __version__
 from ..internal_errors import internal_error_count
-from ..recording.process_info import process_info
+from ..recording.process_info import pid_exists, process_info
 from ..stats.aggregate import Aggregate
 from ..stores.contract import StoreUnavailable
 from ..stores.records import ProcessRow
@@ -84,17 +84,7 @@ def is_this_process(row: ProcessRow) -> bool:
 
 def _alive(processes: list[ProcessRow]) -> list[ProcessRow]:
     """Processes of this host that are gone (killed, no clean exit) are dropped at once, not after ALIVE_S."""
-    return [p for p in processes if p.host != _HOST or _pid_exists(p.pid)]
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return [p for p in processes if p.host != _HOST or pid_exists(p.pid)]
 
 
 def _builtin_checks(ctx: Context) -> dict[str, CheckResult]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..wsgi.captured import CapturedException
     from ..wsgi.time_spent import TimeSpent
 
 __all__ = ["InFlightRequest", "RequestsInFlight"]
@@ -33,6 +34,9 @@ class InFlightRequest(Protocol):
     @property
     def description(self) -> str:
         """``METHOD /path``, bounded."""
+
+    def abandon(self, exc: CapturedException) -> None:
+        """Record it now as failed with ``exc``: its process is being killed."""
 
 
 class RequestsInFlight:

@@ -7,7 +7,7 @@ import resource
 import sys
 import threading
 
-__all__ = ["process_info"]
+__all__ = ["pid_exists", "process_info"]
 
 
 def process_info() -> dict[str, int | float]:
@@ -28,3 +28,14 @@ def _rss_bytes() -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         # Linux reports KiB, macOS bytes; without /proc this is the peak, the best available.
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process of this host runs (one we may not signal runs too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

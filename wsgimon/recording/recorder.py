@@ -28,6 +28,7 @@ from ..stores.records import Batch, ProcessRow
 from . import flusher as background
 from .fold import Folder, RawRecord
 from .naming import EndpointNamer
+from .process_info import pid_exists
 
 __all__ = ["RawRecord", "Recorder"]
 
@@ -35,6 +36,10 @@ MAX_PENDING = 100_000
 _MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavailable
 _HEARTBEAT_S = 10.0  # an idle process still shows up as alive
 _MAINTENANCE_S = 60.0
+#: how often a process looks for processes that vanished with requests in flight
+_REAP_S = 10.0
+#: a process of another host that has not written for this long is gone (its heartbeat is 10 s)
+_STALE_S = 120.0
 
 
 class Recorder:
@@ -93,6 +98,9 @@ class Recorder:
         self._last_maintenance = 0.0
         #: called before each flush (the middleware hooks libraries imported since)
         self.before_flush: Callable[[], None] | None = None
+        #: requests this process can run at once, when its server says (see integrations.gunicorn)
+        self.capacity: int | None = None
+        self._last_reap = 0.0
 
     def set_wall_clock(self, wall_clock: Callable[[], float]) -> None:
         """Time records by ``wall_clock`` from now on (a seam for tests that move time forward)."""
@@ -153,23 +161,29 @@ class Recorder:
                 break
             self.dropped += 1
 
-    def flush(self, timeout: float | None = None) -> None:
+    def flush(self, timeout: float | None = None, *, dying: bool = False) -> None:
         """Fold pending records and write them with what earlier failed writes kept; never raises.
 
         Folding (CPU only) and writing (which may wait for a busy store) take separate
         locks: a reader always folds its own records, waiting for a fold in progress, and
         then writes within ``timeout`` (a reader must not wait for a locked store). What it
         could not write waits in memory for the background flush, and nothing is reported
-        as failing.
+        as failing. ``dying``: the process is about to be killed (``timeout`` bounds the fold's
+        wait too, as the thread it interrupted may hold the lock).
         """
         try:
-            if self.before_flush is not None:
+            if self.before_flush is not None and not dying:
                 self.before_flush()
-            with self._fold_lock:
+            if not self._fold_lock.acquire(timeout=timeout if dying and timeout is not None else -1):
+                return
+            try:
                 self._keep(self._fold())
+            finally:
+                self._fold_lock.release()
             if timeout is None:
                 with self._write_lock:
                     self._write(None)
+                self._reap_lost()
             elif self._write_lock.acquire(timeout=timeout):
                 try:
                     with self.store.time_limit(timeout):
@@ -212,7 +226,14 @@ class Recorder:
             return
         count = batch.request_count
         process = ProcessRow(
-            self._host, self._pid, self.started_at, now, self.requests_flushed + count, *in_flight, self.release
+            self._host,
+            self._pid,
+            self.started_at,
+            now,
+            self.requests_flushed + count,
+            *in_flight,
+            self.release,
+            self.capacity,
         )
         try:
             self.store.write(batch, process)
@@ -243,6 +264,15 @@ class Recorder:
             self._last_maintenance = now
             with contextlib.suppress(StoreUnavailable):
                 self.store.maintain(now)
+
+    def _reap_lost(self) -> None:
+        """Count the requests of processes that vanished mid-request (every ``_REAP_S``, in the background)."""
+        now = self._wall_clock()
+        if now - self._last_reap < _REAP_S or self.store_error is not None:
+            return
+        self._last_reap = now
+        with contextlib.suppress(StoreUnavailable):
+            self.store.reap_lost(self._host, now, pid_exists, _STALE_S)
 
     @property
     def unsent_requests(self) -> int:

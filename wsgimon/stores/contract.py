@@ -372,6 +372,19 @@ class Coordination(ABC):
         """A process exited cleanly: it is no longer part of the deployment."""
 
     @abstractmethod
+    def reap_lost(self, host: str, now: float, alive: Callable[[int], bool], stale_s: float) -> int:
+        """Mark processes that vanished with requests in flight as stopped and those requests as lost,
+        once however many processes notice; returns the processes this call reaped.
+
+        A process of ``host`` is gone when ``alive(pid)`` says so (killed, out of memory); one of
+        another host when it has not written for ``stale_s`` seconds.
+        """
+
+    @abstractmethod
+    def lost_processes(self, since: float) -> list[ProcessRow]:
+        """Processes reaped at or after ``since`` (``stopped``) with the requests they lost, newest first."""
+
+    @abstractmethod
     def deployment_started(self) -> float | None:
         """When the deployment (any set of continuously overlapping processes) started."""
 

@@ -8,14 +8,18 @@ deployment, so exactly one process wins it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from ..stats.time_windows import DAY
 from .contract import Coordination
 from .records import ProcessRow
 from .session import SQLAccess
 
 __all__ = ["PROCESS_COLUMNS", "SQLCoordination"]
 
-PROCESS_COLUMNS = "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request, release"
+PROCESS_COLUMNS = (
+    "host, pid, started, last_flush, requests, in_flight, oldest_in_flight, oldest_request, release, capacity, lost"
+)
 _ADMIT_TIMEOUT_S = 0.5
 _SET_REPORT_RUN = (
     "INSERT INTO report_runs (key, state, updated, detail) VALUES (?, ?, ?, ?) "
@@ -77,6 +81,37 @@ class SQLCoordination(SQLAccess, Coordination):
         rows = self._query(
             f"SELECT {PROCESS_COLUMNS} FROM processes WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
             (seen_since,),
+        )
+        return [ProcessRow(*row) for row in rows]
+
+    def reap_lost(self, host: str, now: float, alive: Callable[[int], bool], stale_s: float) -> int:
+        candidates = self._query(
+            "SELECT host, pid, started, last_flush FROM processes "
+            "WHERE stopped IS NULL AND in_flight > 0 AND last_flush >= ?",
+            (now - DAY,),
+        )
+        gone = [
+            (row_host, pid, started)
+            for row_host, pid, started, last_flush in candidates
+            if (not alive(int(pid)) if row_host == host else last_flush < now - stale_s)
+        ]
+        if not gone:
+            return 0
+        reaped = 0
+        with self._writing() as session:
+            for row_host, pid, started in gone:
+                # Conditional: of two processes that see it gone, one counts it.
+                reaped += session.execute(
+                    "UPDATE processes SET stopped = ?, lost = in_flight "
+                    "WHERE host = ? AND pid = ? AND started = ? AND stopped IS NULL AND in_flight > 0",
+                    (now, row_host, pid, started),
+                ).rowcount
+        return reaped
+
+    def lost_processes(self, since: float) -> list[ProcessRow]:
+        rows = self._query(
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE lost > 0 AND stopped >= ? ORDER BY stopped DESC",
+            (since,),
         )
         return [ProcessRow(*row) for row in rows]
 

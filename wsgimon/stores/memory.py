@@ -67,6 +67,8 @@ class MemoryStore(MemoryDependencies, Store):
         self._alert_id = 0
         self._reports: dict[str, tuple[str, float, str]] = {}
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
+        #: (when reaped, the process) of processes that vanished with requests in flight
+        self._lost: deque[tuple[float, ProcessRow]] = deque()
         self._started = time.time()
         self._releases: dict[str, ReleaseRow] = {}
         self._release_rows: dict[str, dict[int, dict[EndpointKey, Aggregate]]] = {}
@@ -148,6 +150,24 @@ class MemoryStore(MemoryDependencies, Store):
     def process_stopped(self, process: ProcessRow) -> None:
         with self._lock:
             self._processes.pop((process.host, process.pid, process.started), None)
+
+    def reap_lost(self, host: str, now: float, alive: Callable[[int], bool], stale_s: float) -> int:
+        with self._lock:
+            gone = [
+                key
+                for key, row in self._processes.items()
+                if row.in_flight > 0 and (not alive(row.pid) if row.host == host else row.last_flush < now - stale_s)
+            ]
+            for key in gone:
+                row = self._processes.pop(key)
+                self._lost.append((now, replace(row, lost=row.in_flight)))
+            while self._lost and self._lost[0][0] < now - DAY:
+                self._lost.popleft()
+            return len(gone)
+
+    def lost_processes(self, since: float) -> list[ProcessRow]:
+        with self._lock:
+            return [row for stopped, row in reversed(self._lost) if stopped >= since]
 
     def maintain(self, now: float) -> None:
         with self._lock:

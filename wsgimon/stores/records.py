@@ -219,6 +219,10 @@ class ProcessRow:
     oldest_in_flight: float | None = None
     oldest_request: str | None = None
     release: str | None = None  # the release it runs (see release.py), None when none is known
+    #: requests it can run at once (gunicorn's threads or connections), None when not known
+    capacity: int | None = None
+    #: requests it had in flight when it vanished (killed, out of memory), counted once
+    lost: int = 0
 
 
 @dataclass(frozen=True)

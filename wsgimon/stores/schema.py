@@ -128,6 +128,8 @@ _TABLES: tuple[tuple[str, tuple[Column, ...], str | None, bool, tuple[tuple[str,
             ("oldest_in_flight", "real?"),
             ("oldest_request", "text?"),
             ("release", "text?"),
+            ("capacity", "int?"),
+            ("lost", "int=0"),
         ),
         "host, pid, started",
         False,
@@ -270,6 +272,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     *(("requests", name, kind) for name, kind in SPENT_COLUMNS),  # 9
     *(("slow_requests", name, kind) for name, kind in SPENT_COLUMNS),  # 9
     ("slow_requests", "queries", "text='[]'"),  # 9
+    ("processes", "capacity", "int?"),  # 9
+    ("processes", "lost", "int=0"),  # 9
 )
 
 

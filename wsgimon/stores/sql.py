@@ -284,10 +284,11 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, Store):
             if last_activity is None or last_activity < process.started - _DEPLOYMENT_GAP_S:
                 session.execute(_SET_META, ("deployment_started", repr(process.started)))
         session.execute(
-            f"INSERT INTO processes ({PROCESS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO processes ({PROCESS_COLUMNS}) VALUES ({placeholders(11)}) "
             "ON CONFLICT (host, pid, started) DO UPDATE SET last_flush = excluded.last_flush, "
             "requests = excluded.requests, in_flight = excluded.in_flight, "
-            "oldest_in_flight = excluded.oldest_in_flight, oldest_request = excluded.oldest_request",
+            "oldest_in_flight = excluded.oldest_in_flight, oldest_request = excluded.oldest_request, "
+            "capacity = excluded.capacity",
             (
                 process.host,
                 process.pid,
@@ -298,6 +299,8 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, Store):
                 process.oldest_in_flight,
                 process.oldest_request,
                 process.release,
+                process.capacity,
+                0,
             ),
         )
 

@@ -79,7 +79,8 @@ class CapturedException:
     @classmethod
     def at(cls, exc: BaseException, frame: FrameType | None, *, skip: tuple[str, ...] = ()) -> CapturedException:
         """An exception never raised, placed where a thread's stack stands now (a request a timeout
-        stops): its frames are that stack's, without the innermost ones from files under ``skip``."""
+        stops): its frames are that stack's, without the innermost ones from files under ``skip``
+        and the outermost ones from there (the server's loop), as a raised one's would start."""
         captured = cls(exc)
         stack: Frames = []
         while frame is not None and len(stack) < _MAX_FRAMES:
@@ -89,6 +90,8 @@ class CapturedException:
         while stack and stack[0][0].startswith(skip):
             del stack[0]
         stack.reverse()
+        while stack and (stack[0][0].startswith(skip) or stack[0][0].startswith("<frozen")):
+            del stack[0]
         captured._chain = [(type(exc), captured.message, stack, "")]
         return captured
 

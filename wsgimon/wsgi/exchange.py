@@ -142,6 +142,12 @@ class Exchange:
             self._status = None  # nothing was sent: the server answers 500
         self._record(perf_counter(), self._ttfb, self._size, exc)
 
+    def abandon(self, exc: CapturedException) -> None:
+        """Its process is being killed (gunicorn's worker timeout): record it now, as failed."""
+        if not self._wrote:
+            self._status = None
+        self._record(perf_counter(), self._ttfb, self._size, exc)
+
     def complete(self, body: list[bytes]) -> bool:
         """A list body is whole: record it now and let the server have the list (it uses its len())."""
         if self._status is None:

@@ -14,6 +14,7 @@ part is :mod:`.exchange`. Any failure inside wsgimon is logged and the request g
 from __future__ import annotations
 
 import os
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -239,6 +240,10 @@ class MonitorMiddleware:
             if self.report is not None:
                 self.report.start()
             self._watch()
+            if "gunicorn" in sys.modules:
+                from .integrations.gunicorn import attach
+
+                attach(self)
         except Exception as exc:
             report_internal_error("request start", exc)
             return False
