@@ -7,6 +7,12 @@ not flushed yet is lost). Histogram buckets are counted exactly at
 ``metrics_buckets`` when requests are folded. Labels are bounded by
 ``max_endpoints``, the standard methods and ``<unmatched>`` / ``<other>``.
 
+Database queries and outbound HTTP calls (``Aggregate.spent``) are counted per
+endpoint where any was captured; an endpoint that never made one has no such
+series. Queries per request is a histogram read from the per-request sketch:
+its fixed integer bounds (``_QUERY_BOUNDS``, all under 58) each fall in a
+sketch bin of their own at its 1 % accuracy, so the counts are exact too.
+
 The format is written here rather than with ``prometheus_client``: its
 registry holds one process's live metrics, while these are a read of the store
 (a custom collector would do, at the cost of a dependency for some 100 lines).
@@ -22,6 +28,7 @@ from .access import failed_attempts
 
 if TYPE_CHECKING:
     from ..stats.aggregate import Aggregate
+    from ..stats.spent import Spent
     from .context import Context
 
 __all__ = ["OPENMETRICS", "PROMETHEUS", "render"]
@@ -29,6 +36,8 @@ __all__ = ["OPENMETRICS", "PROMETHEUS", "render"]
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _ALIVE_S = 60.0
+#: le of the queries-per-request histogram: integers under 58, where the sketch (1 %) keeps each apart
+_QUERY_BOUNDS = (0, 1, 2, 3, 5, 10, 20, 50)
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -63,6 +72,7 @@ def render(ctx: Context, openmetrics: bool) -> str:
         for name, n in sorted(agg.error_types.items()):
             if not name[:3].isdigit():  # "404 Not Found" is a status, counted above
                 out.sample("wsgimon_http_exceptions_total", {"endpoint": endpoint, "method": method, "type": name}, n)
+    _time_spent(out, [(key, agg, agg.spent) for key, agg in totals if agg.spent is not None])
     recorder = ctx.recorder
     out.family("wsgimon_records_dropped", "counter", "Requests this process could not record (its queue was full).")
     out.sample("wsgimon_records_dropped_total", {}, recorder.dropped)
@@ -86,6 +96,43 @@ def render(ctx: Context, openmetrics: bool) -> str:
         out.family("wsgimon_build_info", "gauge", "wsgimon's version.")
     out.sample("wsgimon_build_info", {"version": __version__}, 1)
     return out.text()
+
+
+def _time_spent(out: _Writer, captured: list[tuple[tuple[str, str], Aggregate, Spent]]) -> None:
+    """Queries and outbound calls per endpoint and method, where any was captured."""
+    if not captured:
+        return
+    counters = (
+        ("wsgimon_db_queries", "Database queries run by requests, by endpoint and method.", "queries"),
+        ("wsgimon_db_query_seconds", "Time requests spent in database queries.", "db_ms"),
+        ("wsgimon_http_calls", "Outbound HTTP calls made by requests (not the requests answered).", "calls"),
+        (
+            "wsgimon_http_call_seconds",
+            "Time requests waited on outbound HTTP calls (to the response's head).",
+            "http_ms",
+        ),
+    )
+    for family, help_text, field in counters:
+        out.family(family, "counter", help_text)
+        for (endpoint, method), _, spent in captured:
+            value = getattr(spent, field)
+            if field.endswith("_ms"):
+                value = round(value / 1000.0, 6)
+            out.sample(family + "_total", {"endpoint": endpoint, "method": method}, value)
+    out.family(
+        "wsgimon_db_queries_per_request",
+        "histogram",
+        "Database queries per request (a request that made none counts as 0), by endpoint and method.",
+    )
+    for (endpoint, method), agg, spent in captured:
+        labels = {"endpoint": endpoint, "method": method}
+        per_request = spent.per_queries  # requests that made at least one query
+        for bound in _QUERY_BOUNDS:
+            at_most = agg.count - per_request.count_above(bound)
+            out.sample("wsgimon_db_queries_per_request_bucket", {**labels, "le": repr(float(bound))}, at_most)
+        out.sample("wsgimon_db_queries_per_request_bucket", {**labels, "le": "+Inf"}, agg.count)
+        out.sample("wsgimon_db_queries_per_request_sum", labels, spent.queries)
+        out.sample("wsgimon_db_queries_per_request_count", labels, agg.count)
 
 
 def _cumulative(agg: Aggregate, bounds: tuple[float, ...]) -> list[tuple[str, int]]:

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import alerts, endpoints, errors, issues, releases, requests, slow
-from .openapi_blocks import COUNTS, ERROR, IN_FLIGHT, MS, RELEASE, TIME, TOTALS, WINDOW, get, limit, object_schema
-from .openapi_features import alerts_schema, releases_schema, silences_paths, slow_schema
+from . import alerts, dependencies, endpoints, errors, issues, releases, requests, slow
+from .openapi_blocks import (
+    COUNTS,
+    ERROR,
+    IN_FLIGHT,
+    MS,
+    RELEASE,
+    SPENT_BY_REQUEST,
+    TIME,
+    TOTALS,
+    WINDOW,
+    get,
+    limit,
+    object_schema,
+)
+from .openapi_features import (
+    LOST_REQUESTS,
+    SATURATION,
+    alerts_schema,
+    dependencies_schema,
+    releases_schema,
+    silences_paths,
+    slow_schema,
+)
 from .params import MAX_MS, STATUS_PATTERN
 
 __all__ = ["openapi_document"]
@@ -24,7 +45,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         },
     )
     request_row = object_schema(
-        ["time", "method", "path", "endpoint", "status", "duration_ms"],
+        ["time", "method", "path", "endpoint", "status", "duration_ms", *SPENT_BY_REQUEST],
         {
             "time": TIME,
             "method": {"type": "string"},
@@ -36,6 +57,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "error_type": {"type": ["string", "null"]},
             "response_bytes": {"type": ["integer", "null"]},
             "sampled": {"type": "boolean", "description": "its stack was sampled: see /slow"},
+            **SPENT_BY_REQUEST,
         },
     )
     error_row = object_schema(
@@ -109,16 +131,19 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         },
     )
     stats = object_schema(
-        [*TOTALS, "error_types"],
+        [*TOTALS, "error_types", "saturation", "lost_requests"],
         {
             **TOTALS,
             "error_types": COUNTS,
             "window": {"type": "string"},
+            "release": {"type": "string", "description": "with release="},
             "requests_per_minute": {"type": "number"},
             "uptime_s": {"type": "number"},
             "since": TIME,
             "endpoints_overflowed": {"type": "integer"},
             "in_flight": IN_FLIGHT,
+            "saturation": SATURATION,
+            "lost_requests": LOST_REQUESTS,
         },
     )
     health_get = get("Health of the application (503 when a check fails)", health)
@@ -127,6 +152,13 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
         "content": {"application/json": {"schema": health}},
     }
     query = {"in": "query", "required": False}
+    by_dependency = [
+        WINDOW,
+        {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
+        {"name": "method", **query, "schema": {"type": "string", "maxLength": 32}},
+        RELEASE,
+        {**limit(dependencies.MAX_LIMIT), "description": "the most rows wanted; default 50"},
+    ]
     return {
         "openapi": "3.1.0",
         "info": {"title": "wsgimon monitoring API", "version": version},
@@ -148,7 +180,14 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             "/stats": get("Totals and latency over all endpoints", stats, [WINDOW, RELEASE]),
             "/endpoints": get(
                 "Statistics per endpoint and method",
-                object_schema(["endpoints"], {"endpoints": {"type": "array", "items": endpoint_row}}),
+                object_schema(
+                    ["window", "endpoints"],
+                    {
+                        "window": {"type": "string"},
+                        "release": {"type": "string", "description": "with release="},
+                        "endpoints": {"type": "array", "items": endpoint_row},
+                    },
+                ),
                 [
                     {"name": "sort", **query, "schema": {"enum": list(endpoints.SORT_KEYS)}},
                     limit(endpoints.MAX_LIMIT),
@@ -221,6 +260,16 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
                     {"name": "endpoint", **query, "schema": {"type": "string", "maxLength": 2048}},
                     limit(slow.MAX_LIMIT),
                 ],
+            ),
+            "/queries": get(
+                "Database statements (normalised) the requests ran, the most time first, with likely N+1s",
+                dependencies_schema("queries"),
+                by_dependency,
+            ),
+            "/outbound": get(
+                "Outbound HTTP targets the requests called, the most time first",
+                dependencies_schema("outbound"),
+                by_dependency,
             ),
             "/releases": get(
                 "Every release, newest first, each compared with the one before it: regressions, new error types",

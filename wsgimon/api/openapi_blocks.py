@@ -14,7 +14,9 @@ __all__ = [
     "MS",
     "NO_SUCH_RELEASE",
     "RELEASE",
+    "SPENT_BY_REQUEST",
     "TIME",
+    "TIME_SPENT",
     "TOTALS",
     "WINDOW",
     "answers",
@@ -87,6 +89,40 @@ WINDOW = {
 }
 
 
+# Per request over a set of requests (those that made none count as zero), and shares of their time.
+_AVG_P95 = object_schema(["avg", "p95"], {"avg": MS, "p95": MS})
+_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+TIME_SPENT = {
+    "anyOf": [
+        object_schema(
+            ["db_queries", "db_ms", "http_calls", "http_ms", "share"],
+            {
+                "db_queries": {**_AVG_P95, "description": "database queries per request"},
+                "db_ms": {**_AVG_P95, "description": "ms per request in database queries"},
+                "http_calls": {**_AVG_P95, "description": "outbound HTTP calls per request"},
+                "http_ms": {**_AVG_P95, "description": "ms per request waiting on outbound calls"},
+                "share": object_schema(
+                    ["db", "http", "app"],
+                    {
+                        "db": {**_SHARE, "description": "of the requests' time, in queries"},
+                        "http": {**_SHARE, "description": "in outbound calls"},
+                        "app": {**_SHARE, "description": "the rest: the application's own code"},
+                    },
+                ),
+            },
+        ),
+        {"type": "null"},
+    ],
+    "description": "where the requests' time went; null when queries and calls are not captured",
+}
+# What one request spent, in /requests and /slow (null: not captured).
+SPENT_BY_REQUEST = {
+    "db_queries": {"type": ["integer", "null"]},
+    "db_ms": MS,
+    "http_calls": {"type": ["integer", "null"]},
+    "http_ms": MS,
+}
+
 # What /stats and every row of /endpoints have in common.
 TOTALS = {
     "requests": {"type": "integer"},
@@ -95,6 +131,7 @@ TOTALS = {
     "error_rate": {"type": "number"},
     "latency_ms": LATENCY,
     "status_codes": COUNTS,
+    "time_spent": TIME_SPENT,
 }
 
 

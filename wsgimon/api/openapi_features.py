@@ -1,13 +1,23 @@
-"""The OpenAPI schemas of the larger answers: slow requests, releases, alerts and silences."""
+"""The OpenAPI schemas of the larger answers: slow requests, queries and outbound calls, releases, alerts,
+silences, and what /stats tells of the deployment's workers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..alerts.silencing import RULES
-from .openapi_blocks import IN_FLIGHT, MS, TIME, answers, object_schema
+from .openapi_blocks import IN_FLIGHT, MS, SPENT_BY_REQUEST, TIME, answers, object_schema
 
-__all__ = ["SILENCE", "alerts_schema", "releases_schema", "silences_paths", "slow_schema"]
+__all__ = [
+    "LOST_REQUESTS",
+    "SATURATION",
+    "SILENCE",
+    "alerts_schema",
+    "dependencies_schema",
+    "releases_schema",
+    "silences_paths",
+    "slow_schema",
+]
 
 
 def slow_schema() -> dict[str, Any]:
@@ -15,8 +25,30 @@ def slow_schema() -> dict[str, Any]:
         ["file", "line", "function"],
         {"file": {"type": "string"}, "line": {"type": "integer"}, "function": {"type": "string"}},
     )
+    statement = object_schema(
+        ["statement", "count", "total_ms", "failed"],
+        {
+            "statement": {"type": "string", "description": "normalised: no literal, no parameter"},
+            "count": {"type": "integer"},
+            "total_ms": {"type": "number"},
+            "failed": {"type": "integer", "description": "executions that raised"},
+        },
+    )
     row = object_schema(
-        ["time", "method", "path", "endpoint", "status", "duration_ms", "samples", "app_frame", "frames", "stacks"],
+        [
+            "time",
+            "method",
+            "path",
+            "endpoint",
+            "status",
+            "duration_ms",
+            *SPENT_BY_REQUEST,
+            "samples",
+            "app_frame",
+            "frames",
+            "stacks",
+            "queries",
+        ],
         {
             "time": TIME,
             "method": {"type": "string"},
@@ -24,6 +56,7 @@ def slow_schema() -> dict[str, Any]:
             "endpoint": {"type": "string"},
             "status": {"type": "integer"},
             "duration_ms": {"type": "number"},
+            **SPENT_BY_REQUEST,
             "samples": {"type": "integer"},
             "app_frame": {"anyOf": [frame, {"type": "null"}]},
             "frames": {
@@ -36,9 +69,116 @@ def slow_schema() -> dict[str, Any]:
                     ["frames", "count"], {"frames": {"type": "array", "items": frame}, "count": {"type": "integer"}}
                 ),
             },
+            "queries": {
+                "type": "array",
+                "items": statement,
+                "description": "the request's statements, the most time first (empty when none or not captured)",
+            },
         },
     )
     return object_schema(["slow", "in_flight"], {"slow": {"type": "array", "items": row}, "in_flight": IN_FLIGHT})
+
+
+def dependencies_schema(key: str) -> dict[str, Any]:
+    """``/queries`` (key "queries": statements) or ``/outbound`` (key "outbound": HTTP targets)."""
+    common = {
+        "id": {"type": "string"},
+        "count": {"type": "integer", "description": "executions"},
+        "errors": {"type": "integer", "description": "executions that failed (raised, or a 5xx answer)"},
+        "total_ms": {"type": "number"},
+        "avg_ms": MS,
+        "p95_ms": MS,
+        "max_ms": {"type": "number"},
+        "endpoints": {
+            "type": "array",
+            "description": "the endpoints that ran it, the most executions first",
+            "items": object_schema(
+                ["endpoint", "method", "count"],
+                {"endpoint": {"type": "string"}, "method": {"type": "string"}, "count": {"type": "integer"}},
+            ),
+        },
+        "more_endpoints": {"type": "integer", "description": "endpoints that ran it beyond those listed"},
+        "first_seen": TIME,
+        "last_seen": TIME,
+    }
+    if key == "queries":
+        own = {
+            "statement": {"type": "string", "description": "normalised: no literal, no parameter"},
+            "frame": {
+                "type": ["string", "null"],
+                "description": "where the app ran it (module in function, line N), seen on a slow or repeated run",
+            },
+            "n_plus_one": {
+                "type": "integer",
+                "description": "requests in which it ran n_plus_one_repeats times or more: a likely N+1",
+            },
+        }
+    else:
+        own = {
+            "method": {"type": "string"},
+            "target": {"type": "string", "description": "origin and path template (ids as <int>), no query"},
+        }
+    row = object_schema([*common, *own], {**common, **own})
+    return object_schema(
+        ["window", key],
+        {
+            "window": {"type": "string"},
+            key: {"type": "array", "items": row, "description": "the most time first"},
+            "release": {"type": "string", "description": "with release="},
+            "endpoint": {"type": "string", "description": "with endpoint="},
+        },
+    )
+
+
+# What /stats tells of the workers: how many are busy, and requests lost with a worker that died.
+SATURATION = object_schema(
+    ["busy", "capacity", "hosts"],
+    {
+        "busy": {
+            "type": "integer",
+            "description": "requests running in every live process (others' as of their last flush)",
+        },
+        "capacity": {
+            "type": ["integer", "null"],
+            "description": "requests the workers can run at once; null where a worker's server did not say",
+        },
+        "hosts": {
+            "type": "array",
+            "items": object_schema(
+                ["host", "workers", "busy", "capacity"],
+                {
+                    "host": {"type": "string"},
+                    "workers": {"type": "integer"},
+                    "busy": {"type": "integer"},
+                    "capacity": {"type": ["integer", "null"]},
+                },
+            ),
+        },
+    },
+)
+LOST_REQUESTS = object_schema(
+    ["count", "recent"],
+    {
+        "count": {
+            "type": "integer",
+            "description": "requests in flight in a worker that vanished (killed), in the window (a day at most)",
+        },
+        "recent": {
+            "type": "array",
+            "description": "the workers that vanished, at most 20",
+            "items": object_schema(
+                ["host", "pid", "requests", "request", "at"],
+                {
+                    "host": {"type": "string"},
+                    "pid": {"type": "integer"},
+                    "requests": {"type": "integer"},
+                    "request": {"type": ["string", "null"], "description": "the oldest of them, when known"},
+                    "at": {**TIME, "description": "its last flush"},
+                },
+            ),
+        },
+    },
+)
 
 
 def releases_schema() -> dict[str, Any]:
@@ -47,8 +187,11 @@ def releases_schema() -> dict[str, Any]:
         {
             "endpoint": {"type": "string"},
             "method": {"type": "string"},
-            "metric": {"enum": ["p95", "error_rate"]},
-            "before": {"type": "number", "description": "p95 in ms, or the error rate as a fraction"},
+            "metric": {"enum": ["p95", "error_rate", "queries"]},
+            "before": {
+                "type": "number",
+                "description": "p95 in ms, the error rate as a fraction, or queries per request on average",
+            },
             "after": {"type": "number"},
             "requests_before": {"type": "integer"},
             "requests_after": {"type": "integer"},
