@@ -26,7 +26,7 @@ from .incidents import Notice, Settings, decide
 from .maintenance import in_maintenance, parse_windows
 from .messages import render
 from .model import Alert
-from .rules import release_events, verdicts
+from .rules import query_events, release_events, verdicts
 
 if TYPE_CHECKING:
     from ..api.checks import HealthRegistry
@@ -116,7 +116,7 @@ class AlertEngine:
             try:
                 checks = self.health.run_all() if "health" in self.config.alert_rules else {}
                 found = verdicts(self.config, self.store, checks, at)
-                for event in release_events(self.config, self.store):
+                for event in release_events(self.config, self.store) + query_events(self.config, self.store, at):
                     # An event of one release: claimed for good, so one process brings it, once.
                     if self.store.claim_occurrence(event.key, now, _ONCE_S, 1)[0]:
                         found.append(event)

@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["ALERT_RULES", "AlertOptions", "MailOptions"]
 
 #: Every alert rule; each can be left out of ``alert_rules``.
-ALERT_RULES: tuple[str, ...] = ("exception", "error_rate", "latency_p95", "health", "slo", "regression", "new_error")
+ALERT_RULES: tuple[str, ...] = (
+    "exception",
+    "error_rate",
+    "latency_p95",
+    "health",
+    "slo",
+    "regression",
+    "new_error",
+    "n_plus_one",
+)
 
 
 @dataclass(frozen=True)

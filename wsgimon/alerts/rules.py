@@ -11,6 +11,8 @@
   multi-window burn rates (see :mod:`wsgimon.stats.slo`).
 - ``regression`` and ``new_error``: events of the newest release against the one before it (an
   endpoint got slower or fails more; an issue no release before it had), told once.
+- ``n_plus_one``: a statement that ran ``n_plus_one_repeats`` times or more in one request (see
+  :mod:`wsgimon.stats.dependencies`), told once per statement.
 
 Every process reads the same flushed data over the same window (``at`` is the evaluation's time,
 the same for every process in one evaluation interval), so they agree.
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from ..stores.contract import Store
     from ..stores.records import IssueRow
 
-__all__ = ["issue_verdict", "release_events", "verdicts", "where_seen"]
+__all__ = ["issue_verdict", "query_events", "release_events", "verdicts", "where_seen"]
 
 TRACEBACK_CHARS = 3000
 _MAX_ISSUES = 200  # issues evaluated per evaluation (the most recently seen)
@@ -186,10 +188,7 @@ def release_events(config: Config, store: Store) -> list[Verdict]:
     found: list[Verdict] = []
     if "regression" in rules:
         for r in latest.regressions:
-            if r.metric == "p95":
-                what = f"p95 {r.before:.1f} ms → {r.after:.1f} ms"
-            else:
-                what = f"error rate {r.before * 100:.2f} % → {r.after * 100:.2f} %"
+            what = r.change
             found.append(
                 Verdict(
                     f"{EVENT_PREFIX}regression|{release}|{r.endpoint}|{r.method}|{r.metric}",
@@ -227,4 +226,40 @@ def release_events(config: Config, store: Store) -> list[Verdict]:
                     event=True,
                 )
             )
+    return found
+
+
+def query_events(config: Config, store: Store, at: float) -> list[Verdict]:
+    """Statements that repeated within a request over the alert window: an N+1 each, an event."""
+    from ..stats.dependencies import DB, dependencies_in
+
+    if "n_plus_one" not in config.alert_rules or not config.capture_db:
+        return []
+    found: list[Verdict] = []
+    for row in dependencies_in(store, DB, at - config.alert_window_s, at):
+        use = row.use
+        if not use.repeated:
+            continue
+        where = ", ".join(f"{method} {endpoint}" for (endpoint, method) in list(row.endpoints)[:3])
+        statement = row.dependency.text
+        frame = row.dependency.frame
+        found.append(
+            Verdict(
+                f"{EVENT_PREFIX}n_plus_one|{row.dependency.id}",
+                "n_plus_one",
+                True,
+                "warning",
+                f"N+1 queries in {where}",
+                f"{statement[:300]} ran {config.n_plus_one_repeats} times or more in each of "
+                f"{use.repeated} request(s)" + (f", from {frame}" if frame else "") + ".",
+                {
+                    "statement": statement,
+                    "frame": frame,
+                    "requests": use.repeated,
+                    "endpoints": [f"{m} {e}" for (e, m) in row.endpoints],
+                    "fields": [("statement", statement[:200]), ("called from", frame or "-")],
+                },
+                event=True,
+            )
+        )
     return found

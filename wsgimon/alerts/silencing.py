@@ -7,12 +7,13 @@ from typing import Any
 
 from ..stats.issues import future_instant
 from ..stats.time_windows import parse_duration
+from .options import ALERT_RULES
 from .state import Silence
 
 __all__ = ["RULES", "parse_silence"]
 
 #: what a silence may name in ``rule`` (``slo`` covers both tiers)
-RULES = ("exception", "error_rate", "latency_p95", "health", "slo", "regression", "new_error")
+RULES = ALERT_RULES
 _FIELDS = {"rule", "endpoint", "issue", "severity", "for", "until", "reason", "created_by"}
 
 

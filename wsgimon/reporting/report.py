@@ -9,7 +9,10 @@ the period's requests allowed, and a period without a request says so instead
 of showing numbers. Failures are told as issues (grouped by cause): the ones
 new in the period, the ones that came back after being resolved, and the
 period's most frequent. Alerts are told as incidents: how many opened, the
-longest, how long they took to resolve, and what was silenced. Sending once
+longest, how long they took to resolve, and what was silenced. Where the time
+went (the database, outbound calls, the app's own code, the statements and
+targets that took most of it, N+1s flagged) is told only when queries or calls
+were captured in the period. Sending once
 per period across a deployment is :mod:`wsgimon.reporting.schedule`'s job.
 """
 
@@ -28,7 +31,16 @@ from ..stats.aggregate import Aggregate
 from ..stats.slo import Objective, objectives
 from ..stats.time_windows import DAY
 from .period import Period, period_before
-from .sections import PeriodIncidents, PeriodIssues, incidents_in, issues_in, releases_in, totals_of
+from .sections import (
+    PeriodIncidents,
+    PeriodIssues,
+    PeriodTimeSpent,
+    incidents_in,
+    issues_in,
+    releases_in,
+    time_spent_in,
+    totals_of,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -38,6 +50,7 @@ __all__ = [
     "Period",
     "PeriodIncidents",
     "PeriodIssues",
+    "PeriodTimeSpent",
     "Report",
     "build_report",
     "period_before",
@@ -74,6 +87,8 @@ class Report:
     #: failures grouped by cause: new in the period, regressed in it, and its most frequent
     issues: PeriodIssues = field(default_factory=PeriodIssues)
     incidents: PeriodIncidents = field(default_factory=PeriodIncidents)
+    #: where the requests' time went; None when no query or call was captured (no section)
+    time_spent: PeriodTimeSpent | None = None
     generated_at: float = field(default_factory=time.time)
 
     @property
@@ -161,6 +176,7 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         releases,
         issues=issues_in(store, start, end, moment, dashboard),
         incidents=incidents_in(store, start, end, moment),
+        time_spent=time_spent_in(store, overall, start, end, config.n_plus_one_repeats) if overall.count else None,
     )
 
 
@@ -235,6 +251,23 @@ class _Formats:
         if value is None:
             return "–"
         return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+    @classmethod
+    def total_ms(cls, value: float | None) -> str:
+        """A sum of time: ms under ten seconds, then seconds, minutes, hours."""
+        if value is None or value < 10_000:
+            return cls.ms(value)
+        seconds = value / 1000
+        if seconds < 600:
+            return f"{seconds:.1f} s"
+        return f"{seconds / 60:.0f} min" if seconds < 3 * 3600 else f"{seconds / 3600:,.1f} h"
+
+    @staticmethod
+    def per_request(value: float | None) -> str:
+        """A count per request: ``12``, ``1.5``, ``0.25``."""
+        if value is None:
+            return "–"
+        return f"{value:.2g}" if 0 < value < 1 else f"{value:,.1f}".rstrip("0").rstrip(".")
 
     @staticmethod
     def change(value: float | None, lower_is_better: bool = True) -> str:

@@ -1,4 +1,5 @@
-"""What the report tells of a period besides its numbers: the issues, the incidents, the releases.
+"""What the report tells of a period besides its numbers: the issues, the incidents, the releases,
+and where the requests' time went (database queries, outbound calls, the app's own code).
 
 Each section reads the store and returns plain values the templates lay out.
 """
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..alerts.state import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
+from ..stats.dependencies import DB, HTTP, Dependency, DependencyRow
 from ..stats.issues import REGRESSED
+from ..stats.spent import spent_summary
 from ..stats.time_windows import DAY, HOUR
 from ..stores.records import MAX_ALERTS
 
@@ -21,7 +24,16 @@ if TYPE_CHECKING:
     from ..stores.contract import Store
     from ..stores.records import AlertRow, IssueRow
 
-__all__ = ["PeriodIncidents", "PeriodIssues", "incidents_in", "issues_in", "releases_in", "totals_of"]
+__all__ = [
+    "PeriodIncidents",
+    "PeriodIssues",
+    "PeriodTimeSpent",
+    "incidents_in",
+    "issues_in",
+    "releases_in",
+    "time_spent_in",
+    "totals_of",
+]
 
 #: new issues and regressions listed; more are counted, not listed
 _MAX_LISTED = 10
@@ -36,6 +48,9 @@ _INCIDENT_KEY = "incident|"
 _SILENCES_KEPT_S = 30 * KEEP_RESOLVED_S
 _SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1}
 _TOP = 5
+#: characters of a statement shown (normalised: no literal in it), and endpoints named per statement
+_STATEMENT_CHARS = 300
+_DEPENDENCY_ENDPOINTS_NAMED = 2
 
 
 @dataclass
@@ -239,6 +254,117 @@ def _issue(row: IssueRow, count: int | None, dashboard: str | None) -> dict[str,
     }
 
 
+@dataclass
+class PeriodTimeSpent:
+    """Where the period's requests spent their time: the database, outbound HTTP calls, the app itself.
+
+    Shares are of the requests' whole duration; per request counts every request, one that made
+    no query (or call) as zero.
+    """
+
+    db_share: float | None
+    http_share: float | None
+    app_share: float | None
+    queries_per_request: float | None
+    db_ms_per_request: float | None
+    calls_per_request: float | None
+    http_ms_per_request: float | None
+    #: the statements with the most time, each a dict (see :func:`_statement`)
+    statements: list[dict[str, Any]] = field(default_factory=list)
+    #: the outbound targets with the most time, each a dict (see :func:`_target`)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    #: how many statements (targets) the period had, listed or not
+    statement_count: int = 0
+    target_count: int = 0
+    #: a statement is an N+1 in a request where it ran this many times or more
+    n_plus_one_repeats: int = 5
+
+
+def time_spent_in(
+    store: Store, overall: Aggregate, start: float, end: float, n_plus_one_repeats: int
+) -> PeriodTimeSpent | None:
+    """The period's time in queries and calls, its top statements and targets; None when nothing was
+    captured (an app that makes neither, or capture off): the report then has no such section.
+
+    Statements and targets are read from the hour rows, as the report's days are: a whole period,
+    whatever its length and however long ago it ended (while the hours are kept).
+    """
+    statements = _dependencies(store, DB, start, end)
+    targets = _dependencies(store, HTTP, start, end)
+    spent = overall.spent
+    if (spent is None or not (spent.queries or spent.calls)) and not statements and not targets:
+        return None
+    summary = spent_summary(spent, overall.count, overall.total_ms)
+    share = summary["share"]
+    db_total = sum(row.use.total_ms for row in statements)
+    http_total = sum(row.use.total_ms for row in targets)
+    return PeriodTimeSpent(
+        share["db"],
+        share["http"],
+        share["app"],
+        summary["db_queries"]["avg"],
+        summary["db_ms"]["avg"],
+        summary["http_calls"]["avg"],
+        summary["http_ms"]["avg"],
+        [_statement(row, db_total) for row in statements[:_TOP]],
+        [_target(row, http_total) for row in targets[:_TOP]],
+        len(statements),
+        len(targets),
+        n_plus_one_repeats,
+    )
+
+
+def _dependencies(store: Store, kind: str, start: float, end: float) -> list[DependencyRow]:
+    """The dependencies of ``kind`` used in the hours of [start, end), most time first."""
+    rows: dict[str, DependencyRow] = {}
+    catalog: dict[str, Dependency] | None = None
+    for dependency_id, key, use in store.dependency_uses(
+        kind, HOUR, int(start // HOUR * HOUR), int(end), None, None, None
+    ):
+        row = rows.get(dependency_id)
+        if row is None:
+            if catalog is None:
+                catalog = store.dependency_catalog(kind)
+            known = catalog.get(dependency_id)
+            if known is None:
+                continue  # dropped from the catalog (bounded): its counts go with it
+            row = rows[dependency_id] = DependencyRow(known)
+        row.use.merge(use)
+        row.endpoints[key] = row.endpoints.get(key, 0) + use.count
+    return sorted(rows.values(), key=lambda row: (-row.use.total_ms, row.dependency.id))
+
+
+def _statement(row: DependencyRow, db_total_ms: float) -> dict[str, Any]:
+    found = row.to_json()
+    text = found["statement"]
+    return {
+        "statement": text if len(text) <= _STATEMENT_CHARS else text[: _STATEMENT_CHARS - 1] + "…",
+        "frame": found["frame"],
+        "n_plus_one": found["n_plus_one"],
+        **_use(found, row.use.total_ms, db_total_ms),
+    }
+
+
+def _target(row: DependencyRow, http_total_ms: float) -> dict[str, Any]:
+    found = row.to_json()
+    return {"method": found["method"], "target": found["target"], **_use(found, row.use.total_ms, http_total_ms)}
+
+
+def _use(found: dict[str, Any], total_ms: float, all_ms: float) -> dict[str, Any]:
+    """What a statement and a target share: how often, how long, what share of their kind's time, where from."""
+    endpoints = found["endpoints"]
+    return {
+        "count": found["count"],
+        "errors": found["errors"],
+        "total_ms": found["total_ms"],
+        "avg_ms": found["avg_ms"],
+        "p95_ms": found["p95_ms"],
+        "share": round(total_ms / all_ms, 4) if all_ms > 0 else None,
+        "endpoints": endpoints[:_DEPENDENCY_ENDPOINTS_NAMED],
+        "more_endpoints": max(0, len(endpoints) - _DEPENDENCY_ENDPOINTS_NAMED) + found["more_endpoints"],
+    }
+
+
 def releases_in(store: Store, config: Config, start: float, end: float) -> list[dict[str, Any]]:
     from ..stats.releases import summarize
 
@@ -259,6 +385,7 @@ def releases_in(store: Store, config: Config, start: float, end: float) -> list[
                         "metric": r.metric,
                         "before": r.before,
                         "after": r.after,
+                        "change": r.change,
                     }
                     for r in summary.regressions
                 ],

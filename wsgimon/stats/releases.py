@@ -20,7 +20,12 @@ claim needs enough requests on both sides (``min_requests``) and:
 - **error rate**: the share of server failures (``Aggregate.errors``: 5xx answers
   and unhandled exceptions, not the client's 4xx) is higher by a one-sided
   two-proportion z-test at ``p_value``, and by at least ``error_rate_margin``, because
-  with a million requests a side even 1.00 % to 1.05 % is significant yet unnoticed.
+  with a million requests a side even 1.00 % to 1.05 % is significant yet unnoticed;
+- **queries**: the database queries per request (on average, over every request of the
+  endpoint: one that made none counts as zero) grew by ``queries_ratio`` *and* by
+  ``queries_margin``, so 1 → 51 (an N+1 the deploy brought) is named and 2 → 3 is not.
+  Only when the release before captured queries at all (some endpoint of it has them): one
+  recorded without capturing them would otherwise look like 0 queries everywhere.
 
 The all-endpoints key (``ALL``) is left out unless ``include_all``: a change in the
 traffic mix moves its numbers with no endpoint getting worse.
@@ -47,6 +52,7 @@ __all__ = [
     "failure_types",
     "find_regressions",
     "new_error_types",
+    "queries_per_request",
     "summarize",
 ]
 
@@ -126,7 +132,9 @@ def _attach_new_issues(store: Store, rows: list[ReleaseRow], summaries: list[Rel
         summary.new_issues.sort(key=lambda issue: -issue.count)
 
 
-Metric = Literal["p95", "error_rate"]
+Metric = Literal["p95", "error_rate", "queries"]
+#: the order regressions are listed in: failures, then slowness, then more queries
+_METRIC_RANK = {"error_rate": 0, "p95": 1, "queries": 2}
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,8 @@ class Regression:
     endpoint: str
     method: str
     metric: Metric
-    before: float  # p95 in ms, or the error rate as a fraction (0.05 is 5 %)
+    #: p95 in ms, the error rate as a fraction (0.05 is 5 %), or queries per request on average
+    before: float
     after: float
     requests_before: int
     requests_after: int
@@ -145,6 +154,21 @@ class Regression:
     def ratio(self) -> float:
         """How many times worse: ``after / before``, infinite when there was nothing before."""
         return self.after / self.before if self.before > 0 else math.inf
+
+    @property
+    def change(self) -> str:
+        """The change in words, as alerts and reports say it: ``p95 12.0 ms → 90.0 ms``,
+        ``error rate 1.00 % → 5.00 %``, ``1 → 51 queries per request``."""
+        if self.metric == "p95":
+            return f"p95 {self.before:.1f} ms → {self.after:.1f} ms"
+        if self.metric == "queries":
+            return f"{queries_per_request(self.before)} → {queries_per_request(self.after)} queries per request"
+        return f"error rate {self.before * 100:.2f} % → {self.after * 100:.2f} %"
+
+
+def queries_per_request(value: float) -> str:
+    """An average number of queries as a reader counts them: ``51``, ``1.5`` (one decimal at most)."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
 def find_regressions(
@@ -156,14 +180,17 @@ def find_regressions(
     p95_margin_ms: float = 10.0,
     p_value: float = 0.01,
     error_rate_margin: float = 0.001,
+    queries_ratio: float = 2.0,
+    queries_margin: float = 5.0,
     include_all: bool = False,
 ) -> list[Regression]:
     """The regressions of ``after`` against ``before``, worst first.
 
-    Failures come before slowness (a failed request is worse than a slow one),
-    then the most times worse, then the busiest; ties by endpoint and method, so
-    the same numbers always give the same list. An endpoint seen on one side only
-    has nothing to compare with and is left out.
+    Failures come before slowness (a failed request is worse than a slow one), slowness
+    before more queries per request (often its cause, named beside it); then the most times
+    worse, then the busiest; ties by endpoint and method, so the same numbers always give
+    the same list. An endpoint seen on one side only has nothing to compare with and is
+    left out.
     """
     if min_requests < 1:
         raise ValueError(f"min_requests must be at least 1, got {min_requests!r}")
@@ -175,6 +202,12 @@ def find_regressions(
         raise ValueError(f"p_value must be between 0 and 1, got {p_value!r}")
     if not 0.0 <= error_rate_margin < 1.0:
         raise ValueError(f"error_rate_margin must be between 0 and 1, got {error_rate_margin!r}")
+    if not (math.isfinite(queries_ratio) and queries_ratio >= 1.0):
+        raise ValueError(f"queries_ratio must be 1 or more, got {queries_ratio!r}")
+    if not (math.isfinite(queries_margin) and queries_margin > 0.0):
+        raise ValueError(f"queries_margin must be more than 0, got {queries_margin!r}")
+    # Without a query anywhere before, capture was off (or older): 0 queries would be a guess.
+    queries_known = any(agg.spent is not None and agg.spent.queries for agg in before.values())
     found: list[Regression] = []
     for key, new in after.items():
         old = before.get(key)
@@ -199,7 +232,14 @@ def find_regressions(
             and p95_after - p95_before >= p95_margin_ms
         ):
             found.append(Regression(endpoint, method, "p95", p95_before, p95_after, old.count, new.count))
-    found.sort(key=lambda r: (r.metric != "error_rate", -r.ratio, -r.requests_after, r.endpoint, r.method))
+        if queries_known:
+            queries_before = (old.spent.queries if old.spent is not None else 0) / old.count
+            queries_after = (new.spent.queries if new.spent is not None else 0) / new.count
+            if queries_after >= queries_before * queries_ratio and queries_after - queries_before >= queries_margin:
+                found.append(
+                    Regression(endpoint, method, "queries", queries_before, queries_after, old.count, new.count)
+                )
+    found.sort(key=lambda r: (_METRIC_RANK[r.metric], -r.ratio, -r.requests_after, r.endpoint, r.method))
     return found
 
 
