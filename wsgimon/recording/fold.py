@@ -33,6 +33,8 @@ _Exc = BaseException | CapturedException | None
 # ... and the sampler's stack samples of a slow request, or None
 _Samples = list[tuple[tuple[str, int, str], ...]] | None
 _Spent = TimeSpent | None
+#: a logged request's (queries, ms in the database, calls, ms in them); None where not captured
+_Numbers = tuple["int | None", "float | None", "int | None", "float | None"]
 # ... and what it spent in queries and outbound calls, or None
 RawRecord = tuple[
     float, str, str, str, "str | None", float, "float | None", "int | None", _Exc, "str | None", _Samples, _Spent
@@ -64,7 +66,7 @@ class Folder:
         buckets: Buckets,
         perf_anchor: float,
         wall_anchor: float,
-        capturing: bool = False,
+        capturing: tuple[bool, bool] = (False, False),
         n_plus_one_repeats: int = 5,
     ) -> None:
         self.namer = namer
@@ -76,9 +78,13 @@ class Folder:
         self._fingerprinter = Fingerprinter()
         self._groupings: dict[str, Grouping] = {}
         self._dependencies = DependencyFolder(n_plus_one_repeats)
-        #: what a logged request that made no query and no call spent: zeros when capturing, else unknown
-        self._nothing_spent: tuple[int | None, float | None, int | None, float | None] = (
-            (0, 0.0, 0, 0.0) if capturing else (None, None, None, None)
+        #: what a logged request that made no query and no call spent: zeros where captured, else unknown
+        queries, calls = capturing
+        self._nothing_spent: _Numbers = (
+            0 if queries else None,
+            0.0 if queries else None,
+            0 if calls else None,
+            0.0 if calls else None,
         )
         self.anchor(perf_anchor, wall_anchor)
 
@@ -270,7 +276,10 @@ class Folder:
         start, method, path_info, query, _status_line, duration, ttfb, size, _exc, _hint, samples, spent = record
         endpoint, status, error_type = naming
         if spent is not None:
-            numbers: tuple[int | None, float | None, int | None, float | None] = spent_by_request(spent)
+            nothing = self._nothing_spent
+            # What is not captured stays unknown, not zero.
+            pairs = zip(spent_by_request(spent), nothing, strict=True)
+            numbers: _Numbers = tuple(None if unknown is None else known for known, unknown in pairs)  # type: ignore[assignment]
         else:
             numbers = self._nothing_spent
         entry = RequestEntry(

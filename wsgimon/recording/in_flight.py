@@ -40,7 +40,7 @@ class InFlightRequest(Protocol):
 
 
 class RequestsInFlight:
-    __slots__ = ("table", "waiting", "_changed")
+    __slots__ = ("table", "waiting", "_changed", "__weakref__")
 
     def __init__(self) -> None:
         #: thread id -> the request it runs (a plain dict: the request path's store and pop are C's fastest)

@@ -57,7 +57,7 @@ class Recorder:
         histogram_buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
-        capturing: bool = False,
+        capturing: tuple[bool, bool] = (False, False),
         n_plus_one_repeats: int = 5,
     ) -> None:
         self.store = store

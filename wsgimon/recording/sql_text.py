@@ -9,7 +9,10 @@ keeps the digits in their names. ``IN`` lists and ``VALUES`` rows made only of p
 
 Backslashes and Oracle's ``q'[...]'`` quotes are read differently by different databases (MySQL
 escapes ``\\'``, standard SQL does not). A statement holding them is read every way, and what any
-reading takes for a literal is masked, so it cannot leak whichever database ran it.
+reading takes for a literal is masked, so it cannot leak whichever database ran it. A reading that
+leaves a literal open is set aside when another closes them all: the database that ran the
+statement closed them all (a statement cut at ``MAX_INPUT_CHARS`` is open in every reading, and
+then masked in every one).
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ _KEEP = (
     r"|\[(?=[^\W\d])[^\]\[,'\"()+\-*/%<>=|&^~!:\r\n]*\]"
     r"|::|%%)"
 )
-# A quote that never closes (or a statement cut inside a literal) runs to the end.
+# A quote that never closes (or a statement cut inside a literal) runs to the end; its prefix
+# (``E'``, ``N'``, ``q'``...) with it, tried before identifiers so the prefix is not kept as one.
+_OPEN_PREFIXED = r"(?P<opened>(?:[EeNnXxBbRr]|[Uu]&|[Nn]?[Qq])'.*)"
 _OPEN = r"(?P<open>['\"`].*)"
+_OPEN_KINDS = ("open", "opened")
 
 _STANDARD_STRING = r"'[^']*(?:''[^']*)*'"
 _BACKSLASH_STRING = r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'"
@@ -65,7 +71,7 @@ def _scanner(string: str, oracle: bool) -> re.Pattern[str]:
         _PLACEHOLDER,
     ]
     literal = "(?P<literal>" + "|".join(strings) + ")"
-    return re.compile("|".join([_SPACE, literal, _KEEP, _OPEN]), re.DOTALL)
+    return re.compile("|".join([_SPACE, literal, _OPEN_PREFIXED, _KEEP, _OPEN]), re.DOTALL)
 
 
 _STANDARD = _scanner(_STANDARD_STRING, oracle=False)
@@ -91,7 +97,12 @@ def _token(match: re.Match[str]) -> str:
 
 
 def _literal_spans(scanner: re.Pattern[str], sql: str) -> list[tuple[int, int]]:
-    return [m.span() for m in scanner.finditer(sql) if m.lastgroup in ("literal", "open")]
+    return [m.span() for m in scanner.finditer(sql) if m.lastgroup in ("literal", *_OPEN_KINDS)]
+
+
+def _leaves_open(scanner: re.Pattern[str], sql: str) -> bool:
+    """Whether this reading of ``sql`` has a literal that never closes."""
+    return any(m.lastgroup in _OPEN_KINDS for m in scanner.finditer(sql))
 
 
 def _masked(sql: str, readings: list[re.Pattern[str]]) -> str:
@@ -119,6 +130,10 @@ def _scan(sql: str) -> str:
         readings.append(_BACKSLASH)
     if _ORACLE_HINT.search(sql):
         readings.append(_ORACLE)
+    if len(readings) > 1:
+        # The database read every literal to its end (a statement that ran had none open): a
+        # reading that leaves one open is not its reading, unless every reading does (a cut).
+        readings = [scanner for scanner in readings if not _leaves_open(scanner, sql)] or readings
     texts = {scanner.sub(_token, sql) for scanner in readings}
     if len(texts) == 1:
         return texts.pop()
@@ -132,7 +147,7 @@ def _normalise(sql: str) -> str:
     text = _IN_LIST.sub(r"\1 (...)", text)
     text = _VALUES_ROWS.sub(r"\1 (...)", text).strip()
     if len(text) > MAX_OUTPUT_CHARS:
-        text = text[: MAX_OUTPUT_CHARS - 1].rstrip() + "…"
+        text = text[: MAX_OUTPUT_CHARS - 1] + "…"
     return text
 
 

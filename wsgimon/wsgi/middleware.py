@@ -79,7 +79,7 @@ class MonitorMiddleware:
             flush_interval=config.flush_interval,
             max_traceback_chars=config.max_traceback_chars,
             histogram_buckets_s=config.metrics_buckets,
-            capturing=config.capture_db or config.capture_http,
+            capturing=(config.enabled and config.capture_db, config.enabled and config.capture_http),
             n_plus_one_repeats=config.n_plus_one_repeats,
         )
         #: this process's requests in flight (the sampler, /stats and /health look at them)
@@ -118,7 +118,7 @@ class MonitorMiddleware:
         self._pending = recorder.pending
         if config.enabled and (config.capture_db or config.capture_http):
             track(
-                self._flight_table,
+                self.in_flight,
                 queries=config.capture_db,
                 calls=config.capture_http,
                 slow_s=config.slow_query_ms / 1000.0,
@@ -126,7 +126,6 @@ class MonitorMiddleware:
             )
             install_hooks(config.capture_db, config.capture_http)
             recorder.before_flush = _hooks_for(config.capture_db, config.capture_http)
-            weakref.finalize(self, untrack, self._flight_table).atexit = False
         self._background_started = False
         self._closed = False
         # When the middleware is collected without close(), its recorder gets a last
@@ -169,7 +168,7 @@ class MonitorMiddleware:
             except Exception as exc:
                 report_internal_error("close", exc)
         self.in_flight.clear()
-        untrack(self._flight_table)
+        untrack(self.in_flight)
         from ..recording.sampler import sampler
 
         sampler().unwatch(self)

@@ -8,6 +8,8 @@ requests not found by them (see :func:`wsgimon.wsgi.time_spent.track`).
 
 from __future__ import annotations
 
+import threading
+
 from ..internal_errors import report_internal_error
 from .integrations import django_db, http_client, httpx_client, sqlalchemy_events
 
@@ -16,6 +18,7 @@ __all__ = ["install_hooks"]
 _QUERY_HOOKS = (sqlalchemy_events.install, django_db.install)
 _CALL_HOOKS = (http_client.install, httpx_client.install)
 _done: set[str] = set()
+_lock = threading.Lock()
 
 
 def install_hooks(queries: bool, calls: bool) -> None:
@@ -25,9 +28,14 @@ def install_hooks(queries: bool, calls: bool) -> None:
         name = install.__module__
         if name in _done:
             continue
-        try:
-            if install():
+        # A middleware made while another's flusher checks: one installs, never both (a patch
+        # applied twice would count each call twice).
+        with _lock:
+            if name in _done:
+                continue
+            try:
+                if install():
+                    _done.add(name)
+            except Exception as exc:
                 _done.add(name)
-        except Exception as exc:
-            _done.add(name)
-            report_internal_error("time hooks", exc)
+                report_internal_error("time hooks", exc)

@@ -7,22 +7,24 @@ tables of the middlewares that capture, so a request that makes no query and no 
 nothing, and a request's accumulator is made at its first query. Per query: a clock read on
 each side, a dict lookup and a list append. Statements are kept raw here, bounded, and only
 normalised (literals out) in the fold, off the request thread; the app frame that ran a
-statement is looked up only for a slow one or one that repeats (a likely N+1).
+statement is looked up only for a slow one, one that repeats (a likely N+1), or a new text once
+the request ran ``n_plus_one_repeats`` distinct ones (literals inlined make each execution of one
+query a text of its own; bounded per request).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from functools import lru_cache
+from types import CodeType
 from typing import TYPE_CHECKING
 
 from ..recording.fingerprint import is_in_app
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
-
-    from ..recording.in_flight import InFlightRequest
+    from ..recording.in_flight import InFlightRequest, RequestsInFlight
 
 __all__ = [
     "OTHER_STATEMENTS",
@@ -46,6 +48,8 @@ _MAX_STATEMENTS = 200
 _MAX_TIMES_PER_STATEMENT = 1000
 _MAX_CALLS = 200
 _MAX_STACK = 60
+#: frames looked up per request for statements that may differ only in their literals
+_MAX_FRAMES = 50
 
 
 class TimeSpent:
@@ -109,10 +113,17 @@ class TimeSpent:
             if failures is None:
                 failures = self.failed = {}
             failures[statement] = failures.get(statement, 0) + 1
-        if (seconds >= self._slow_s or len(times) == self._repeats) and statement not in self.frames:
+        frames = self.frames
+        if statement not in frames and (
+            seconds >= self._slow_s
+            or len(times) == self._repeats
+            # A new text once the request ran ``repeats`` distinct ones: literals written into the
+            # statement make each execution of one query a text of its own (bounded walks).
+            or (len(times) == 1 and len(self.statements) >= self._repeats and len(frames) < _MAX_FRAMES)
+        ):
             frame = app_frame()
             if frame is not None:
-                self.frames[statement] = frame
+                frames[statement] = frame
 
     # -- outbound calls ----------------------------------------------------------------
     def call(self, method: str, origin: str, path: str, outcome: int | str, seconds: float) -> None:
@@ -123,12 +134,12 @@ class TimeSpent:
 
 
 class _Tracked:
-    __slots__ = ("table", "queries", "calls", "slow_s", "repeats")
+    __slots__ = ("in_flight", "queries", "calls", "slow_s", "repeats")
 
-    def __init__(
-        self, table: MutableMapping[int, InFlightRequest], queries: bool, calls: bool, slow_s: float, repeats: int
-    ) -> None:
-        self.table = table
+    def __init__(self, in_flight: RequestsInFlight, queries: bool, calls: bool, slow_s: float, repeats: int) -> None:
+        # Weakly: an app whose responses were never closed holds its middleware through this
+        # table, and must still be collectable once the app is dropped.
+        self.in_flight = weakref.ref(in_flight, _forget_collected)
         self.queries = queries
         self.calls = calls
         self.slow_s = slow_s
@@ -139,16 +150,21 @@ class _Tracked:
 _tracked: list[_Tracked] = []
 
 
-def track(
-    table: MutableMapping[int, InFlightRequest], *, queries: bool, calls: bool, slow_s: float, repeats: int
-) -> None:
-    """Let the hooks find the requests of ``table``."""
+def track(in_flight: RequestsInFlight, *, queries: bool, calls: bool, slow_s: float, repeats: int) -> None:
+    """Let the hooks find the requests of ``in_flight``."""
     if queries or calls:
-        _tracked.append(_Tracked(table, queries, calls, slow_s, repeats))
+        _tracked.append(_Tracked(in_flight, queries, calls, slow_s, repeats))
 
 
-def untrack(table: MutableMapping[int, InFlightRequest]) -> None:
-    _tracked[:] = [tracked for tracked in _tracked if tracked.table is not table]
+def untrack(in_flight: RequestsInFlight | None = None) -> None:
+    """Forget ``in_flight`` (and any table already collected)."""
+    _tracked[:] = [
+        tracked for tracked in _tracked if (found := tracked.in_flight()) is not None and found is not in_flight
+    ]
+
+
+def _forget_collected(_gone: object) -> None:
+    untrack()
 
 
 def for_queries() -> TimeSpent | None:
@@ -157,8 +173,8 @@ def for_queries() -> TimeSpent | None:
         return None
     ident = threading.get_ident()  # at call time: gevent patches it after import
     for tracked in _tracked:
-        if tracked.queries:
-            exchange = tracked.table.get(ident)
+        if tracked.queries and (in_flight := tracked.in_flight()) is not None:
+            exchange = in_flight.table.get(ident)
             if exchange is not None:
                 return _spent(exchange, tracked)
     return None
@@ -170,8 +186,8 @@ def for_calls() -> TimeSpent | None:
         return None
     ident = threading.get_ident()
     for tracked in _tracked:
-        if tracked.calls:
-            exchange = tracked.table.get(ident)
+        if tracked.calls and (in_flight := tracked.in_flight()) is not None:
+            exchange = in_flight.table.get(ident)
             if exchange is not None:
                 return _spent(exchange, tracked)
     return None
@@ -191,10 +207,19 @@ def app_frame() -> Frame | None:
     while frame is not None and depth < _MAX_STACK:
         code = frame.f_code
         if _in_app(code.co_filename):
-            return (code.co_filename, frame.f_lineno, code.co_name)
+            return (code.co_filename, frame.f_lineno, _function(code))
         frame = frame.f_back  # type: ignore[assignment]
         depth += 1
     return None
+
+
+def _function(code: CodeType) -> str:
+    """The function's name; a generator expression, comprehension or lambda with the function it is in."""
+    name = code.co_name
+    if not name.startswith("<"):
+        return name
+    qualname: str = getattr(code, "co_qualname", name)  # Python 3.11+
+    return ".".join(qualname.replace(".<locals>", "").split(".")[-2:])
 
 
 _in_app = lru_cache(maxsize=4096)(is_in_app)

@@ -72,4 +72,6 @@ def _told(spent: Any, request: Any, outcome: int | str, started: float) -> None:
     if ":" in host:
         host = f"[{host}]"
     origin = f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
-    spent.call(request.method, origin, url.path or "/", outcome, perf_counter() - started)
+    # As sent (still percent-encoded, like http.client's), without the query.
+    path = url.raw_path.decode("ascii", "replace").split("?", 1)[0]
+    spent.call(request.method, origin, path or "/", outcome, perf_counter() - started)
