@@ -341,9 +341,11 @@ def test_processes_that_vanished_mid_request_are_counted_lost_once(open_store: O
         a.write(batch_of([]), row)
     gone_pids = {10, 11}
     # Both handles look, as two workers would: each vanished process is counted by one of them.
-    assert a.reap_lost("host-a", now, lambda pid: pid not in gone_pids, 120.0) + b.reap_lost(
-        "host-a", now, lambda pid: pid not in gone_pids, 120.0
-    ) == 2
+    assert (
+        a.reap_lost("host-a", now, lambda pid: pid not in gone_pids, 120.0)
+        + b.reap_lost("host-a", now, lambda pid: pid not in gone_pids, 120.0)
+        == 2
+    )
     lost = {row.pid: row.lost for row in b.lost_processes(now - 60)}
     assert lost == {10: 2, 13: 3}
     assert {row.pid for row in b.processes(now - 3600)} == {11, 12, 14}

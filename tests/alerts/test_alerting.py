@@ -596,3 +596,38 @@ def test_a_channel_failing_for_minutes_makes_health_warn_and_is_logged_once(
     lines = outage_lines()
     assert len(lines) == 1 and "SECRET42" not in lines[0], lines
     monitor.close()
+
+
+def test_an_n_plus_one_is_told_once_with_its_statement_and_where_it_runs(discord: DiscordStandIn) -> None:
+    import sqlite3
+
+    from wsgimon import instrument_dbapi
+
+    app = Flask("orders")
+    db = instrument_dbapi(sqlite3.connect(":memory:", check_same_thread=False))
+    db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+
+    @app.route("/orders")
+    def list_orders() -> str:
+        return ",".join(str(db.execute("SELECT name FROM items WHERE id = ?", (n,)).fetchall()) for n in range(8))
+
+    monitor = MonitorMiddleware(
+        app.wsgi_app, storage="memory://", alert_interval_s=5, discord_webhook_url=discord.webhook_url
+    )
+    app.wsgi_app = monitor  # type: ignore[method-assign]
+    _opened.append(monitor)
+    sim = Sim(monitor)
+    for _ in range(6):
+        call(monitor, "/orders")
+        sim.settle()
+        sim.advance(10)
+    delivered(monitor)
+    said = titles(discord)
+    assert [t for t in said if "N+1" in t] == [said[0]] and len(said) == 1, said
+    assert "N+1 queries in GET /orders" in said[0]
+    embed = discord.requests[0].json["embeds"][0]
+    description = embed["description"].replace("\\", "")
+    assert "SELECT name FROM items WHERE id = ? ran 5 times or more in each of 1 request(s)" in description
+    fields = {field["name"]: field["value"].replace("\\", "") for field in embed["fields"]}
+    assert fields["statement"] == "SELECT name FROM items WHERE id = ?"
+    assert "in list_orders" in fields["called from"] and fields["endpoints"] == "GET /orders"

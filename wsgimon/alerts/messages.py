@@ -41,7 +41,7 @@ def _line(condition: Condition, notice: Notice) -> str:
     else:
         state = f"{_MARK.get(condition.status, '')} {condition.status}".strip()
     text = f"{state} · {condition.title}"
-    if condition.status == FIRING:
+    if condition.status == FIRING or condition.event:
         text += f": {condition.summary}"
     if facts.get("last_seen"):
         text += f" (last seen {_clock(facts['last_seen'])})"
