@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import random
+import sqlite3
+import threading
 import time
 
 from flask import Flask, abort, render_template
 
-from wsgimon import MonitorMiddleware
+from wsgimon import MonitorMiddleware, instrument_dbapi
 
 __all__ = ["app", "create_app", "monitor"]
 
 
+def _shop_database() -> sqlite3.Connection:
+    """A small in-memory shop whose queries wsgimon times (instrument_dbapi: any DB-API connection)."""
+    db: sqlite3.Connection = instrument_dbapi(sqlite3.connect(":memory:", check_same_thread=False))
+    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL)")
+    db.executemany("INSERT INTO customers VALUES (?, ?)", [(n, f"customer {n}") for n in range(1, 21)])
+    db.executemany("INSERT INTO orders VALUES (?, ?, ?)", [(n, n % 20 + 1, n * 1.5) for n in range(1, 41)])
+    return db
+
+
 def create_app(**monitor_options: object) -> tuple[Flask, MonitorMiddleware]:
     flask_app = Flask(__name__)
+    shop = _shop_database()
+    shop_lock = threading.Lock()  # one sqlite3 connection, many server threads
 
     @flask_app.route("/")
     def index() -> str:
@@ -44,6 +58,17 @@ def create_app(**monitor_options: object) -> tuple[Flask, MonitorMiddleware]:
     @flask_app.route("/items/<int:item_id>")
     def item(item_id: int) -> dict[str, int | str]:
         return {"id": item_id, "name": f"item {item_id}"}
+
+    @flask_app.route("/orders")
+    def orders() -> dict[str, list[dict[str, object]]]:
+        """An N+1 on purpose: one query for the orders, then one per order for its customer."""
+        with shop_lock:
+            rows = shop.execute("SELECT id, customer_id, total FROM orders ORDER BY id DESC LIMIT 10").fetchall()
+            listed = []
+            for order_id, customer_id, total in rows:
+                (name,) = shop.execute("SELECT name FROM customers WHERE id = ?", (customer_id,)).fetchone()
+                listed.append({"id": order_id, "customer": name, "total": total})
+        return {"orders": listed}
 
     monitor = MonitorMiddleware(flask_app.wsgi_app, **monitor_options)
     flask_app.wsgi_app = monitor  # type: ignore[method-assign]

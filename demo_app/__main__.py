@@ -18,6 +18,7 @@ from .history import seed_history
 _MIX = (
     ("/test/normal", 50),
     ("/items/{n}", 30),
+    ("/orders", 10),
     ("/test/notfound", 6),
     ("/test/error", 4),
     ("/test/server-error", 3),
