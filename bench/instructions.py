@@ -26,15 +26,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# argv: the wsgimon tree to import ("-": this one), "module:function", then the function's arguments
+# (strings). The bench and the tests' helpers always come from this tree, so that another commit's
+# wsgimon is measured by the same script.
 _PROGRAM = """
+import importlib
 import sys
-from bench.instructions import serve
-serve(sys.argv[1], sys.argv[2] == "wrapped", int(sys.argv[3]))
+if sys.argv[1] != "-":
+    sys.path.insert(0, sys.argv[1])
+    import wsgimon
+    del sys.path[0]
+    print("wsgimon from", wsgimon.__file__, file=sys.stderr)
+module, function = sys.argv[2].split(":")
+getattr(importlib.import_module(module), function)(*sys.argv[3:])
 """
 
 
-def serve(kind: str, wrapped: bool, requests: int) -> None:
+def serve(kind: str, wrapped: bool | str, requests: int | str) -> None:
     """Run ``requests`` requests on the calling (main) thread, like a server; checks them."""
+    if isinstance(wrapped, str):
+        wrapped = wrapped == "wrapped"
+    requests = int(requests)
     from tests.helpers import call
     from wsgimon import MonitorMiddleware
 
@@ -80,7 +92,17 @@ class Count:
     per_request: float
 
 
-def _main_thread_instructions(kind: str, wrapped: bool, requests: int) -> int:
+def _main_thread_instructions(kind: str, wrapped: bool, requests: int, wsgimon_root: Path | None = None) -> int:
+    return main_thread_instructions(
+        "bench.instructions:serve", [kind, "wrapped" if wrapped else "bare", str(requests)], wsgimon_root
+    )
+
+
+def main_thread_instructions(entry: str, arguments: list[str], wsgimon_root: Path | None = None) -> int:
+    """Instructions run by the main thread of ``entry(*arguments)`` ("module:function") under callgrind.
+
+    ``wsgimon_root``: a checkout whose ``wsgimon`` is imported instead of this tree's (checked).
+    """
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "callgrind.out"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
@@ -94,9 +116,9 @@ def _main_thread_instructions(kind: str, wrapped: bool, requests: int) -> int:
                 sys.executable,
                 "-c",
                 _PROGRAM,
-                kind,
-                "wrapped" if wrapped else "bare",
-                str(requests),
+                "-" if wsgimon_root is None else str(wsgimon_root),
+                entry,
+                *arguments,
             ],
             env=env,
             cwd=ROOT,
@@ -106,6 +128,8 @@ def _main_thread_instructions(kind: str, wrapped: bool, requests: int) -> int:
         )
         if done.returncode != 0:
             raise SystemExit(f"instructions bench: valgrind failed: {done.stderr[-2000:]}")
+        if wsgimon_root is not None and f"wsgimon from {Path(wsgimon_root).resolve()}/" not in done.stderr:
+            raise SystemExit(f"instructions bench: wsgimon was not imported from {wsgimon_root}: {done.stderr[-2000:]}")
         main = Path(f"{out}-01")
         match = re.search(r"^summary:\s+(\d+)", main.read_text(), re.MULTILINE)
         if match is None:
@@ -113,11 +137,16 @@ def _main_thread_instructions(kind: str, wrapped: bool, requests: int) -> int:
         return int(match.group(1))
 
 
-def measure(low: int = 300, high: int = 1300, kinds: tuple[str, ...] = ("wsgi", "flask")) -> list[Count]:
+def measure(
+    low: int = 300, high: int = 1300, kinds: tuple[str, ...] = ("wsgi", "flask"), wsgimon_root: Path | None = None
+) -> list[Count]:
+    """``wsgimon_root``: measure the wsgimon of another checkout (a worktree of an older commit)."""
     counts = []
     for kind in kinds:
         for wrapped in (False, True):
-            difference = _main_thread_instructions(kind, wrapped, high) - _main_thread_instructions(kind, wrapped, low)
+            difference = _main_thread_instructions(kind, wrapped, high, wsgimon_root) - _main_thread_instructions(
+                kind, wrapped, low, wsgimon_root
+            )
             name = f"{'Flask' if kind == 'flask' else 'plain WSGI'} app, {'wrapped' if wrapped else 'bare'}"
             counts.append(Count(name, difference / (high - low)))
     return counts
@@ -139,5 +168,6 @@ if __name__ == "__main__":
     parser.add_argument("--low", type=int, default=300)
     parser.add_argument("--high", type=int, default=1300)
     parser.add_argument("--kinds", nargs="+", default=["wsgi", "flask"], choices=["wsgi", "flask"])
+    parser.add_argument("--wsgimon-root", type=Path, help="measure the wsgimon of this checkout (e.g. a worktree)")
     args = parser.parse_args()
-    print(render(measure(args.low, args.high, tuple(args.kinds))))
+    print(render(measure(args.low, args.high, tuple(args.kinds), args.wsgimon_root)))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..alerts.state import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
-from ..stats.dependencies import DB, HTTP, Dependency, DependencyRow
+from ..stats.dependencies import DB, HTTP, DependencyRow, dependencies_in
 from ..stats.issues import REGRESSED
 from ..stats.spent import spent_summary
 from ..stats.time_windows import DAY, HOUR
@@ -289,8 +289,9 @@ def time_spent_in(
     Statements and targets are read from the hour rows, as the report's days are: a whole period,
     whatever its length and however long ago it ended (while the hours are kept).
     """
-    statements = _dependencies(store, DB, start, end)
-    targets = _dependencies(store, HTTP, start, end)
+    # Hour rows: a report may cover days whose minute rows are pruned.
+    statements = dependencies_in(store, DB, start, end - 1, resolution=HOUR)
+    targets = dependencies_in(store, HTTP, start, end - 1, resolution=HOUR)
     spent = overall.spent
     if (spent is None or not (spent.queries or spent.calls)) and not statements and not targets:
         return None
@@ -312,26 +313,6 @@ def time_spent_in(
         len(targets),
         n_plus_one_repeats,
     )
-
-
-def _dependencies(store: Store, kind: str, start: float, end: float) -> list[DependencyRow]:
-    """The dependencies of ``kind`` used in the hours of [start, end), most time first."""
-    rows: dict[str, DependencyRow] = {}
-    catalog: dict[str, Dependency] | None = None
-    for dependency_id, key, use in store.dependency_uses(
-        kind, HOUR, int(start // HOUR * HOUR), int(end), None, None, None
-    ):
-        row = rows.get(dependency_id)
-        if row is None:
-            if catalog is None:
-                catalog = store.dependency_catalog(kind)
-            known = catalog.get(dependency_id)
-            if known is None:
-                continue  # dropped from the catalog (bounded): its counts go with it
-            row = rows[dependency_id] = DependencyRow(known)
-        row.use.merge(use)
-        row.endpoints[key] = row.endpoints.get(key, 0) + use.count
-    return sorted(rows.values(), key=lambda row: (-row.use.total_ms, row.dependency.id))
 
 
 def _statement(row: DependencyRow, db_total_ms: float) -> dict[str, Any]:

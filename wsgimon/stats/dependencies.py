@@ -151,18 +151,20 @@ def dependencies_in(
     endpoint: str | None = None,
     method: str | None = None,
     release: str | None = None,
+    resolution: int | None = None,
 ) -> list[DependencyRow]:
     """The dependencies of ``kind`` used in the window (None: as far back as kept), most time first.
 
     Minute rows while they are kept and the window is under a day, hour rows beyond (a window
-    then starts at its hour), as the statistics do.
+    then starts at its hour), as the statistics do; ``resolution=HOUR`` asks for hour rows
+    whatever the window (a report of a past period, whose minutes may be pruned).
     """
     if since is None:
         since = now - store.hour_retention_s
-    if now - since < DAY and since >= now - store.minute_retention_s:
-        resolution, first = MINUTE, int(since // MINUTE * MINUTE)
-    else:
-        resolution, first = HOUR, int(since // HOUR * HOUR)
+    if resolution is None:
+        short = now - since < DAY and since >= now - store.minute_retention_s
+        resolution = MINUTE if short else HOUR
+    first = int(since // resolution * resolution)
     rows: dict[str, DependencyRow] = {}
     catalog: dict[str, Dependency] | None = None
     for dependency_id, key, use in store.dependency_uses(
