@@ -384,3 +384,10 @@ def test_statistics_per_release_are_exact_across_writers_and_bounded(open_store:
     b.maintain(now + 240)
     assert [r.release for r in b.releases()] == ["v5", "v4", "v3"]
     assert b.release_totals("v1", None, now) == {}
+
+
+def test_the_access_token_is_made_once_and_shared(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    made = iter(["first-token-0123456789", "second-token-0123456789"])
+    assert a.access_token(lambda: next(made)) == "first-token-0123456789"
+    assert b.access_token(lambda: next(made)) == "first-token-0123456789"

@@ -385,6 +385,11 @@ class Coordination(ABC):
         """Processes reaped at or after ``since`` (``stopped``) with the requests they lost, newest first."""
 
     @abstractmethod
+    def access_token(self, make: Callable[[], str]) -> str:
+        """The deployment's token for the monitoring API: the one kept in the store, or ``make()``'s,
+        kept now (the first process to ask wins; every process and host then reads the same)."""
+
+    @abstractmethod
     def deployment_started(self) -> float | None:
         """When the deployment (any set of continuously overlapping processes) started."""
 

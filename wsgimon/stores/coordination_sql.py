@@ -115,6 +115,16 @@ class SQLCoordination(SQLAccess, Coordination):
         )
         return [ProcessRow(*row) for row in rows]
 
+    def access_token(self, make: Callable[[], str]) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = 'access_token'")
+        if rows:
+            return str(rows[0][0])
+        with self._writing() as session:
+            session.execute(
+                "INSERT INTO meta (key, value) VALUES ('access_token', ?) ON CONFLICT (key) DO NOTHING", (make(),)
+            )
+            return str(session.execute("SELECT value FROM meta WHERE key = 'access_token'").fetchone()[0])
+
     def deployment_started(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'deployment_started'")
         return float(rows[0][0]) if rows else None

@@ -69,6 +69,7 @@ class MemoryStore(MemoryDependencies, Store):
         self._processes: dict[tuple[str, int, float], ProcessRow] = {}
         #: (when reaped, the process) of processes that vanished with requests in flight
         self._lost: deque[tuple[float, ProcessRow]] = deque()
+        self._access_token: str | None = None
         self._started = time.time()
         self._releases: dict[str, ReleaseRow] = {}
         self._release_rows: dict[str, dict[int, dict[EndpointKey, Aggregate]]] = {}
@@ -164,6 +165,12 @@ class MemoryStore(MemoryDependencies, Store):
             while self._lost and self._lost[0][0] < now - DAY:
                 self._lost.popleft()
             return len(gone)
+
+    def access_token(self, make: Callable[[], str]) -> str:
+        with self._lock:
+            if self._access_token is None:
+                self._access_token = make()
+            return self._access_token
 
     def lost_processes(self, since: float) -> list[ProcessRow]:
         with self._lock:
