@@ -26,3 +26,7 @@ def no_internal_errors(request: pytest.FixtureRequest, caplog: pytest.LogCapture
 # Tests choose their store explicitly; the default (a SQLite file in the working
 # directory) is for users.
 os.environ["WSGIMON_STORAGE"] = "memory://"
+# The suite's servers (gunicorn, waitress) run on this machine for their tests: loopback clients are
+# trusted there as a developer would set it. The tests of credentials under production servers
+# turn it off (tests/test_access.py).
+os.environ["WSGIMON_TRUST_LOOPBACK"] = "1"

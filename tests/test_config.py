@@ -23,14 +23,14 @@ def test_environment_variables_configure_every_kind_of_option() -> None:
         "WSGIMON_EXCLUDE": "/static, /favicon.ico",
         "WSGIMON_RECENT_REQUESTS": "20",
         "WSGIMON_ALLOW_REMOTE": "yes",
-        "WSGIMON_TOKEN": "from-env",
+        "WSGIMON_TOKEN": "from-env-0123456789",
         "WSGIMON_DEGRADED_ERROR_RATE": "0.5",
         "WSGIMON_ENDPOINT": "tests.test_config:first_segment",
         "WSGIMON_HEALTH_PATH": "/healthz",
     }
     config = Config.build({}, env)
     assert config.prefix == "/_mon" and config.exclude == ("/static", "/favicon.ico")
-    assert config.recent_requests == 20 and config.allow_remote is True and config.token == "from-env"
+    assert config.recent_requests == 20 and config.allow_remote is True and config.token == "from-env-0123456789"
     assert config.degraded_error_rate == 0.5 and config.endpoint is first_segment
     assert config.health_path == "/healthz"
 
@@ -75,7 +75,7 @@ def test_bad_environment_value_names_the_option(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_secrets_stay_out_of_the_repr() -> None:
-    config = Config.build({"token": "tok-123", "username": "ops", "password": "pw-456"}, {})
+    config = Config.build({"token": "tok-123-0123456789", "username": "ops", "password": "pw-456-0123456789"}, {})
     text = repr(config)
     assert "tok-123" not in text and "pw-456" not in text and "ops" in text
 

@@ -298,10 +298,12 @@ def test_auto_refresh_pause_and_unreachable_api(browser: Any) -> None:
 
 
 def test_access_denied_is_explained_and_basic_credentials_are_reused(browser: Any) -> None:
-    app, _ = make_app(username="ops", password="s3cret", allow_remote=False)
+    app, _ = make_app(username="ops", password="s3cret-0123456789", allow_remote=False)
     with werkzeug_server(app) as url:
         record_traffic(url)
-        allowed = Page(browser, url + "/monitoring/", http_credentials={"username": "ops", "password": "s3cret"})
+        allowed = Page(
+            browser, url + "/monitoring/", http_credentials={"username": "ops", "password": "s3cret-0123456789"}
+        )
         try:
             allowed.wait_refreshes(1)
             assert allowed.page.locator(".card .value").first.inner_text() == "47"

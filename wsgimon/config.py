@@ -126,6 +126,7 @@ class Options(TypedDict, total=False):
     password: str | None
     token: str | None
     allow_remote: bool
+    trust_loopback: bool
     allowed_hosts: tuple[str, ...] | list[str] | str
     health_window_s: float
     degraded_error_rate: float

@@ -1,13 +1,15 @@
 """Who may read ``/monitoring/*``.
 
-Secure by default. With no credentials configured only a direct loopback
-client gets in, and "direct" is checked as far as a server can see it: no
-proxy header of any kind (a same-host proxy connects from 127.0.0.1 too), a
-``Host`` that names this machine's loopback or an ``allowed_hosts`` entry (a
-page on another site that rebinds its name to 127.0.0.1 sends its own name),
-and no cross-site ``Origin`` or ``Sec-Fetch-Site``. A TCP-level relay that
-adds no header cannot be told apart from a local client: production should
-set a token.
+Secure by default. Configured credentials (a token, or Basic) are required when given. Without
+them, a direct loopback client gets in only where that is safe by construction: werkzeug's
+development server and in-process test clients, or wherever ``trust_loopback`` says so. "Direct"
+is checked as far as a server can see it: no forwarding-style header of any kind (a same-host
+proxy connects from 127.0.0.1 too), a ``Host`` that names this machine's loopback or an
+``allowed_hosts`` entry (a page on another site that rebinds its name to 127.0.0.1 sends its own
+name), and no cross-site ``Origin`` or ``Sec-Fetch-Site``. A TCP relay or a proxy that adds no
+header cannot be told apart from a local client, so under a production server (gunicorn, uWSGI,
+waitress, mod_wsgi, …) everyone else needs the deployment's token: made once and kept in the
+store (every worker and host shares it), printed by ``wsgimon token``.
 
 Configured Basic credentials or a bearer token are compared in constant time,
 as bytes, so a non-ASCII header is a 401, never a crash. Failed attempts are
@@ -19,9 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,22 +35,13 @@ from ..internal_errors import logger
 
 __all__ = ["Denial", "check_access", "cross_site_write", "failed_attempts"]
 
-# Any of these means a proxy (or a client pretending to be one) is in between.
-_PROXY_HEADERS = (
-    "HTTP_FORWARDED",
-    "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_PORT",
-    "HTTP_X_FORWARDED_SERVER",
-    "HTTP_X_REAL_IP",
-    "HTTP_VIA",
-    "HTTP_CF_CONNECTING_IP",
-    "HTTP_TRUE_CLIENT_IP",
-    "HTTP_X_CLIENT_IP",
-    "HTTP_X_CLUSTER_CLIENT_IP",
-    "HTTP_FASTLY_CLIENT_IP",
-)
+# Any header like these means a proxy (or a client pretending to be one) is in between: the
+# named ones, and any whose name has one of the parts (X-Original-Forwarded-For, Fly-Client-IP, …).
+_PROXY_HEADERS = ("HTTP_VIA", "HTTP_CF_CONNECTING_IP")
+_PROXY_HEADER_PARTS = ("FORWARDED", "CLIENT_IP", "REAL_IP", "CONNECTING_IP")
+_PROXY_HEADER_STARTS = ("HTTP_X_ORIGINAL_", "HTTP_X_ENVOY_EXTERNAL", "HTTP_X_ENVOY_INTERNAL")
+# Keys that only production servers put in the environ.
+_SERVER_KEYS = ("gunicorn.", "uwsgi.", "mod_wsgi.", "waitress.", "bjoern.", "meinheld.", "cheroot.")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 _FAILED_LOG_EVERY_S = 60.0
 
@@ -86,21 +81,46 @@ def failed_attempts() -> int:
     return _failures.count
 
 
-def check_access(environ: dict[str, Any], config: Config) -> Denial | None:
-    """None when the request may read monitoring data, else why not."""
+def check_access(
+    environ: dict[str, Any], config: Config, deployment_token: Callable[[], str | None]
+) -> Denial | None:
+    """None when the request may read monitoring data, else why not. ``deployment_token``: the
+    token kept in the store (asked only when a request needs it; None when it cannot be read)."""
     if config.has_credentials:
         return _check_credentials(environ, config)
     if config.allow_remote:
         return None
     why = _not_direct_loopback(environ, config)
     if why is None:
-        return None
+        if config.trust_loopback or is_development_server(environ):
+            return None
+        why = "under a production server loopback clients need the token too"
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        expected = deployment_token()
+        if expected is not None and _same(value.strip(), expected):
+            return None
+    if header:
+        _failures.add(str(environ.get("REMOTE_ADDR", "?"))[:64])
     return Denial(
-        403,
-        f"monitoring data is only served to local clients by default ({why}); set WSGIMON_TOKEN "
-        "(or WSGIMON_USERNAME and WSGIMON_PASSWORD) to allow authenticated remote access, "
-        "or WSGIMON_ALLOW_REMOTE=1 to open it deliberately",
+        401,
+        f"monitoring data needs the deployment's token ({why}): run `wsgimon token` on the server "
+        "(with the same WSGIMON_STORAGE) and send 'Authorization: Bearer <token>', or set WSGIMON_TOKEN "
+        "(or WSGIMON_USERNAME and WSGIMON_PASSWORD) yourself",
+        "Bearer",
     )
+
+
+def is_development_server(environ: dict[str, Any]) -> bool:
+    """werkzeug's development server (``flask run``) or an in-process test client: a server that
+    names itself Werkzeug, or none at all with an in-memory body and no production server's keys."""
+    software = str(environ.get("SERVER_SOFTWARE", ""))
+    if software.startswith("Werkzeug/"):
+        return True
+    if software or not isinstance(environ.get("wsgi.input"), io.BytesIO):
+        return False
+    return not any(key.startswith(_SERVER_KEYS) for key in environ)
 
 
 def _check_credentials(environ: dict[str, Any], config: Config) -> Denial | None:
@@ -154,8 +174,12 @@ def _same_bytes(given: bytes, expected: bytes) -> bool:
 
 def _not_direct_loopback(environ: dict[str, Any], config: Config) -> str | None:
     """None for a direct local client, else what says otherwise."""
-    for name in _PROXY_HEADERS:
-        if name in environ:
+    for name in environ:
+        if name.startswith("HTTP_") and (
+            name in _PROXY_HEADERS
+            or any(part in name for part in _PROXY_HEADER_PARTS)
+            or name.startswith(_PROXY_HEADER_STARTS)
+        ):
             return f"a {name[5:].replace('_', '-').title()} header says a proxy is in between"
     if not _is_loopback_address(str(environ.get("REMOTE_ADDR", ""))):
         return "the client is not on this machine"

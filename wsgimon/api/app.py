@@ -23,6 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .._version import __version__
+from ..access_token import new_access_token
 from ..internal_errors import report_internal_error
 from ..stores.contract import READ_TIMEOUT_S, StoreUnavailable
 from . import (
@@ -102,6 +103,18 @@ class MonitoringApp:
     def __init__(self, context: Context) -> None:
         self.context = context
         self.config = context.config
+        self._token: str | None = None
+
+    def deployment_token(self) -> str | None:
+        """The token kept in the store (made there by the first process that needs it), read once;
+        None while the store cannot be read (nobody gets in by it then)."""
+        if self._token is None:
+            try:
+                with self.context.store.time_limit(READ_TIMEOUT_S):
+                    self._token = self.context.store.access_token(new_access_token)
+            except StoreUnavailable:
+                return None
+        return self._token
 
     @property
     def health(self) -> HealthRegistry:
@@ -127,7 +140,7 @@ class MonitoringApp:
         request = Request(environ)
         try:
             if fixed is None:
-                denial = check_access(environ, self.config)
+                denial = check_access(environ, self.config, self.deployment_token)
                 if denial is not None:
                     if denial.status == 401 and self.config.username is None and request.path == "/":
                         # With a token only, a browser cannot send it for the page itself: the page

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..internal_errors import logger
 from ..stores.options import positive_float
 
 __all__ = ["ApiOptions"]
@@ -20,6 +19,8 @@ class ApiOptions:
     password: str | None = None
     token: str | None = None
     allow_remote: bool = False
+    #: trust loopback clients without credentials under any server, not only the development server
+    trust_loopback: bool = False
     allowed_hosts: tuple[str, ...] = ()
     health_window_s: float = 300.0
     degraded_error_rate: float = 0.05
@@ -52,13 +53,11 @@ class ApiOptions:
                 raise ValueError(f"{name} must not start or end with white space")
         for name in ("password", "token"):
             value = getattr(self, name)
-            if value is not None and len(value) < _SHORT_SECRET:
-                logger.warning(
-                    "wsgimon: the %s is %d characters long; use at least %d random characters "
-                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
-                    name,
-                    len(value),
-                    _SHORT_SECRET,
+            if value is not None and (len(value) < _SHORT_SECRET or len(set(value)) == 1):
+                # Refused, not warned about: a guessable secret opens tracebacks and messages to anyone.
+                raise ValueError(
+                    f"{name} must be at least {_SHORT_SECRET} characters and not one repeated character "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
         if self.username is not None and ":" in self.username:
             raise ValueError("username must not contain ':'")
