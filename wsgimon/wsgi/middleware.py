@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..internal_errors import report_internal_error
+from ..internal_errors import logger, report_internal_error
 from ..recording import flusher as background
 from ..recording.in_flight import InFlightRequest, RequestsInFlight
 from ..recording.naming import EndpointNamer
@@ -48,8 +48,14 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 class MonitorMiddleware:
     """Wraps a WSGI application; see the module docstring and the README for options."""
 
+    enabled: bool
+
     def __init__(self, app: WSGIApp, **options: Unpack[Options]) -> None:
         self.app = app
+        if isinstance(app, MonitorMiddleware) and app.enabled:
+            # A setup that ran twice: the inner one records (it knows the framework), this one passes.
+            _warn_wrapped_twice()
+            options["enabled"] = False
         self.config = config = Config.build(options)
         self.enabled = config.enabled
         self.store = open_store(
@@ -128,6 +134,7 @@ class MonitorMiddleware:
             recorder.before_flush = _hooks_for(config.capture_db, config.capture_http)
         self._background_started = False
         self._closed = False
+        self._told_wrapped_twice = False
         # When the middleware is collected without close(), its recorder gets a last
         # flush in the background; the recorder holds neither the middleware nor the app.
         self._finalizer = weakref.finalize(self, background.retire, recorder)
@@ -186,6 +193,13 @@ class MonitorMiddleware:
                 return answer
         if not self._background_started and not self._start_background():
             return self.app(environ, start_response)
+        if WRAPPED_KEY in environ:
+            # Another MonitorMiddleware further out records this request: count it once.
+            if not self._told_wrapped_twice:
+                self._told_wrapped_twice = True
+                _warn_wrapped_twice()
+            return self.app(environ, start_response)
+        environ[WRAPPED_KEY] = True
         try:
             exchange = Exchange(self, environ, start_response, path)
         except Exception as exc:
@@ -278,6 +292,17 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+#: set in the environ by the middleware that records a request (an inner one then passes it through)
+WRAPPED_KEY = "wsgimon.recorded"
+
+
+def _warn_wrapped_twice() -> None:
+    logger.warning(
+        "wsgimon: the application is wrapped in MonitorMiddleware twice; each request is recorded "
+        "once (remove one of the wraps)"
+    )
 
 
 def _hooks_for(queries: bool, calls: bool) -> Callable[[], None]:
