@@ -172,6 +172,13 @@ class SQLiteStore(SQLStore):
         elif at_start:
             sqlite_file.warn_if_readable_by_others(self.path, status)
         try:
+            # SQLite opens whatever is at <store>-wal, -shm and -journal: ours, or none.
+            sqlite_file.secure_companions(self.path)
+        except sqlite_file.UnsafeStoreFile as exc:
+            if at_start:
+                raise
+            raise StoreUnavailable(str(exc)) from None
+        try:
             # Checked read-only first: nothing is written to a file that is not ours.
             self._validate(status)
             conn = sqlite3.connect(
@@ -310,6 +317,7 @@ class SQLiteStore(SQLStore):
         """The file as every process sees it, so each worker answers the same."""
         try:
             status = sqlite_file.check_path(self.path)
+            sqlite_file.check_companions(self.path)
         except (StoreUnavailable, sqlite_file.UnsafeStoreFile) as exc:
             return False, str(exc)
         if status is None:
