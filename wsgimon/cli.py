@@ -4,13 +4,15 @@
 channel and says, per channel, whether it was delivered; ``wsgimon report``
 renders (``--preview FILE``) or sends (``--send``) the report of a period from
 the configured store; ``wsgimon issues`` lists the store's issues and resolves,
-ignores or reopens one. Failures are one clear line and a non-zero exit status,
-never a traceback, and never a secret.
+ignores or reopens one; ``wsgimon token`` prints the deployment's monitoring API
+token. Failures are one clear line and a non-zero exit status, never a
+traceback, and never a secret.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -39,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--send", action="store_true", help="send it now (not counted as the scheduled one)")
     report.add_argument("--period", choices=("week", "day"), help="default: WSGIMON_REPORT_PERIOD, else week")
     report.add_argument("--since", metavar="DATE", help="the period that holds DATE (YYYY-MM-DD); default: the last")
+    report.add_argument(
+        "--force", action="store_true", help="with --preview: replace FILE when it exists (a regular file of yours)"
+    )
+    token = commands.add_parser("token", help="print the deployment's monitoring API token (kept in the store)")
+    token.add_argument("--storage", metavar="URL", help="the app's store (default: WSGIMON_STORAGE)")
     _add_issues_command(commands)
     _add_silence_command(commands)
     args = parser.parse_args(argv)
@@ -46,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _test_alert()
     if args.command == "report":
         return _report(args)
+    if args.command == "token":
+        return _token(args)
     if args.command == "issues":
         return _issues(args)
     if args.command == "silence":
@@ -120,6 +129,10 @@ def _report(args: argparse.Namespace) -> int:
     from .stores.contract import StoreUnavailable
 
     try:
+        if args.force and not args.preview:
+            raise ValueError("--force goes with --preview FILE")
+        if args.preview:
+            _check_preview_target(args.preview, args.force)
         config = Config.build({"report_period": args.period} if args.period else {})
         zone = report_zone(config.report_timezone)
         since = date.fromisoformat(args.since) if args.since else None
@@ -132,8 +145,11 @@ def _report(args: argparse.Namespace) -> int:
     try:
         if args.preview:
             _text, html = render_report(build_report(store, period, config))
-            with open(args.preview, "w", encoding="utf-8") as file:
-                file.write(html)
+            try:
+                _write_private(args.preview, html.encode("utf-8"), args.force)
+            except (_Refused, OSError) as exc:
+                print(f"wsgimon: the report was not written: {exc}", file=sys.stderr)
+                return 2 if isinstance(exc, _Refused) else 1
             print(f"the {kind} report for {period.label()} is in {args.preview}")
             return 0
         if not config.report_email_to:
@@ -149,6 +165,104 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"the {kind} report for {period.label()} was sent to {', '.join(config.report_email_to)}")
+    return 0
+
+
+class _Refused(ValueError):
+    """The output file must not be written (it exists, is a link, or is another user's)."""
+
+
+def _check_preview_target(path: str, force: bool) -> None:
+    """Refuse early, before the report is built, what ``_write_private`` would refuse."""
+    import stat
+
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _Refused(f"cannot inspect {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(status.st_mode):
+        raise _Refused(f"{path} is a symbolic link; give a new file's path")
+    if not force:
+        raise _Refused(f"{path} exists; give another path, or --force to replace it")
+    if not stat.S_ISREG(status.st_mode):
+        raise _Refused(f"{path} is not a regular file")
+    if status.st_uid != os.geteuid():
+        raise _Refused(f"{path} belongs to user id {status.st_uid}, not to you ({os.geteuid()}); it is not replaced")
+
+
+def _write_private(path: str, data: bytes, force: bool) -> None:
+    """Write ``data`` to a new file at ``path`` readable by this user only.
+
+    Never through a symbolic link, never into another user's file: without ``force`` the
+    file is created with ``O_EXCL | O_NOFOLLOW`` (an existing one is refused); with it, an
+    existing regular file of ours is replaced by a new file renamed over it (anyone still
+    holding the old one keeps the old contents, and never sees the new).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    _check_preview_target(path, force)
+    if not force:
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise _Refused(f"{path} exists; give another path, or --force to replace it") from None
+        _write_all(fd, data, path)
+        return
+    import secrets
+
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        _write_all(fd, data, temporary)
+        # Checked again just before: what is at the path now must be ours (rename replaces a
+        # link itself, never its target, and a sticky directory refuses to replace others' files).
+        _check_preview_target(path, force)
+        os.rename(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Print the token kept in the store (made there now when none is yet); never logged."""
+    from .access_token import new_access_token
+    from .config import Config  # noqa: F811 - at run time, not only for types
+    from .stores.contract import StoreUnavailable
+
+    try:
+        config = Config.build({"storage": args.storage} if args.storage else {})
+        if config.storage.partition("://")[0] == "memory":
+            raise ValueError(
+                "the store is memory:// (one process's): it has no token shared with the app; set WSGIMON_TOKEN "
+                "for the app (and give that token to clients), or set WSGIMON_STORAGE (or --storage) to the app's store"
+            )
+        store = _existing_store(config)
+    except ValueError as exc:
+        print(f"wsgimon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        token = store.access_token(new_access_token)
+    except StoreUnavailable as exc:
+        print(f"wsgimon: the store cannot be read: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if config.token is not None:
+        print("wsgimon: note: WSGIMON_TOKEN is set, and the app asks for that token, not this one", file=sys.stderr)
+    print(token)
     return 0
 
 
