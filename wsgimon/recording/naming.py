@@ -46,6 +46,11 @@ RouteMatcher = Callable[[str, str], "str | None"]
 # The store's admission of a new name under the cap: (name, cap) -> admitted.
 NameAdmission = Callable[[str, int], bool]
 _FULL_RECHECK_S = 60.0
+# Past half of the path budget, new path-derived names come at most this often (per process):
+# a burst of made-up paths that the app answers with a success cannot fill the rest at once.
+_PATH_NAME_EVERY_S = 30.0
+# A path-derived name not seen for this long leaves this process's path budget when it is full.
+_PATH_NAME_IDLE_S = 86400.0
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^(?=.*[0-9])(?=.*[a-fA-F])[0-9a-fA-F]{8,}$")
@@ -87,9 +92,13 @@ class EndpointNamer:
 
     Two kinds of names share ``max_endpoints``: route templates (from the framework, an
     ``endpoint=`` callable or the environ) and names derived from raw paths. Anyone can
-    make up paths, so path-derived names get a fifth of the cap, and once half of that is
-    used a new path-derived name is admitted only when it is seen a second time: a scan of
-    one-off paths goes to ``<unmatched>``, and the cap stays free for real routes. With a route matcher, a path
+    make up paths, so path-derived names get a fifth of the cap, and a 4xx answer never
+    makes a new one: a scan the app answers with 404, 400, 403 or 405 stays ``<unmatched>``
+    however often each path is sent (a name already known keeps its name whatever the
+    status, except 404). A new name from a 5xx, and any new name once half of the path
+    budget is used, comes at most once per ``_PATH_NAME_EVERY_S``; past that half a name
+    also needs a second sighting. When the budget is full, a name not seen for a day leaves
+    it. The cap stays free for real routes. With a route matcher, a path
     that matches no route is ``<unmatched>`` whatever its status (an SPA fallback answers
     200). A new name is admitted by the store (``admit``), which counts every process's
     names, so the cap holds deployment-wide; when the store cannot answer, this process's
@@ -105,7 +114,8 @@ class EndpointNamer:
         self.max_path_endpoints = max(1, max_endpoints // 5)
         self.matcher = matcher
         self._known: set[str] = set()  # names this process may use
-        self._path_names: set[str] = set()
+        self._path_names: dict[str, float] = {}  # path-derived names this process admitted: last seen
+        self._next_path_name = 0.0  # past half of the path budget: when the next new one may come
         self._candidates: OrderedDict[str, None] = OrderedDict()
         self._methods: frozenset[str] = STANDARD_METHODS
 
@@ -135,7 +145,7 @@ class EndpointNamer:
             return UNMATCHED
         if status == 404:
             return UNMATCHED
-        return self._path_name(normalise_path(path), seen)
+        return self._path_name(normalise_path(path), status, seen)
 
     def _capped(self, name: str) -> str:
         known = self._known
@@ -155,19 +165,43 @@ class EndpointNamer:
         known.add(name)
         return name
 
-    def _path_name(self, name: str, seen: int) -> str:
+    def _path_name(self, name: str, status: int, seen: int) -> str:
+        path_names = self._path_names
         if name in self._known:
+            if name in path_names:
+                path_names[name] = time.monotonic()
             return name
+        if 400 <= status < 500:
+            # Anyone can make the app answer 4xx for a path it does not have: never a new name.
+            return UNMATCHED
         candidates = self._candidates
-        if seen < 2 and name not in candidates and len(self._path_names) >= self.max_path_endpoints // 2:
+        second_half = len(path_names) >= self.max_path_endpoints // 2
+        # A 5xx names a new endpoint too (one that fails from its first request deserves its
+        # name), but slowly: an app may fail on any path it is sent.
+        slow = second_half or status >= 500
+        if second_half and seen < 2 and name not in candidates:
             candidates[name] = None
             if len(candidates) > _CANDIDATES:
                 candidates.popitem(last=False)
             return UNMATCHED
-        if len(self._path_names) >= self.max_path_endpoints:
+        now = time.monotonic()
+        if len(path_names) >= self.max_path_endpoints and not self._forget_idle_path_name(now):
             return OTHER
+        if slow and now < self._next_path_name:
+            return UNMATCHED  # named at a later sighting
         candidates.pop(name, None)
         named = self._capped(name)
         if named == name:
-            self._path_names.add(name)
+            path_names[name] = now
+            if slow:
+                self._next_path_name = now + _PATH_NAME_EVERY_S
         return named
+
+    def _forget_idle_path_name(self, now: float) -> bool:
+        """Free the place of the path-derived name seen least recently, if not seen for a day."""
+        name, last_seen = min(self._path_names.items(), key=lambda item: item[1])
+        if now - last_seen < _PATH_NAME_IDLE_S:
+            return False
+        del self._path_names[name]
+        self._known.discard(name)
+        return True
