@@ -42,6 +42,7 @@ _PROXY_HEADER_PARTS = ("FORWARDED", "CLIENT_IP", "REAL_IP", "CONNECTING_IP")
 _PROXY_HEADER_STARTS = ("HTTP_X_ORIGINAL_", "HTTP_X_ENVOY_EXTERNAL", "HTTP_X_ENVOY_INTERNAL")
 # Keys that only production servers put in the environ.
 _SERVER_KEYS = ("gunicorn.", "uwsgi.", "mod_wsgi.", "waitress.", "bjoern.", "meinheld.", "cheroot.")
+_CROSS_SITE = "a page of another site sent the request"
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 _FAILED_LOG_EVERY_S = 60.0
 
@@ -95,6 +96,8 @@ def check_access(
         if config.trust_loopback or is_development_server(environ):
             return None
         why = "under a production server loopback clients need the token too"
+    elif why == _CROSS_SITE:
+        return Denial(403, f"refused: {why}")
     header = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
@@ -187,12 +190,12 @@ def _not_direct_loopback(environ: dict[str, Any], config: Config) -> str | None:
     if not (_is_loopback_name(host) or host in config.allowed_hosts):
         return f"the Host {host[:64]!r} is not a loopback name; add it to WSGIMON_ALLOWED_HOSTS if it is yours"
     if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
-        return "a page of another site sent the request"
+        return _CROSS_SITE
     origin = environ.get("HTTP_ORIGIN")
     if origin and origin != "null":
         origin_host = _host_name(urlsplit(origin).netloc)
         if origin_host != host:
-            return "a page of another site sent the request"
+            return _CROSS_SITE
     return None
 
 
