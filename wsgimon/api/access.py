@@ -82,9 +82,7 @@ def failed_attempts() -> int:
     return _failures.count
 
 
-def check_access(
-    environ: dict[str, Any], config: Config, deployment_token: Callable[[], str | None]
-) -> Denial | None:
+def check_access(environ: dict[str, Any], config: Config, deployment_token: Callable[[], str | None]) -> Denial | None:
     """None when the request may read monitoring data, else why not. ``deployment_token``: the
     token kept in the store (asked only when a request needs it; None when it cannot be read)."""
     if config.has_credentials:
