@@ -26,7 +26,7 @@ import httpx
 
 from .http import HTTPDelivery, parse_webhook_url
 from .model import Alert
-from .text import fence_safe, fit, iso_utc, parse_seconds, safe_link, utf16_len
+from .text import fence_safe, fit, iso_utc, parse_seconds, safe_link, utf16_len, without_secrets
 
 __all__ = ["DiscordChannel", "LIMITS", "build_discord_payload", "fit_discord_limits"]
 
@@ -161,8 +161,10 @@ def build_discord_payload(alert: Alert) -> dict[str, Any]:
     """The webhook body for ``alert``: a one-line ``content`` and one embed, within every limit.
 
     When the embed would pass 6000 in all, the description shrinks first (the traceback is
-    its end) but keeps at least 1500, then trailing fields go.
+    its end) but keeps at least 1500, then trailing fields go. No secret is in it (the alert is
+    scrubbed first).
     """
+    alert = without_secrets(alert)
     label = _label(alert)
     title = " ".join(alert.title.split()) or "wsgimon alert"
     emoji = "\N{WHITE HEAVY CHECK MARK}" if alert.state == "resolved" else _EMOJI.get(alert.severity, "\N{BELL}")

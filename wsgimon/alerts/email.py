@@ -25,7 +25,7 @@ from email.utils import formatdate, make_msgid
 from ..rendering import templates
 from . import smtp
 from .model import Alert
-from .text import safe_link
+from .text import safe_link, without_secrets
 
 __all__ = ["EmailChannel", "build_email", "render_parts", "subject_of"]
 
@@ -87,7 +87,8 @@ def _facts(alert: Alert) -> list[tuple[str, str, bool]]:
 
 
 def render_parts(alert: Alert) -> tuple[str, str]:
-    """The plain-text and HTML bodies of ``alert``."""
+    """The plain-text and HTML bodies of ``alert``, without secrets."""
+    alert = without_secrets(alert)
     label = _label(alert)
     facts = _facts(alert)
     context = {
@@ -117,6 +118,7 @@ def build_email(alert: Alert, *, sender: str, recipients: Iterable[str]) -> Emai
     clients that thread by ``References`` keep them together.
     """
     domain = smtp.parse_address(sender, what="sender (From) address").rpartition("@")[2]
+    alert = without_secrets(alert)  # the subject too
     text, html = render_parts(alert)
     message = EmailMessage()
     message["Subject"] = subject_of(alert)

@@ -1,14 +1,28 @@
-"""Text as chat services and mail count and show it: cut to a limit, times in UTC, safe links, waits."""
+"""Text as chat services and mail count and show it: cut to a limit, times in UTC, safe links, waits,
+and no secret (every channel sends :func:`without_secrets` of its alert)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-__all__ = ["duration_words", "fence_safe", "fit", "iso_utc", "parse_seconds", "safe_link", "utf16_len"]
+from ..secret_text import without_secrets as _scrubbed
+from .model import Alert
+
+__all__ = [
+    "duration_words",
+    "fence_safe",
+    "fit",
+    "iso_utc",
+    "parse_seconds",
+    "safe_link",
+    "utf16_len",
+    "without_secrets",
+]
 
 _MAX_WAIT_S = 24 * 3600.0
 _FENCE = re.compile(r"`(?=``)")
@@ -99,3 +113,20 @@ def duration_words(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def without_secrets(alert: Alert) -> Alert:
+    """``alert`` with every text a request may have put in it scrubbed of secrets.
+
+    Texts are scrubbed when recorded; this is the sinks' own guard, for a text that came from
+    elsewhere (a rule's facts, a row stored before the scrubber knew a form). The dashboard link
+    is the operator's and is kept as it is.
+    """
+    texts: dict[str, object] = {
+        name: _scrubbed(value)
+        for name in ("title", "summary", "endpoint", "error_type", "message", "traceback", "thread_title")
+        if isinstance(value := getattr(alert, name), str)
+    }
+    texts["fields"] = tuple((_scrubbed(name), _scrubbed(value)) for name, value in alert.fields)
+    texts["items"] = tuple(_scrubbed(item) for item in alert.items)
+    return dataclasses.replace(alert, **texts)  # type: ignore[arg-type]

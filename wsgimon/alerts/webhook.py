@@ -21,7 +21,7 @@ import httpx
 
 from .http import HTTPDelivery, parse_webhook_url
 from .model import Alert
-from .text import fence_safe, fit, iso_utc, safe_link, utf16_len
+from .text import fence_safe, fit, iso_utc, safe_link, utf16_len, without_secrets
 
 __all__ = ["WebhookChannel", "build_webhook_payload"]
 
@@ -73,8 +73,10 @@ def build_webhook_payload(alert: Alert) -> dict[str, Any]:
     """The JSON body: Slack's ``text`` and ``blocks``, and the whole alert under ``wsgimon``.
 
     Slack's limits are kept (header 150, section text 3000, 10 fields of 2000, 50 blocks) and
-    every text is escaped for mrkdwn, so an error message cannot post a link or a mention.
+    every text is escaped for mrkdwn, so an error message cannot post a link or a mention; no
+    secret is in any of them (the alert is scrubbed first).
     """
+    alert = without_secrets(alert)
     label = _label(alert)
     emoji = ":white_check_mark:" if alert.state == "resolved" else _SLACK_EMOJI.get(alert.severity, ":bell:")
     line = " ".join(f"{alert.title} — {alert.summary}".split() if alert.summary else alert.title.split())

@@ -77,6 +77,8 @@ class Folder:
         self._status_codes: dict[str, int] = {}
         self._fingerprinter = Fingerprinter()
         self._groupings: dict[str, Grouping] = {}
+        #: the scrubbed message and traceback of each exception of the fold under way
+        self._texts_seen: dict[tuple[int, str], tuple[_Exc, tuple[str, str | None]]] = {}
         self._dependencies = DependencyFolder(n_plus_one_repeats)
         #: what a logged request that made no query and no call spent: zeros where captured, else unknown
         queries, calls = capturing
@@ -262,6 +264,7 @@ class Folder:
                 continue
             batch.issues[sample.id] = sample
         self._groupings.clear()
+        self._texts_seen.clear()
         return resolved
 
     def _status_code(self, status_line: str) -> int:
@@ -310,10 +313,16 @@ class Folder:
         """The latest exception's message and traceback, without the request's secrets."""
         if seen.exc is None:
             return error_type, None
-        # Only the latest occurrence of a kind is kept: format one traceback, not one per request.
+        # Only the latest occurrence of a kind is kept: format one traceback, not one per request,
+        # and scrub it once for its error sample and its issue.
+        known = self._texts_seen.get((id(seen.exc), seen.query))
+        if known is not None and known[0] is seen.exc:
+            return known[1]
         exc = capture(seen.exc)
-        message = _bounded(scrub(exc.message, seen.query, self._redact_keys), _MAX_MESSAGE_CHARS)
-        tb = _bounded_tail(scrub(exc.traceback_text(), seen.query, self._redact_keys), self._max_traceback_chars)
+        keys = self._redact_keys
+        message = scrub(exc.message, seen.query, keys, limit=_MAX_MESSAGE_CHARS)
+        tb = scrub(exc.traceback_text(), seen.query, keys, limit=self._max_traceback_chars, keep="tail")
+        self._texts_seen[(id(seen.exc), seen.query)] = (seen.exc, (message, tb))
         return message, tb
 
     def _issue_sample(self, grouping: Grouping, seen: _IssueOccurrences) -> IssueSample:
@@ -447,12 +456,3 @@ def _status_text(status: int) -> str:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         return str(status)
-
-
-def _bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _bounded_tail(text: str, limit: int) -> str:
-    # The end of a traceback (the raising frame and the message) matters most.
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]

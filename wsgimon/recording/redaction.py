@@ -8,21 +8,25 @@ Secrets also travel outside the query string: a view that raises with
 ``request.url`` in its message puts them in the message and the traceback,
 and a percent-encoded ``?`` puts a query inside the path. So the values of the
 request's sensitive keys are scrubbed from messages and tracebacks too, and so
-is any ``key=value`` or ``'key': 'value'`` whose key is sensitive.
+is any ``key=value`` or ``'key': 'value'`` whose key is sensitive; then the one
+scrubber (:func:`wsgimon.secret_text.without_secrets`: credentials in URLs,
+``Authorization`` values, known key formats, ``password: x`` and the like) runs
+over them, and over the request log's paths.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from urllib.parse import quote, unquote_plus
+
+from ..secret_text import REDACTED, bounded_without_secrets, without_secrets
 
 __all__ = ["REDACTED", "redact_query", "scrub", "with_redacted_query"]
 
-REDACTED = "[REDACTED]"
 _MAX_DECODED = 256  # of a query key: enough for any real key, and costs little for hostile ones
 _VALID_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _MIN_SCRUBBED_VALUE = 3  # shorter values are scrubbed only where a sensitive key names them
+_MARGIN = 8192  # kept beyond a limit while scrubbing: a value or secret cut in half lies in it, and goes with it
 
 
 def redact_query(query: str, sensitive: tuple[str, ...]) -> str:
@@ -44,7 +48,7 @@ def redact_query(query: str, sensitive: tuple[str, ...]) -> str:
 
 
 def with_redacted_query(path: str, query: str, sensitive: tuple[str, ...]) -> str:
-    """The path as a user would type it, with its query string redacted.
+    """The path as a user would type it, with its query string redacted and no secret the scrubber knows.
 
     A ``?`` inside the path (sent as ``%3F``) stays encoded, and what follows it
     is redacted as a query would be.
@@ -52,9 +56,9 @@ def with_redacted_query(path: str, query: str, sensitive: tuple[str, ...]) -> st
     if "?" in path:
         inner_path, _, inner_query = path.partition("?")
         path = f"{inner_path}%3F{quote(redact_query(inner_query, sensitive), safe='=&[]')}"
-    if not query:
-        return path
-    return f"{path}?{redact_query(query, sensitive)}"
+    if query:
+        path = f"{path}?{redact_query(query, sensitive)}"
+    return without_secrets(path)
 
 
 def sensitive_values(query: str, sensitive: tuple[str, ...]) -> list[str]:
@@ -73,30 +77,20 @@ def sensitive_values(query: str, sensitive: tuple[str, ...]) -> list[str]:
     return values
 
 
-def scrub(text: str, query: str, sensitive: tuple[str, ...]) -> str:
-    """``text`` (a message, a traceback) without the request's secrets or any sensitive ``key=value``."""
+def scrub(text: str, query: str, sensitive: tuple[str, ...], *, limit: int | None = None, keep: str = "head") -> str:
+    """``text`` (a message, a traceback) without the request's secrets, any sensitive ``key=value``, or
+    any secret :func:`~wsgimon.secret_text.without_secrets` knows; cut to ``limit`` characters (its end
+    kept with ``keep="tail"``), cut before it is scrubbed so that a huge text costs little."""
     if not text:
         return text
+    if limit is not None and len(text) > limit + _MARGIN:
+        text = text[: limit + _MARGIN] if keep == "head" else text[-(limit + _MARGIN) :]
     for value in sorted(set(sensitive_values(query, sensitive)), key=len, reverse=True):
         if len(value) >= _MIN_SCRUBBED_VALUE:
             text = text.replace(value, REDACTED)
-    pattern = _pattern(tuple(word.lower() for word in sensitive))
-    if pattern is None:
-        return text
-    return pattern.sub(lambda match: (match.group(1) or match.group(3)) + REDACTED, text)
-
-
-@lru_cache(maxsize=8)
-def _pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    if not words:
-        return None
-    alternatives = "|".join(re.escape(word) for word in words)
-    key = rf"[\w.\-\[\]]*(?:{alternatives})[\w.\-\[\]]*"
-    return re.compile(
-        rf"""((?<![\w])({key})=)[^&\s'"<>),;]+"""  # key=value (URLs, forms, logs)
-        rf"""|((['"])({key})\4\s*:\s*['"])[^'"]*(?=['"])""",  # 'key': 'value' (dict and JSON reprs)
-        re.IGNORECASE,
-    )
+    if limit is None:
+        return without_secrets(text, sensitive)
+    return bounded_without_secrets(text, limit, keep=keep, extra_keys=sensitive)
 
 
 def _decode_key(name: str) -> str:

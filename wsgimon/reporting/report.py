@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..alerts.text import duration_words
 from ..rendering import templates
+from ..secret_text import without_secrets
 from ..stats.aggregate import Aggregate
 from ..stats.slo import Objective, objectives
 from ..stats.time_windows import DAY
@@ -135,7 +136,7 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
                     "client": code.isdigit() and int(code) < 500,
                     "first_seen": sample.first_seen if sample else None,
                     "last_seen": sample.last_seen if sample else last_seen,
-                    "message": sample.message if sample else error_type,
+                    "message": without_secrets(sample.message) if sample else error_type,
                 }
             )
     types.sort(key=lambda t: (t["client"], -t["count"], t["type"]))

@@ -1,7 +1,9 @@
 """What the report tells of a period besides its numbers: the issues, the incidents, the releases,
 and where the requests' time went (database queries, outbound calls, the app's own code).
 
-Each section reads the store and returns plain values the templates lay out.
+Each section reads the store and returns plain values the templates lay out. Texts that a request
+may have put in the store (issue titles, incident titles, silence reasons) are scrubbed of secrets
+again here: a row may predate the scrubber's knowledge of a form.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..alerts.state import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
+from ..secret_text import without_secrets
 from ..stats.dependencies import DB, HTTP, DependencyRow, dependencies_in
 from ..stats.issues import REGRESSED
 from ..stats.spent import spent_summary
@@ -156,7 +159,7 @@ def _incident(number: int, messages: list[AlertRow], state: AlertingState, now: 
     severities = [row.severity for row in messages] or [c.severity for c in members]
     return {
         "id": number,
-        "title": _incident_title(number, messages, known, members),
+        "title": without_secrets(_incident_title(number, messages, known, members)),
         "severity": max(severities, key=lambda s: _SEVERITY_RANK.get(s, 0), default=None),
         "status": status,
         "opened": opened,
@@ -187,7 +190,7 @@ def _silence(silence: Silence) -> dict[str, Any]:
         "id": silence.id,
         "starts": silence.starts,
         "ends": silence.ends,
-        "reason": silence.reason,
+        "reason": without_secrets(silence.reason),
         "matches": silence.matchers(),
         "created_by": silence.created_by,
     }
@@ -238,7 +241,7 @@ def _issue(row: IssueRow, count: int | None, dashboard: str | None) -> dict[str,
     return {
         "id": row.id,
         "type": row.type,
-        "title": row.title if says else "",
+        "title": without_secrets(row.title) if says else "",
         "culprit": row.culprit,
         "status": row.status,
         "count": count,
