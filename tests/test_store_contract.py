@@ -391,3 +391,72 @@ def test_the_access_token_is_made_once_and_shared(open_store: Opener) -> None:
     made = iter(["first-token-0123456789", "second-token-0123456789"])
     assert a.access_token(lambda: next(made)) == "first-token-0123456789"
     assert b.access_token(lambda: next(made)) == "first-token-0123456789"
+
+
+def test_check_in_monitors_and_runs_are_shared_bounded_and_pruned(open_store: Opener) -> None:
+    from wsgimon.stats.checkins import FAILED, RUNNING_TOO_LONG, UP, parse_monitor, state_of
+    from wsgimon.stores.contract import RUNS_PER_CHECKIN
+
+    now = time.time()
+    a, b = open_store(minute_retention_s=HOUR, retention_s=DAY), open_store(minute_retention_s=HOUR, retention_s=DAY)
+    assert a.checkin_monitors() == [] and a.all_checkin_runs(10) == {}
+    # Unknown and no schedule: nothing is kept.
+    assert a.checkin_ping("backup", "success", now) is None and b.checkin_monitors() == []
+    made = a.checkin_ping("backup", "start", now, declare=parse_monitor("backup", {"every": "1h"}, now))
+    assert made is not None and made.schedule.every_s == 3600.0
+    ended = b.checkin_ping("backup", "fail", now + 5, exit_code=3, error="Boom", log="tail")
+    assert ended is not None and ended.created == made.created
+    [run] = a.checkin_runs("backup", 10)
+    assert (run.started, run.ended, run.ok, run.exit_code) == (now, now + 5, False, 3)
+    assert (run.error, run.log) == ("Boom", "tail")
+    assert state_of(ended, [run], now + 6).state == FAILED
+    # An end with no run open is a run of its own, started duration_s before it when given.
+    b.checkin_ping("backup", "success", now + 10, duration_s=4.0)
+    assert a.checkin_runs("backup", 1)[0].started == now + 6 and a.checkin_runs("backup", 1)[0].ok is True
+    a.checkin_ping("backup", "start", now + 20)
+    assert state_of(made, a.checkin_runs("backup", 10), now + 20 + 301).state == RUNNING_TOO_LONG
+    # A ping's schedule replaces one that pings declared; a declared (configured) one wins after.
+    b.checkin_ping("backup", "success", now + 30, declare=parse_monitor("backup", {"every": "2h"}, now + 30))
+    assert [m.schedule.every_s for m in a.checkin_monitors()] == [7200.0]
+    a.declare_checkin(parse_monitor("backup", {"cron": "0 3 * * *", "timezone": "Europe/Paris"}, now + 40))
+    b.checkin_ping("backup", "success", now + 50, declare=parse_monitor("backup", {"every": "5m"}, now + 50))
+    [kept] = b.checkin_monitors()
+    assert kept.schedule.cron == "0 3 * * *" and kept.schedule.timezone == "Europe/Paris"
+    assert kept.created == made.created and state_of(kept, b.checkin_runs("backup", 50), now + 51).state == UP
+    # The newest runs are kept, oldest first.
+    for n in range(RUNS_PER_CHECKIN + 5):
+        a.checkin_ping("backup", "success", now + 100 + n)
+    runs = b.checkin_runs("backup", 100)
+    assert len(runs) == RUNS_PER_CHECKIN and runs[-1].ended == now + 100 + RUNS_PER_CHECKIN + 4
+    assert [r.ended for r in runs] == sorted(r.ended or 0 for r in runs)
+    assert [r.ended for r in b.checkin_runs("backup", 2)] == [r.ended for r in runs[-2:]]
+    a.declare_checkin(parse_monitor("report", {"every": "30d"}, now))
+    a.checkin_ping("report", "success", now)
+    assert {name: len(r) for name, r in b.all_checkin_runs(3).items()} == {"backup": 3, "report": 1}
+    # Maintenance drops runs past the retention, never a monitor's newest run nor its newest ended one.
+    a.checkin_ping("report", "start", now + 1)
+    a.maintain(now + 10 * DAY)
+    b.maintain(now + 10 * DAY)
+    assert [(r.ended is None) for r in b.checkin_runs("report", 10)] == [False, True]
+    assert len(b.checkin_runs("backup", 100)) == 1
+    assert b.delete_checkin("report") and not a.delete_checkin("report")
+    assert [m.name for m in a.checkin_monitors()] == ["backup"] and a.checkin_runs("report", 10) == []
+
+
+def test_a_ping_cannot_create_a_monitor_past_the_cap(open_store: Opener) -> None:
+    from wsgimon.stats.checkins import parse_monitor
+    from wsgimon.stores.contract import MAX_CHECKINS, TooManyCheckIns
+
+    now = time.time()
+    store = open_store()
+    for n in range(MAX_CHECKINS - 1):
+        store.declare_checkin(parse_monitor(f"job-{n}", {"every": "1d"}, now))
+    assert store.checkin_ping("last", "success", now, declare=parse_monitor("last", {"every": "1d"}, now))
+    with pytest.raises(TooManyCheckIns):
+        store.checkin_ping("extra", "success", now, declare=parse_monitor("extra", {"every": "1d"}, now))
+    assert len(store.checkin_monitors()) == MAX_CHECKINS
+    assert store.checkin_runs("extra", 10) == []
+    # Known ones still ping, and the configuration may still declare more.
+    assert store.checkin_ping("job-3", "success", now) is not None
+    store.declare_checkin(parse_monitor("configured", {"every": "1d"}, now))
+    assert len(store.checkin_monitors()) == MAX_CHECKINS + 1

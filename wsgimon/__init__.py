@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .checkin import checkin
 from .wsgi.integrations.dbapi import instrument_dbapi
 from .wsgi.middleware import MonitorMiddleware
 
-__all__ = ["MonitorMiddleware", "__version__", "instrument_dbapi"]
+__all__ = ["MonitorMiddleware", "__version__", "checkin", "instrument_dbapi"]

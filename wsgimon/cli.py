@@ -5,8 +5,9 @@ channel and says, per channel, whether it was delivered; ``wsgimon report``
 renders (``--preview FILE``) or sends (``--send``) the report of a period from
 the configured store; ``wsgimon issues`` lists the store's issues and resolves,
 ignores or reopens one; ``wsgimon token`` prints the deployment's monitoring API
-token. Failures are one clear line and a non-zero exit status, never a
-traceback, and never a secret.
+token; ``wsgimon checkin NAME [-- command …]`` pings a check-in monitor, or runs a
+command between a start and its end (and exits as it did). Failures are one clear
+line and a non-zero exit status, never a traceback, and never a secret.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if "checkin" in arguments and "--" in arguments and arguments.index("checkin") < arguments.index("--"):
+        cut = arguments.index("--")
+        arguments, command = arguments[:cut], arguments[cut + 1 :]
     parser = argparse.ArgumentParser(prog="wsgimon", description="WSGI monitoring middleware.")
     parser.add_argument("--version", action="version", version=f"wsgimon {__version__}")
     commands = parser.add_subparsers(dest="command")
@@ -48,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--storage", metavar="URL", help="the app's store (default: WSGIMON_STORAGE)")
     _add_issues_command(commands)
     _add_silence_command(commands)
-    args = parser.parse_args(argv)
+    _add_checkin_command(commands)
+    args = parser.parse_args(arguments)
     if args.command == "test-alert":
         return _test_alert()
     if args.command == "report":
@@ -59,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _issues(args)
     if args.command == "silence":
         return _silence(args)
+    if args.command == "checkin":
+        return _checkin(args, command)
     parser.print_help()
     return 0
 
@@ -457,6 +466,124 @@ def _when(epoch: float) -> str:
 
 def _describe(silence: Silence) -> str:
     return f"{', '.join(silence.matchers())} ({silence.reason})"
+
+
+def _add_checkin_command(commands: Any) -> None:
+    checkin = commands.add_parser(
+        "checkin",
+        help="ping a check-in monitor, or run a command between its start and end pings",
+        description="Without a command: one ping (success, or --start / --fail). With one (after --): a start "
+        "ping, the command (its output is not captured), then success (exit status 0) or failure with its exit "
+        "status; wsgimon then exits as the command did, whether or not the pings were recorded.",
+        usage="wsgimon checkin NAME [--start | --fail | --delete] [--every 1d | --cron EXPR [--timezone ZONE]] "
+        "[--grace 1h] [--storage URL] [-- command ...]",
+    )
+    checkin.add_argument("name", help="the monitor: 1 to 64 letters, digits, '.', '_' or '-'")
+    kind = checkin.add_mutually_exclusive_group()
+    kind.add_argument("--start", action="store_true", help="ping: a run started")
+    kind.add_argument("--fail", action="store_true", help="ping: a run failed")
+    kind.add_argument("--delete", action="store_true", help="forget the monitor and its runs")
+    schedule = checkin.add_mutually_exclusive_group()
+    schedule.add_argument("--every", metavar="DURATION", help="declare it: expected every 30m, 1h, 1d ...")
+    schedule.add_argument("--cron", metavar="EXPR", help='declare it: expected at a cron\'s times ("0 3 * * *")')
+    checkin.add_argument("--timezone", metavar="ZONE", help="the cron's IANA time zone (default UTC)")
+    checkin.add_argument("--grace", metavar="DURATION", help="how late before it is down (default 5m)")
+    checkin.add_argument("--storage", metavar="URL", help="the app's store (default: WSGIMON_STORAGE)")
+
+
+def _checkin(args: argparse.Namespace, command: list[str] | None) -> int:
+    from .checkin import open_checkin_store, send_ping
+    from .stats.checkins import parse_monitor
+    from .stores.contract import StoreUnavailable
+
+    spec = {
+        key: value
+        for key, value in (
+            ("every", args.every),
+            ("cron", args.cron),
+            ("timezone", args.timezone),
+            ("grace", args.grace),
+        )
+        if value is not None
+    }
+    if args.delete:
+        if command is not None or spec:
+            print("wsgimon: --delete takes no schedule and no command", file=sys.stderr)
+            return 2
+        try:
+            store = open_checkin_store(args.storage)
+            deleted = store.delete_checkin(args.name)
+        except ValueError as exc:
+            print(f"wsgimon: {exc}", file=sys.stderr)
+            return 2
+        except StoreUnavailable as exc:
+            print(f"wsgimon: the store cannot be written: {exc}", file=sys.stderr)
+            return 1
+        print(f"check-in {args.name!r} {'deleted' if deleted else 'was not kept: nothing to delete'}")
+        return 0
+    if command is None:
+        try:
+            parse_monitor(args.name, spec or {"every": "1d"}, time.time())
+        except ValueError as exc:
+            print(f"wsgimon: {exc}", file=sys.stderr)
+            return 2
+        why = send_ping(args.storage, args.name, "start" if args.start else "fail" if args.fail else "success", spec)
+        if why is not None:
+            print(f"wsgimon: check-in {args.name!r} not recorded: {why}", file=sys.stderr)
+            return 1
+        return 0
+    if not command:
+        print("wsgimon: give the command after --, such as: wsgimon checkin backup -- ./backup.sh", file=sys.stderr)
+        return 2
+    if args.start or args.fail:
+        print("wsgimon: with a command, the pings follow it: no --start or --fail", file=sys.stderr)
+        return 2
+    return _run_checked(args, spec, command)
+
+
+def _run_checked(args: argparse.Namespace, spec: dict[str, str], command: list[str]) -> int:
+    """Start ping, the command, its end ping; the command's exit status (a shell's 126/127 when it cannot run)."""
+    import signal
+    import subprocess
+
+    from .checkin import send_ping
+
+    def warn(why: str | None) -> None:
+        if why is not None:
+            print(f"wsgimon: check-in {args.name!r} not recorded: {why}", file=sys.stderr)
+
+    warn(send_ping(args.storage, args.name, "start", spec))
+    started = time.monotonic()
+    try:
+        child = subprocess.Popen(command)  # noqa: S603 - the user's own command, run as asked
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        print(f"wsgimon: cannot run {command[0]!r}: {exc.strerror or exc}", file=sys.stderr)
+        warn(
+            send_ping(
+                args.storage, args.name, "fail", spec, error=f"cannot run {command[0][:100]}", exit_code=code,
+                duration_s=time.monotonic() - started,
+            )
+        )  # fmt: skip
+        return code
+    returned: int | None = None
+    while returned is None:
+        # The command gets an interrupt too: how it ends says how the run went.
+        with contextlib.suppress(KeyboardInterrupt):
+            returned = child.wait()
+    duration = time.monotonic() - started
+    error = None
+    if returned < 0:
+        try:
+            error = f"killed by {signal.Signals(-returned).name}"
+        except ValueError:
+            error = f"killed by signal {-returned}"
+        returned = 128 - returned
+    if returned == 0:
+        warn(send_ping(args.storage, args.name, "success", spec, duration_s=duration))
+    else:
+        warn(send_ping(args.storage, args.name, "fail", spec, error=error, exit_code=returned, duration_s=duration))
+    return returned
 
 
 def _existing_store(config: Config) -> Store:

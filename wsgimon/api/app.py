@@ -9,6 +9,8 @@ get a 400 with ``{"error": ...}``, unknown paths a JSON 404, other methods a
 
 Writes (``POST /issues/<id>``) need the same access as reads, a JSON body, and no
 sign that another site's page sent them (see :func:`wsgimon.api.access.cross_site_write`).
+Check-in pings (``POST /checkins/<name>[/start|/fail]``) are writes too, but take any body
+(a job's output) and query parameters, as ``curl`` sends them from a cron job.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..internal_errors import report_internal_error
 from ..stores.contract import READ_TIMEOUT_S, StoreUnavailable
 from . import (
     alerts,
+    checkins,
     endpoints,
     errors,
     health,
@@ -69,6 +72,7 @@ RESOURCES: dict[str, ModuleType] = {
     "/silences": silences,
     "/queries": queries,
     "/outbound": outbound,
+    "/checkins": checkins,
 }
 #: path with a variable part -> (the resource's answer, its parameters)
 ITEMS: dict[str, tuple[Callable[..., Any], set[str]]] = {
@@ -79,6 +83,15 @@ WRITES: dict[str, Callable[..., dict[str, Any]]] = {
     "/issues/<item>": issues.change,
     "/silences": silences.create,
     "/silences/<item>": silences.expire,
+    "/checkins/<item>": checkins.ping,
+    "/checkins/<item>/start": checkins.ping,
+    "/checkins/<item>/fail": checkins.ping,
+}
+#: the writes that are check-in pings (any body, query parameters) -> what the ping says
+PINGS: dict[str, str] = {
+    "/checkins/<item>": "success",
+    "/checkins/<item>/start": "start",
+    "/checkins/<item>/fail": "fail",
 }
 MAX_BODY_BYTES = 16 * 1024
 _PAGES = ("/", "/index.json", "/favicon.svg", "/openapi.json", "/metrics")
@@ -104,6 +117,7 @@ class MonitoringApp:
         self.context = context
         self.config = context.config
         self._token: str | None = None
+        self._pings = checkins.PingLimiter()
 
     def deployment_token(self) -> str | None:
         """The token kept in the store (made there by the first process that needs it), read once;
@@ -157,6 +171,8 @@ class MonitoringApp:
                 path, arguments = fixed, {}
                 if request.method not in ("GET", "HEAD"):
                     raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            if request.method == "POST" and path in PINGS:
+                return self._ping(path, request, str(arguments["item"]))
             if request.method == "POST":
                 item = arguments.get("item")
                 return self._write(path, request, None if item is None else str(item))
@@ -197,6 +213,29 @@ class MonitoringApp:
         Query(request.args, set())
         with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
             return _json(WRITES[path](self.context, body, item))
+
+    def _ping(self, path: str, request: Request, name: str) -> Response:
+        """A check-in ping: credentials and this site (checked like every write), any body, bounded."""
+        why = cross_site_write(request.environ)
+        if why is not None:
+            return _json({"error": f"refused: {why}; ping from the job (curl, wsgimon checkin)"}, 403)
+        limit = checkins.MAX_PING_BODY_BYTES
+        too_large = f"the body must be at most {limit} bytes (its last {checkins.MAX_LOG_CHARS} characters are kept)"
+        if request.content_length is not None and request.content_length > limit:
+            return _json({"error": too_large}, 413)
+        body = request.stream.read(limit + 1)
+        if len(body) > limit:
+            return _json({"error": too_large}, 413)
+        Query(request.args, checkins.PING_PARAMETERS)
+        try:
+            with self.context.store.time_limit(READ_TIMEOUT_S + READ_FLUSH_S):
+                return _json(
+                    checkins.ping(self.context, self._pings, name, PINGS[path], request.args, body, request.mimetype)
+                )
+        except checkins.TooManyPings as exc:
+            response = _json({"error": str(exc)}, exc.status)
+            response.headers["Retry-After"] = "2"
+            return response
 
     def _answer_item(self, path: str, request: Request, item: str) -> Response:
         read, parameters = ITEMS[path]
@@ -271,6 +310,7 @@ _LINKS = (
     ("alerts", "/alerts"),
     ("slow", "/slow"),
     ("issues", "/issues"),
+    ("checkins", "/checkins"),
     ("metrics", "/metrics"),
     ("openapi", "/openapi.json"),
 )

@@ -23,6 +23,7 @@ from .openapi_features import (
     LOST_REQUESTS,
     SATURATION,
     alerts_schema,
+    checkins_paths,
     dependencies_schema,
     releases_schema,
     silences_paths,
@@ -283,6 +284,7 @@ def openapi_document(prefix: str, version: str) -> dict[str, Any]:
             ),
             **issues.openapi_paths(TIME, ERROR, WINDOW),
             **silences_paths(),
+            **checkins_paths(),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
             "/metrics": {
                 "get": {

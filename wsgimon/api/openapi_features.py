@@ -13,6 +13,7 @@ __all__ = [
     "SATURATION",
     "SILENCE",
     "alerts_schema",
+    "checkins_paths",
     "dependencies_schema",
     "releases_schema",
     "silences_paths",
@@ -428,4 +429,148 @@ def silences_paths() -> dict[str, Any]:
                 "responses": answers(SILENCE, write, ("404", "No such silence"), ("415", "Not JSON")),
             }
         },
+    }
+
+
+def checkins_paths() -> dict[str, Any]:
+    """``GET /checkins`` and the pings (``POST /checkins/{id}``, ``…/start``, ``…/fail``)."""
+    from .checkins import DURATION_PATTERN, MAX_DURATION_S, MAX_LOG_CHARS, MAX_PING_BODY_BYTES, PINGS_PER_MINUTE
+
+    seconds = {"type": ["number", "null"]}
+    run = object_schema(
+        ["started", "ended", "ok", "exit_code", "error", "duration_s"],
+        {
+            "started": {**TIME, "description": "null when only its end was pinged"},
+            "ended": {**TIME, "description": "null while it runs"},
+            "ok": {"type": ["boolean", "null"], "description": "null while it runs"},
+            "exit_code": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"], "description": "an exception's type, or a short reason"},
+            "duration_s": seconds,
+            "log": {"type": ["string", "null"], "description": "with name=: the end of its output, scrubbed"},
+        },
+    )
+    checkin = object_schema(
+        [
+            "name",
+            "schedule",
+            "grace_s",
+            "state",
+            "detail",
+            "last_ping",
+            "last_duration_s",
+            "next_expected",
+            "recent_runs",
+        ],
+        {
+            "name": {"type": "string"},
+            "schedule": object_schema(
+                ["every_s", "cron", "timezone"],
+                {
+                    "every_s": {**seconds, "description": "an interval after the last run"},
+                    "cron": {"type": ["string", "null"], "description": "or a cron expression"},
+                    "timezone": {"type": ["string", "null"], "description": "the cron's IANA time zone"},
+                },
+            ),
+            "describe": {"type": "string", "examples": ["every 1d", "cron 0 3 * * * (Europe/Paris)"]},
+            "grace_s": {"type": "number"},
+            "state": {"enum": ["new", "up", "late", "down", "failed", "running_too_long"]},
+            "detail": {"type": "string"},
+            "since": {**TIME, "description": "when it entered this state"},
+            "last_ping": TIME,
+            "last_duration_s": seconds,
+            "next_expected": TIME,
+            "recent_runs": {"type": "array", "items": run, "description": "newest first"},
+        },
+    )
+    name = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "the monitor's name",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+    }
+    query = {"in": "query", "required": False}
+    duration = {"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "15m", "1h", "1d"]}
+    schedule: list[tuple[str, str, dict[str, Any]]] = [
+        ("every", "declares it: expected every … after its last run", duration),
+        ("cron", "or at a cron expression's times", {"type": "string", "examples": ["0 3 * * *"]}),
+        ("timezone", "the cron's IANA time zone (default UTC)", {"type": "string", "examples": ["Europe/Paris"]}),
+        ("tz", "the same as timezone", {"type": "string"}),
+        ("grace", "how late it may be before it is down (default 5m)", duration),
+    ]
+    ending: list[tuple[str, str, dict[str, Any]]] = [
+        ("exit_code", "not 0: the run failed", {"type": "integer", "minimum": 0, "maximum": 255}),
+        (
+            "duration_s",
+            "how long it ran (when no start was pinged)",
+            {"type": "number", "minimum": 0, "maximum": MAX_DURATION_S},
+        ),
+    ]
+    positive_seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S}
+
+    def body(fields: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for key, why, schema in fields:
+            allowed = [duration, positive_seconds] if key in ("every", "grace") else [schema]
+            properties[key] = {"anyOf": [*allowed, {"type": "null"}], "description": why}
+        properties["log"] = {"type": ["string", "null"], "description": "the job's output (as a text body is)"}
+        return {
+            "required": False,
+            "description": "the job's output as text (its last "
+            f"{MAX_LOG_CHARS} characters are kept, without secrets), or JSON with the parameters' fields "
+            "(over the query's) and log",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {"type": "object", "additionalProperties": False, "properties": properties}
+                },
+            },
+        }
+
+    errors = (
+        ("403", "Sent by another site's page, or a remote client without credentials"),
+        ("404", "No such monitor, and the ping carries no schedule to create it"),
+        ("409", "The store keeps the most monitors it may: a ping cannot add one"),
+        ("413", f"Body larger than {MAX_PING_BODY_BYTES} bytes"),
+        ("429", f"More than {PINGS_PER_MINUTE} pings a minute for this monitor (Retry-After says when to retry)"),
+    )
+
+    def post(summary: str, fields: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "parameters": [name, *({"name": key, **query, "description": why, "schema": schema}
+                                       for key, why, schema in fields)],
+                "requestBody": body(fields),
+                "responses": answers(checkin, *errors),
+            }
+        }  # fmt: skip
+
+    return {
+        "/checkins": {
+            "get": {
+                "summary": "Jobs beside the app (cron, workers, scripts): whether each ran when expected",
+                "parameters": [
+                    {
+                        "name": "name",
+                        **query,
+                        "description": "only this monitor, with its runs' output",
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
+                    {
+                        "name": "runs",
+                        **query,
+                        "description": "recent runs shown per monitor (default 10)",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+                    },
+                ],  # fmt: skip
+                "responses": answers(
+                    object_schema(["checkins"], {"checkins": {"type": "array", "items": checkin}}),
+                    ("404", "name= names no monitor"),
+                ),
+            }
+        },
+        "/checkins/{id}": post("A run ended well (or failed, with a non-zero exit_code)", [*schedule, *ending]),
+        "/checkins/{id}/start": post("A run started (it is running too long past its grace)", schedule),
+        "/checkins/{id}/fail": post("A run failed", [*schedule, *ending]),
     }

@@ -2,7 +2,8 @@
 
 The contract is a few small parts one class implements together: the metrics (buckets,
 releases, the queries over time windows shared here), the request log, issues, the alerting
-state, and coordination (claims that make one process of the deployment do a thing once). A
+state, coordination (claims that make one process of the deployment do a thing once), what
+requests waited on (dependencies), and check-ins (jobs beside the app and their runs). A
 reader that needs only one part may say so in its types.
 """
 
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 from ..alerts.state import AlertingState, Silence
 from ..stats.aggregate import Aggregate
+from ..stats.checkins import Monitor, Run
 from ..stats.dependencies import Dependency, Use
 from ..stats.issues import IssueChange
 from ..stats.time_windows import DAY, HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES, TOTAL, plan_ranges
@@ -38,7 +40,11 @@ from .records import (
 
 __all__ = [
     "READ_TIMEOUT_S",
+    "MAX_CHECKINS",
+    "PING_KINDS",
+    "RUNS_PER_CHECKIN",
     "AlertingStore",
+    "CheckInStore",
     "Coordination",
     "DependencyStore",
     "IssueStore",
@@ -47,6 +53,8 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "T",
+    "TooManyCheckIns",
+    "ping_run",
 ]
 
 T = TypeVar("T")
@@ -419,7 +427,93 @@ class DependencyStore(ABC):
         """Every dependency of ``kind`` kept, by id."""
 
 
-class Store(MetricsStore, RequestLog, IssueStore, AlertingStore, Coordination, DependencyStore):
+#: check-in monitors a store keeps: pings create new ones while there are fewer
+MAX_CHECKINS = 1000
+#: runs kept per monitor (the newest; maintenance also drops those past the retention)
+RUNS_PER_CHECKIN = 50
+#: what a ping says: a run started, ended well, or ended badly
+PING_KINDS = ("start", "success", "fail")
+
+
+class TooManyCheckIns(ValueError):
+    """A ping would create a monitor while the store already keeps MAX_CHECKINS."""
+
+
+def ping_run(
+    last: Run | None,
+    kind: str,
+    now: float,
+    exit_code: int | None,
+    duration_s: float | None,
+    error: str | None,
+    log: str | None,
+) -> tuple[Run, bool]:
+    """The run a ping makes, and whether it is ``last`` ended now (True) or a new run (False).
+
+    A start begins a new run. An end ends the monitor's newest run if it is still running;
+    otherwise it is a run of its own, started ``duration_s`` before it when that is given."""
+    if kind not in PING_KINDS:
+        raise ValueError(f"a ping is one of {', '.join(PING_KINDS)}, got {kind!r}")
+    if kind == "start":
+        return Run(now), False
+    ok = kind == "success"
+    if last is not None and last.ended is None:
+        return Run(last.started, now, ok, exit_code, error, log), True
+    started = None if duration_s is None else now - max(0.0, duration_s)
+    return Run(started, now, ok, exit_code, error, log), False
+
+
+class CheckInStore(ABC):
+    """Jobs beside the app and their runs, as their pings told (see :mod:`wsgimon.stats.checkins`).
+
+    Kept in the store so every worker and host agrees. Nothing here runs unless a monitor is
+    declared or pinged: a deployment with none pays nothing."""
+
+    @abstractmethod
+    def declare_checkin(self, monitor: Monitor) -> None:
+        """Keep ``monitor`` as configured: a new one is created (whatever the number kept), a known
+        one takes its schedule and grace (it keeps its creation time and runs). Config wins: later
+        pings carrying a schedule no longer change it."""
+
+    @abstractmethod
+    def checkin_ping(
+        self,
+        name: str,
+        kind: str,
+        now: float,
+        *,
+        declare: Monitor | None = None,
+        exit_code: int | None = None,
+        duration_s: float | None = None,
+        error: str | None = None,
+        log: str | None = None,
+    ) -> Monitor | None:
+        """Record a ping (one of PING_KINDS; see :func:`ping_run`) of monitor ``name``, in one transaction.
+
+        ``declare``: the schedule the ping carries; it creates the monitor when unknown (TooManyCheckIns
+        past MAX_CHECKINS) and replaces the schedule of one that pings declared, never of a declared
+        one. Returns the monitor as kept, or None when it is unknown and ``declare`` is None (nothing
+        is recorded). Keeps the newest RUNS_PER_CHECKIN runs."""
+
+    @abstractmethod
+    def checkin_monitors(self) -> list[Monitor]:
+        """Every monitor kept, by name."""
+
+    @abstractmethod
+    def checkin_runs(self, name: str, limit: int) -> list[Run]:
+        """The newest ``limit`` runs of monitor ``name``, oldest first (as ``state_of`` takes them)."""
+
+    def all_checkin_runs(self, limit: int) -> dict[str, list[Run]]:
+        """The newest ``limit`` runs of every monitor, oldest first, by name (monitors with none left out)."""
+        found = {monitor.name: self.checkin_runs(monitor.name, limit) for monitor in self.checkin_monitors()}
+        return {name: runs for name, runs in found.items() if runs}
+
+    @abstractmethod
+    def delete_checkin(self, name: str) -> bool:
+        """Forget a monitor and its runs; False when there was none of that name."""
+
+
+class Store(MetricsStore, RequestLog, IssueStore, AlertingStore, Coordination, DependencyStore, CheckInStore):
     """Persists batches and answers merged queries over time windows: every part of the contract."""
 
     def health(self) -> tuple[bool, str]:

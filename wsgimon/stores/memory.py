@@ -18,6 +18,7 @@ from ..alerts.state import KEEP_RESOLVED_S, AlertingState, Silence
 from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
+from .checkins_memory import MemoryCheckIns
 from .contract import Store, T
 from .dependencies_memory import MemoryDependencies
 from .records import (
@@ -47,12 +48,13 @@ __all__ = ["MemoryStore"]
 _RETENTION = {MINUTE: HOUR, TEN_MINUTES: HOUR, HOUR: 2 * DAY, DAY: 31 * DAY}
 
 
-class MemoryStore(MemoryDependencies, Store):
+class MemoryStore(MemoryDependencies, MemoryCheckIns, Store):
     minute_retention_s = float(_RETENTION[MINUTE])
     hour_retention_s = float(_RETENTION[HOUR])
 
     def __init__(self, *, recent_requests: int) -> None:
         super().__init__()
+        MemoryCheckIns.__init__(self)  # the parts before it do not chain their __init__
         self._lock = threading.Lock()
         self._buckets: dict[int, dict[int, dict[EndpointKey, Aggregate]]] = {
             resolution: {} for resolution in (*_RETENTION, TOTAL)
@@ -189,6 +191,7 @@ class MemoryStore(MemoryDependencies, Store):
                     del issue.counts[count_key]
             self._keep_newest_releases()
         self._prune_dependencies(now)
+        self._prune_checkins(now)
 
     def releases(self) -> list[ReleaseRow]:
         with self._lock:

@@ -4,10 +4,11 @@ Each process owns its rows (``writer`` = host|pid|start) and overwrites them
 with its running totals in one transaction per flush; readers sum every
 writer's rows in SQL; maintenance folds the rows of closed periods into one
 shared row and prunes what is past retention. The other parts of the store are
-mixed in: issues (:mod:`.issues_sql`), alerting (:mod:`.alerting_sql`) and the
-claims between processes (:mod:`.coordination_sql`), all decided inside write
-transactions that each back end serialises across the deployment (SQLite's
-``BEGIN IMMEDIATE``, PostgreSQL's transaction-level advisory lock).
+mixed in: issues (:mod:`.issues_sql`), alerting (:mod:`.alerting_sql`), the
+claims between processes (:mod:`.coordination_sql`), dependencies and check-ins
+(:mod:`.checkins_sql`), all decided inside write transactions that each back end
+serialises across the deployment (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+transaction-level advisory lock).
 
 Longer than most modules (about 540 lines) on purpose: the writes, the compaction and
 the reads of the metric tables share one invariant, this process's own rows as last
@@ -33,6 +34,7 @@ from ..stats.sketch import QuantileSketch
 from ..stats.spent import Spent
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .alerting_sql import ALERTING_SCHEMA, SQLAlerting
+from .checkins_sql import SQLCheckIns, prune_checkins
 from .contract import Store
 from .coordination_sql import PROCESS_COLUMNS, SQLCoordination
 from .dependencies_sql import SQLDependencies, prune_dependencies, write_dependencies
@@ -61,7 +63,7 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "sc
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
 # requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release;
 # 8: issues, issue_endpoints, issue_releases, issue_counts; 9: dependencies, dependency_uses,
-# buckets.spent, release_buckets.spent, what requests and slow requests spent
+# buckets.spent, release_buckets.spent, what requests and slow requests spent, checkin_monitors, checkin_runs
 SCHEMA_VERSION = 9
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
@@ -112,7 +114,7 @@ def schema_statements(dialect: Dialect) -> list[str]:
     return [*ddl(dialect), *shared]
 
 
-class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, Store):
+class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLCheckIns, Store):
     """The store logic over SQL; a subclass opens the connections and serialises write transactions."""
 
     #: The slot of a bucket for :meth:`sums`, from its ``start``, the first start and the slot's length.
@@ -385,6 +387,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, Store):
                 )
                 IssueTables.maintain(session, now, self.minute_retention_s, self._retention_s)
                 prune_dependencies(session, now, self.minute_retention_s, self._retention_s)
+                prune_checkins(session, now, self._retention_s)
                 session.execute("COMMIT")
             except BaseException:
                 if session.in_transaction:
