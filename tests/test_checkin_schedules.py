@@ -81,3 +81,17 @@ def test_a_cron_schedule_follows_daylight_saving_changes_in_its_zone() -> None:
 def test_bad_declarations_are_refused_with_a_clear_message(name: str, spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_monitor(name, spec, 0.0)
+
+
+def test_the_checkins_option_reads_a_mapping_or_json_and_refuses_bad_ones() -> None:
+    from wsgimon.config import Config
+
+    config = Config.build({"checkins": {"nightly-backup": {"every": "1d", "grace": "1h"}}}, {})
+    (monitor,) = config.checkins
+    assert (monitor.name, monitor.schedule.every_s, monitor.grace_s) == ("nightly-backup", 86400.0, 3600.0)
+    from_env = Config.build({}, {"WSGIMON_CHECKINS": '{"report": {"cron": "0 9 * * 1", "timezone": "Europe/Paris"}}'})
+    assert from_env.checkins[0].schedule.cron == "0 9 * * 1"
+    with pytest.raises(ValueError, match="checkins must be JSON"):
+        Config.build({}, {"WSGIMON_CHECKINS": "{not json"})
+    with pytest.raises(ValueError, match="check-in x: a check-in needs one of every or cron"):
+        Config.build({"checkins": {"x": {}}}, {})

@@ -29,7 +29,7 @@ from .internal_errors import logger
 from .recording.options import DEFAULT_REDACT_KEYS, EndpointFunc, FingerprintFunc, RecordingOptions
 from .reporting.options import ReportOptions
 from .secret_text import without_passwords
-from .stats.options import ReleaseOptions
+from .stats.options import CheckinOptions, ReleaseOptions, read_checkins
 from .stores.options import StoreOptions
 
 __all__ = ["ALERT_RULES", "Config", "DEFAULT_REDACT_KEYS", "Options", "SECRET_OPTIONS"]
@@ -42,7 +42,7 @@ _warned_about: set[str] = set()
 
 
 @dataclass(frozen=True)
-class Config(ReportOptions, AlertOptions, ReleaseOptions, ApiOptions, StoreOptions, RecordingOptions):
+class Config(ReportOptions, AlertOptions, CheckinOptions, ReleaseOptions, ApiOptions, StoreOptions, RecordingOptions):
     """All options of the middleware; see the README's configuration table."""
 
     enabled: bool = True
@@ -79,6 +79,7 @@ class Config(ReportOptions, AlertOptions, ReleaseOptions, ApiOptions, StoreOptio
         self.validate_store()
         self.validate_api()
         self.validate_releases()
+        self.validate_checkins()
         self.validate_alerts()
         self.validate_report()
 
@@ -115,6 +116,7 @@ class Options(TypedDict, total=False):
     capture_http: bool
     slow_query_ms: float
     n_plus_one_repeats: int
+    checkins: dict[str, dict[str, Any]] | str
     storage: str
     recent_requests: int
     minute_retention_h: float
@@ -190,6 +192,8 @@ def _coerce(name: str, kind: Any, value: Any, *, from_env: bool) -> Any:
     """``value`` as the option's type; an environment value is text, read by the type's rules."""
     optional = _is_optional(kind)
     base = _without_none(kind)
+    if name in _READERS:
+        return _READERS[name](() if value is None else value)
     if value is None:
         if optional:
             return None
@@ -215,6 +219,10 @@ def _coerce(name: str, kind: Any, value: Any, *, from_env: bool) -> Any:
     if _is_callable(base):
         return _import_callable(name, value) if isinstance(value, str) else value
     raise TypeError(f"option {name}: no reading for {kind!r}")  # a new option of a new kind
+
+
+#: options whose type has its own reading
+_READERS: dict[str, Callable[[Any], Any]] = {"checkins": read_checkins}
 
 
 def _sequence(name: str, value: Any, item: Any) -> tuple[Any, ...]:

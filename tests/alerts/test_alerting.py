@@ -631,3 +631,95 @@ def test_an_n_plus_one_is_told_once_with_its_statement_and_where_it_runs(discord
     fields = {field["name"]: field["value"].replace("\\", "") for field in embed["fields"]}
     assert fields["statement"] == "SELECT name FROM items WHERE id = ?"
     assert "in list_orders" in fields["called from"] and fields["endpoints"] == "GET /orders"
+
+
+@pytest.mark.slow
+def test_a_missed_check_in_is_one_down_alert_across_three_workers_and_the_next_ping_resolves_it(
+    tmp_path: Path,
+) -> None:
+    storage = f"sqlite:///{tmp_path}/shared.sqlite3"
+    env = {
+        "WSGIMON_STORAGE": storage,
+        "WSGIMON_FLUSH_INTERVAL": "0.2",
+        "WSGIMON_ALERT_RULES": "checkin",
+        "WSGIMON_ALERT_INTERVAL_S": "0.5",
+        "WSGIMON_ALERT_GROUP_WAIT_S": "0",
+        "WSGIMON_ALERT_GROUP_INTERVAL_S": "1",
+        "WSGIMON_CHECKINS": '{"backup": {"every": "2s", "grace": "1s"}}',
+    }
+    with (
+        DiscordStandIn() as discord,
+        gunicorn_server(
+            "tests.issues_app:wsgi()", "-w", "3", env={**env, "WSGIMON_DISCORD_WEBHOOK_URL": discord.webhook_url}
+        ) as (url, _),
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        pids = wait_until(
+            lambda: len(p := {client.get("/monitoring/health").json()["process"]["pid"] for _ in range(30)}) == 3 and p
+        )
+        assert len(pids) == 3
+        pinged = time.time()
+        assert client.post("/monitoring/checkins/backup").status_code == 200
+        (down,) = discord.wait_for_requests(1, timeout=15)
+        told_after = time.time() - pinged
+        assert down.json["embeds"][0]["title"].startswith("Incident #1: Check-in backup is down")
+        # Expected 2 s after the ping, down 1 s later: told within about 3 s of that.
+        assert told_after <= 3.0 + 3.5, told_after
+
+        def evaluated() -> float:
+            answer: float = client.get("/monitoring/alerts").json()["evaluated_at"]
+            return answer
+
+        # Every worker evaluates several times more: still one message.
+        for _ in range(3):
+            after = evaluated()
+            wait_until(lambda after=after: evaluated() > after, timeout=10)
+        assert len(discord.requests) == 1
+        assert client.post("/monitoring/checkins/backup").status_code == 200
+        resolved = wait_until(lambda: [r for r in discord.requests if "resolved" in r.json["embeds"][0]["title"]])
+        for _ in range(3):
+            after = evaluated()
+            wait_until(lambda after=after: evaluated() > after, timeout=10)
+        assert len(resolved) == 1 and len(discord.requests) == 2, [
+            r.json["embeds"][0]["title"] for r in discord.requests
+        ]
+
+
+def test_a_command_that_exits_3_and_a_run_that_does_not_end_both_alert(tmp_path: Path, discord: DiscordStandIn) -> None:
+    storage = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    _, monitor = failing_app(
+        storage=storage, discord_webhook_url=discord.webhook_url, alert_rules="checkin", alert_group_wait_s=0
+    )
+    sim = Sim(monitor)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WSGIMON_STORAGE": storage}
+    failed = subprocess.run(
+        [sys.executable, "-m", "wsgimon", "checkin", "backup", "--every", "1h", "--", "sh", "-c", "exit 3"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 3
+    sim.settle()
+    delivered(monitor)
+    said = titles(discord)
+    assert said == ["Incident #1: Check-in backup failed"], said
+    assert "exit code 3" in discord.requests[0].json["embeds"][0]["description"].replace("\\", "")
+    # A run that starts and does not end within its grace.
+    started = subprocess.run(
+        [sys.executable, "-m", "wsgimon", "checkin", "reindex", "--start", "--every", "1d", "--grace", "1m"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 0, started.stderr
+    sim.settle()
+    sim.advance(90)
+    sim.settle()
+    firing = {c["key"]: c for i in get_json(monitor, "/monitoring/alerts")["incidents"] for c in i["conditions"]}
+    assert firing["checkin|reindex"]["status"] == "firing"
+    assert firing["checkin|reindex"]["title"] == "Check-in reindex is running too long"
+    # It joined the open incident: the next update (after the group interval) says so.
+    sim.advance(301)
+    sim.settle()
+    delivered(monitor)
+    assert any("Check-in reindex is running too long" in t for t in titles(discord)), titles(discord)

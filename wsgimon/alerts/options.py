@@ -26,6 +26,7 @@ ALERT_RULES: tuple[str, ...] = (
     "regression",
     "new_error",
     "n_plus_one",
+    "checkin",
 )
 
 

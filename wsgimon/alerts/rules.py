@@ -11,6 +11,8 @@
   multi-window burn rates (see :mod:`wsgimon.stats.slo`).
 - ``regression`` and ``new_error``: events of the newest release against the one before it (an
   endpoint got slower or fails more; an issue no release before it had), told once.
+- ``checkin``: a job beside the app (see :mod:`wsgimon.stats.checkins`) that is down (missed a run),
+  failed, or running too long; its next success resolves it at once.
 - ``n_plus_one``: a statement that ran ``n_plus_one_repeats`` times or more in one request (see
   :mod:`wsgimon.stats.dependencies`), told once per statement.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..stats.aggregate import Aggregate
+from ..stats.checkins import ALERTING, DOWN, FAILED, RUNNING_TOO_LONG, state_of
 from ..stats.issues import IGNORED, REGRESSED, RESOLVED
 from ..stats.slo import objectives, slo_status
 from .state import EVENT_PREFIX, Verdict
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from ..stores.contract import Store
     from ..stores.records import IssueRow
 
-__all__ = ["issue_verdict", "query_events", "release_events", "verdicts", "where_seen"]
+__all__ = ["checkin_verdicts", "issue_verdict", "query_events", "release_events", "verdicts", "where_seen"]
 
 TRACEBACK_CHARS = 3000
 _MAX_ISSUES = 200  # issues evaluated per evaluation (the most recently seen)
@@ -95,6 +98,8 @@ def verdicts(config: Config, store: Store, checks: dict[str, CheckResult], at: f
                     {"tier": status.firing, "fields": [("burn rates", burns or "-"), ("budget left", left)]},
                 )
             )
+    if "checkin" in rules:
+        found += checkin_verdicts(store, at)
     if "exception" in rules:
         horizon = at - 2 * config.alert_resolve_after_s
         issues = sorted(store.issues(horizon), key=lambda issue: -issue.last_seen)[:_MAX_ISSUES]
@@ -260,6 +265,41 @@ def query_events(config: Config, store: Store, at: float) -> list[Verdict]:
                     "fields": [("statement", statement[:200]), ("called from", frame or "-")],
                 },
                 event=True,
+            )
+        )
+    return found
+
+
+_CHECKIN_WORDS = {DOWN: "is down", FAILED: "failed", RUNNING_TOO_LONG: "is running too long"}
+
+
+def checkin_verdicts(store: Store, at: float) -> list[Verdict]:
+    """One verdict per monitor: true while it is down, failed or running too long (one query when
+    there is none)."""
+    monitors = store.checkin_monitors()
+    if not monitors:
+        return []
+    runs = store.all_checkin_runs(10)
+    found = []
+    for monitor in monitors:
+        state = state_of(monitor, runs.get(monitor.name, []), at)
+        firing = state.state in ALERTING
+        last = state.last
+        schedule = f"{monitor.schedule.describe()}, grace {monitor.grace_s:g} s"
+        fields = [("schedule", schedule), ("state", state.state)]
+        if last is not None and last.exit_code is not None:
+            fields.append(("exit code", str(last.exit_code)))
+        found.append(
+            Verdict(
+                f"checkin|{monitor.name}",
+                "checkin",
+                firing,
+                "warning" if state.state == RUNNING_TOO_LONG else "critical",
+                f"Check-in {monitor.name} {_CHECKIN_WORDS.get(state.state, 'is ' + state.state)}",
+                f"{monitor.name} ({schedule}): {state.detail or state.state}.",
+                {"checkin": monitor.name, "state": state.state, "fields": fields},
+                # A success is a clear answer: resolved at once, no hold-down.
+                clear_since=None if firing else 0.0,
             )
         )
     return found

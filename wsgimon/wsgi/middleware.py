@@ -13,8 +13,10 @@ part is :mod:`.exchange`. Any failure inside wsgimon is logged and the request g
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -26,6 +28,7 @@ from ..recording.in_flight import InFlightRequest, RequestsInFlight
 from ..recording.naming import EndpointNamer
 from ..recording.recorder import Recorder
 from ..stores import open_store
+from ..stores.contract import StoreUnavailable
 from .captured import want_originals
 from .exchange import Body, Environ, Exchange, StartResponse
 from .time_hooks import install_hooks
@@ -253,6 +256,8 @@ class MonitorMiddleware:
             if self.report is not None:
                 self.report.start()
             self._watch()
+            if self.config.checkins:
+                self._declare_checkins()
             if "gunicorn" in sys.modules:
                 from .integrations.gunicorn import attach
 
@@ -262,6 +267,17 @@ class MonitorMiddleware:
             return False
         self._background_started = True
         return True
+
+    def _declare_checkins(self) -> None:
+        """The configured check-ins into the store (each process at its start: config wins)."""
+        now = time.time()
+        for monitor in self.config.checkins:
+            try:
+                self.store.declare_checkin(dataclasses.replace(monitor, created=now))
+            except StoreUnavailable as exc:
+                logger.warning("wsgimon: check-in %s not declared, the store is unavailable (%s)", monitor.name, exc)
+            except Exception as exc:
+                report_internal_error("check-in declaration", exc)
 
     def _watch(self) -> None:
         from ..recording.sampler import sampler, sampling_unavailable
