@@ -1,7 +1,9 @@
 """``python -m bench``: the whole comparison, printed and optionally written as Markdown.
 
 ``--smoke`` runs a few hundred requests of the in-process and store parts, only
-to prove they work (CI runs it); it needs no peer installed and asserts nothing.
+to prove they work (CI runs it); it needs no peer installed and asserts nothing about
+the numbers (the time_spent part still fails when its queries and calls were not all
+counted, or a request did not answer 2xx).
 The full run needs the peers of ``bench/requirements.txt`` (``make bench``).
 """
 
@@ -33,9 +35,20 @@ from . import (
     release_size,
     server_load,
     store_scale,
+    time_spent,
 )
 
-_SECTIONS = ("in-process", "server", "memory", "reads", "releases", "issues", "lifecycle", "dashboard")
+_SECTIONS = (
+    "in-process",
+    "server",
+    "memory",
+    "reads",
+    "releases",
+    "issues",
+    "lifecycle",
+    "dashboard",
+    "time_spent",
+)
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
     "flask",
@@ -83,6 +96,15 @@ def main() -> None:
     parser.add_argument("--server-rounds", type=int, default=3)
     parser.add_argument("--endpoints", type=int, nargs="+", default=[100, 1000], help="store sizes for the read side")
     parser.add_argument("--apps", type=int, default=1000, help="apps made in the many-apps part")
+    parser.add_argument(
+        "--time-spent-requests", type=int, default=1000, help="requests per round and variant, time_spent part"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="time_spent part: a checkout of the commit before queries and calls were timed (a git worktree), "
+        "whose request path is counted against this tree's",
+    )
     parser.add_argument("--only", nargs="+", choices=_SECTIONS, default=list(_SECTIONS), help="run only these parts")
     args = parser.parse_args()
 
@@ -124,6 +146,10 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         section("Issues: what grouping failures costs (smoke)", issues.render(issues.measure(200, 1)))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
+        section(
+            "Time spent in queries and calls: what capturing them costs (smoke)",
+            time_spent.render(time_spent.measure_times(2, 20, queries=10, calls=3, process_rounds=1), None),
+        )
         print("\n(smoke mode: numbers are not meaningful)", file=sys.stderr)
         return
 
@@ -180,7 +206,18 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         )
     if "dashboard" in args.only:
         section("The dashboard in headless Chromium at scale", dashboard_render.render(dashboard_render.measure()))
-    section("Goals", goals.render(in_process, server, memory, pg_reads))
+    spent_goals: list[str] = []
+    if "time_spent" in args.only:
+        times = time_spent.measure_times(args.rounds, args.time_spent_requests)
+        counts = time_spent.measure_counts(args.before, time_spent.TWENTY, 5, 100, 400, (300, 1300))
+        section(
+            "Time spent in queries and calls: what capturing them costs",
+            time_spent.render(times, counts),
+        )
+        spent_goals = time_spent.goal_rows(times, counts)
+        if args.write:
+            time_spent.dump(times, counts, args.write.with_suffix(".time_spent.json"))
+    section("Goals", goals.render(in_process, server, memory, pg_reads, spent_goals))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def render(
     server: dict[str, list[tuple[float, float]]] | None,
     memory: dict[str, tuple[int, int, int] | None],
     postgres_reads: list[ReadRow] | None = None,
+    extra_rows: list[str] | None = None,
 ) -> str:
+    """``extra_rows``: goal rows a part checks itself (``bench.time_spent``), appended as they are."""
     lines = ["| goal | measured | |", "|---|---|---|"]
     for name in WSGIMON:
         ratio = same_process_ratio(samples, "trivial", name)
@@ -130,4 +132,5 @@ def render(
                 f"| {name} memory flat after warm-up ({done:,} requests, 100,000 paths) | {growth:+.1f} MiB "
                 f"| {_mark(growth <= FLAT_MIB)} |"
             )
+    lines += extra_rows or []
     return "\n".join(lines)
