@@ -17,10 +17,20 @@ from .fingerprint import module_name
 from .naming import normalise_path
 from .sql_text import normalise_statement, statement_id
 
-__all__ = ["DependencyFolder", "spent_by_request"]
+__all__ = ["DependencyFolder", "spent_by_request", "target_path"]
 
 #: statements listed with a slow request, the most time first
 _QUERIES_PER_SLOW_REQUEST = 10
+
+
+def target_path(url: str) -> str:
+    """The path alone of a call's request target: a proxy's absolute URL loses its origin, every URL
+    its query and fragment (cut here, off the request thread)."""
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        slash = rest.find("/")
+        url = rest[slash:] if slash >= 0 else "/"
+    return url.split("?", 1)[0].split("#", 1)[0] or "/"
 
 
 def spent_by_request(spent: TimeSpent) -> SpentByRequest:
@@ -46,7 +56,7 @@ class DependencyFolder:
             if frame is not None and known.frame is None:
                 known.frame = frame
         for call_method, origin, path, outcome, seconds in spent.targets:
-            text = f"{call_method} {origin}{normalise_path(path)}"
+            text = f"{call_method} {origin}{normalise_path(target_path(path))}"
             dependency_id = statement_id(f"{HTTP} {text}")
             known_target = batch.catalog.get(dependency_id)
             if known_target is None:

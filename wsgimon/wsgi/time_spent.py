@@ -39,7 +39,8 @@ __all__ = [
 
 #: (file, line, function) of the application's frame that ran a statement
 Frame = tuple[str, int, str]
-#: (method, scheme://host[:port], path without query, status or error type, seconds)
+#: (method, scheme://host[:port], the request target as sent (the fold cuts it to its path),
+#: status or error type, seconds)
 Call = tuple[str, str, str, "int | str", float]
 
 #: distinct statements kept per request; more are counted under this name
@@ -66,7 +67,6 @@ class TimeSpent:
         "targets",
         "_slow_s",
         "_repeats",
-        "_pending",
     )
 
     def __init__(self, slow_s: float, repeats: int) -> None:
@@ -83,19 +83,8 @@ class TimeSpent:
         self.targets: list[Call] = []
         self._slow_s = slow_s
         self._repeats = repeats
-        self._pending: tuple[str, float] | None = None
 
     # -- queries ---------------------------------------------------------------------
-    def query_started(self, statement: str, started: float) -> None:
-        """For hooks told of a query's start and end apart (SQLAlchemy's events)."""
-        self._pending = (statement, started)
-
-    def query_ended(self, ended: float, failed: bool = False) -> None:
-        pending = self._pending
-        if pending is not None:
-            self._pending = None
-            self.query(pending[0], ended - pending[1], failed)
-
     def query(self, statement: str, seconds: float, failed: bool = False) -> None:
         self.queries += 1
         self.db_s += seconds

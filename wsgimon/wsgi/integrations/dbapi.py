@@ -17,7 +17,6 @@ from ..time_spent import for_queries
 __all__ = ["instrument_dbapi"]
 
 C = TypeVar("C")
-_TIMED = ("execute", "executemany", "executescript")
 #: what drivers call the statement when it is passed by name (psycopg: query, sqlite3: sql, PEP 249: operation)
 _NAMES = ("query", "sql", "operation", "sql_script")
 
@@ -30,31 +29,18 @@ def instrument_dbapi(connection: C) -> C:
     return proxy  # type: ignore[no-any-return]
 
 
-def _timed(run: Callable[..., Any], proxy: _Proxy) -> Callable[..., Any]:
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        spent = for_queries()
-        if spent is None:
-            return _returned(proxy, run(*args, **kwargs))
-        started = perf_counter()
-        try:
-            result = run(*args, **kwargs)
-        except BaseException:
-            spent.query(_statement(args, kwargs), perf_counter() - started, True)
-            raise
-        spent.query(_statement(args, kwargs), perf_counter() - started)
-        return _returned(proxy, result)
-
-    return timed
-
-
-def _returned(proxy: _Proxy, result: Any) -> Any:
-    """What a timed method gave, timed too: a cursor's ``execute`` gives the cursor (sqlite3, psycopg),
-    a connection's ``execute`` shortcut a new cursor; the next ``execute`` on either is timed too."""
-    wrapped = proxy._wrapped
-    if result is wrapped:
-        return proxy
-    if isinstance(proxy, _Connection) and result is not None and hasattr(result, "fetchone"):
-        return _Cursor(result)
+def _timed(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``run(*args, **kwargs)``, timed when a request of a capturing middleware runs on this thread."""
+    spent = for_queries()
+    if spent is None:
+        return run(*args, **kwargs)
+    started = perf_counter()
+    try:
+        result = run(*args, **kwargs)
+    except BaseException:
+        spent.query(_statement(args, kwargs), perf_counter() - started, True)
+        raise
+    spent.query(_statement(args, kwargs), perf_counter() - started)
     return result
 
 
@@ -69,16 +55,16 @@ def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 class _Proxy:
+    """Everything not defined here goes to the driver's object. The methods a query runs through
+    are defined on the classes (a missed lookup before ``__getattr__`` costs about a microsecond)."""
+
     __slots__ = ("_wrapped",)
 
     def __init__(self, wrapped: Any) -> None:
         object.__setattr__(self, "_wrapped", wrapped)
 
     def __getattr__(self, name: str) -> Any:
-        found = getattr(self._wrapped, name)
-        if name in _TIMED and callable(found):
-            return _timed(found, self)
-        return found
+        return getattr(self._wrapped, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._wrapped, name, value)
@@ -88,7 +74,36 @@ class _Proxy:
 
 
 class _Cursor(_Proxy):
+    """A cursor whose ``execute`` gives itself back (sqlite3, psycopg) gives this proxy back."""
+
     __slots__ = ()
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self._wrapped
+        result = _timed(wrapped.execute, args, kwargs)
+        return self if result is wrapped else result
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self._wrapped
+        result = _timed(wrapped.executemany, args, kwargs)
+        return self if result is wrapped else result
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self._wrapped
+        result = _timed(wrapped.executescript, args, kwargs)
+        return self if result is wrapped else result
+
+    def fetchone(self) -> Any:
+        return self._wrapped.fetchone()
+
+    def fetchall(self) -> Any:
+        return self._wrapped.fetchall()
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrapped.fetchmany(*args, **kwargs)
+
+    def close(self) -> Any:
+        return self._wrapped.close()
 
     def __iter__(self) -> Any:
         return iter(self._wrapped)
@@ -105,10 +120,30 @@ class _Cursor(_Proxy):
 
 
 class _Connection(_Proxy):
+    """Its cursors are proxies, and so are those its ``execute`` shortcuts (sqlite3) give."""
+
     __slots__ = ()
 
     def cursor(self, *args: Any, **kwargs: Any) -> _Cursor:
         return _Cursor(self._wrapped.cursor(*args, **kwargs))
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return _cursor_of(self, _timed(self._wrapped.execute, args, kwargs))
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        return _cursor_of(self, _timed(self._wrapped.executemany, args, kwargs))
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        return _cursor_of(self, _timed(self._wrapped.executescript, args, kwargs))
+
+    def commit(self) -> Any:
+        return self._wrapped.commit()
+
+    def rollback(self) -> Any:
+        return self._wrapped.rollback()
+
+    def close(self) -> Any:
+        return self._wrapped.close()
 
     def __enter__(self) -> _Connection:
         self._wrapped.__enter__()
@@ -116,3 +151,12 @@ class _Connection(_Proxy):
 
     def __exit__(self, *exc: object) -> Any:
         return self._wrapped.__exit__(*exc)
+
+
+def _cursor_of(connection: _Connection, result: Any) -> Any:
+    """A connection's ``execute`` shortcut gives a new cursor: timed in turn."""
+    if result is connection._wrapped:
+        return connection
+    if result is not None and hasattr(result, "fetchone"):
+        return _Cursor(result)
+    return result

@@ -22,6 +22,7 @@ from ..time_spent import for_calls
 __all__ = ["install"]
 
 _MARK = "_wsgimon_call"
+_ORIGIN = "_wsgimon_origin"
 _installed = False
 
 
@@ -55,7 +56,7 @@ def install() -> bool:
             call = state.pop(_MARK, None)
             if call is not None:
                 spent, method, url, started = call
-                spent.call(method, _origin(self, url), _path(url), type(exc).__name__, perf_counter() - started)
+                spent.call(method, _origin(self, url), url, type(exc).__name__, perf_counter() - started)
             raise
 
     def getresponse(self: client.HTTPConnection) -> client.HTTPResponse:
@@ -67,9 +68,9 @@ def install() -> bool:
         try:
             response = get_response(self)
         except BaseException as exc:
-            spent.call(method, _origin(self, url), _path(url), type(exc).__name__, perf_counter() - started)
+            spent.call(method, _origin(self, url), url, type(exc).__name__, perf_counter() - started)
             raise
-        spent.call(method, _origin(self, url), _path(url), response.status, perf_counter() - started)
+        spent.call(method, _origin(self, url), url, response.status, perf_counter() - started)
         return response
 
     putrequest.__wrapped__ = put_request  # type: ignore[attr-defined]
@@ -83,7 +84,9 @@ def install() -> bool:
 
 
 def _origin(connection: client.HTTPConnection, url: str) -> str:
-    """``scheme://host[:port]`` of the server called (never its credentials), the default port left out."""
+    """``scheme://host[:port]`` of the server called (never its credentials), the default port left
+    out; worked out once per connection (a kept-alive one makes many calls), the URL's path is the
+    fold's to cut (see :func:`wsgimon.recording.dependencies.target_path`)."""
     if "://" in url:  # the absolute form a proxy is sent: the target is in the URL
         scheme, rest = url.split("://", 1)
         scheme = scheme.lower()
@@ -92,6 +95,15 @@ def _origin(connection: client.HTTPConnection, url: str) -> str:
         if netloc.endswith(default_suffix):
             netloc = netloc[: -len(default_suffix)]
         return f"{scheme}://{netloc}"
+    state = connection.__dict__
+    known = state.get(_ORIGIN)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    state[_ORIGIN] = origin = _connection_origin(connection)
+    return origin
+
+
+def _connection_origin(connection: client.HTTPConnection) -> str:
     secure = getattr(client, "HTTPSConnection", None)
     # urllib3's HTTPS connections derive from http.client's HTTPConnection, not HTTPSConnection.
     https = (secure is not None and isinstance(connection, secure)) or getattr(connection, "default_port", 80) == 443
@@ -103,12 +115,3 @@ def _origin(connection: client.HTTPConnection, url: str) -> str:
         host = f"[{host}]"
     default = 443 if https else 80
     return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
-
-
-def _path(url: str) -> str:
-    """The path alone: a proxy's absolute URL loses its origin, every URL its query and fragment."""
-    if "://" in url:
-        rest = url.split("://", 1)[1]
-        slash = rest.find("/")
-        url = rest[slash:] if slash >= 0 else "/"
-    return url.split("?", 1)[0].split("#", 1)[0] or "/"
