@@ -95,3 +95,13 @@ def test_the_checkins_option_reads_a_mapping_or_json_and_refuses_bad_ones() -> N
         Config.build({}, {"WSGIMON_CHECKINS": "{not json"})
     with pytest.raises(ValueError, match="check-in x: a check-in needs one of every or cron"):
         Config.build({"checkins": {"x": {}}}, {})
+
+
+@pytest.mark.parametrize(
+    ("cron", "weekday"),
+    [("0 6 * * 1-5", "Mon"), ("0 9 * * 0", "Sun"), ("0 9 * * 7", "Sun"), ("0 9 * * 6", "Sat"), ("0 9 * * sat", "Sat")],
+)
+def test_cron_weekdays_count_from_sunday_as_cron_does(cron: str, weekday: str) -> None:
+    friday_noon = at("2026-12-04 12:00:00")
+    fire = Schedule(cron=cron).next_after(friday_noon)
+    assert datetime.fromtimestamp(fire, timezone.utc).strftime("%a") == weekday

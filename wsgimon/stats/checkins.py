@@ -111,8 +111,19 @@ class Schedule:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        fields = str(self.cron).split()
+        if len(fields) != 5:
+            raise ValueError(f"bad cron expression {self.cron!r}: five fields expected")
         try:
-            return CronTrigger.from_crontab(str(self.cron), timezone=zone)
+            # Not from_crontab: APScheduler 3 counts weekdays from Monday = 0, cron from Sunday = 0.
+            return CronTrigger(
+                minute=fields[0],
+                hour=fields[1],
+                day=fields[2],
+                month=fields[3],
+                day_of_week=_cron_weekdays(fields[4]),
+                timezone=zone,
+            )
         except ValueError as exc:
             raise ValueError(f"bad cron expression {self.cron!r}: {exc}") from exc
 
@@ -219,18 +230,47 @@ def state_of(monitor: Monitor, runs: list[Run], now: float) -> CheckInState:
     return CheckInState(UP, expected, float(last_end.ended or now), last_end, "")
 
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _cron_weekdays(field: str) -> str:
+    """cron's day-of-week field (0 or 7 = Sunday, ranges, steps, names) as APScheduler's names."""
+    if field == "*":
+        return field
+    days: list[str] = []
+    for item in field.lower().split(","):
+        part, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if not part.replace("-", "").replace("*", "").isdigit() and part != "*":
+            if step_text:
+                raise ValueError(f"a step on named days ({item}) is not supported")
+            days.append(part)  # names (mon-fri) mean the same to both
+            continue
+        if part == "*":
+            first, last = 0, 6
+        elif "-" in part:
+            low, high = part.split("-", 1)
+            first, last = int(low), int(high)
+        else:
+            first = last = int(part)
+            if step_text:
+                last = 6
+        if not 0 <= first <= 7 or not 0 <= last <= 7 or first > last:
+            raise ValueError(f"day of week {item!r} is not 0-7")
+        days.extend(_DAY_NAMES[number] for number in range(first, last + 1, step))
+    return ",".join(dict.fromkeys(days))
+
+
 _ONE_SECOND = datetime.fromtimestamp(1, timezone.utc) - datetime.fromtimestamp(0, timezone.utc)
 
 
 def _words(seconds: float) -> str:
+    """``1d``, ``1.5h``, ``90s``: the largest unit that reads well."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds:g}s"
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.0f}{unit}" if value == int(value) or value >= 10 else f"{value:.1f}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def _iso(instant: float) -> str:
