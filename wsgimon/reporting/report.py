@@ -12,7 +12,9 @@ period's most frequent. Alerts are told as incidents: how many opened, the
 longest, how long they took to resolve, and what was silenced. Where the time
 went (the database, outbound calls, the app's own code, the statements and
 targets that took most of it, N+1s flagged) is told only when queries or calls
-were captured in the period. Sending once
+were captured in the period. Check-ins (the jobs beside the app) are told per
+monitor: its runs that succeeded, failed and were missed, and its state at the
+end of the period; only when a monitor exists. Sending once
 per period across a deployment is :mod:`wsgimon.reporting.schedule`'s job.
 """
 
@@ -33,9 +35,11 @@ from ..stats.slo import Objective, objectives
 from ..stats.time_windows import DAY
 from .period import Period, period_before
 from .sections import (
+    PeriodCheckIns,
     PeriodIncidents,
     PeriodIssues,
     PeriodTimeSpent,
+    checkins_in,
     incidents_in,
     issues_in,
     releases_in,
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Period",
+    "PeriodCheckIns",
     "PeriodIncidents",
     "PeriodIssues",
     "PeriodTimeSpent",
@@ -90,6 +95,8 @@ class Report:
     incidents: PeriodIncidents = field(default_factory=PeriodIncidents)
     #: where the requests' time went; None when no query or call was captured (no section)
     time_spent: PeriodTimeSpent | None = None
+    #: the jobs beside the app, per monitor; None when there is none (no section)
+    checkins: PeriodCheckIns | None = None
     generated_at: float = field(default_factory=time.time)
 
     @property
@@ -178,6 +185,7 @@ def build_report(store: Store, period: Period, config: Config, now: float | None
         issues=issues_in(store, start, end, moment, dashboard),
         incidents=incidents_in(store, start, end, moment),
         time_spent=time_spent_in(store, overall, start, end, config.n_plus_one_repeats) if overall.count else None,
+        checkins=checkins_in(store, start, end, moment),
     )
 
 
@@ -280,6 +288,16 @@ class _Formats:
     @staticmethod
     def worse(value: float | None, lower_is_better: bool = True) -> bool:
         return value is not None and (value > 0.05 if lower_is_better else value < -0.05)
+
+    @staticmethod
+    def span(seconds: float) -> str:
+        """A schedule's time as its monitor declares it: ``30s``, ``5m``, ``1h``, ``1d``, ``1.5h``."""
+        for unit, size in (("d", DAY), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"{int(seconds // size)}{unit}"
+        if seconds >= 3600:
+            return f"{seconds / 3600:.1f}h"
+        return f"{seconds / 60:.1f}m" if seconds >= 60 else f"{seconds:g}s"
 
     def when(self, epoch: float | None) -> str:
         if not epoch:

@@ -1,5 +1,6 @@
 """What the report tells of a period besides its numbers: the issues, the incidents, the releases,
-and where the requests' time went (database queries, outbound calls, the app's own code).
+where the requests' time went (database queries, outbound calls, the app's own code), and the
+check-ins (the jobs beside the app: their runs, failures and missed runs).
 
 Each section reads the store and returns plain values the templates lay out. Texts that a request
 may have put in the store (issue titles, incident titles, silence reasons) are scrubbed of secrets
@@ -8,6 +9,8 @@ again here: a row may predate the scrubber's knowledge of a form.
 
 from __future__ import annotations
 
+import bisect
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,10 +18,12 @@ from urllib.parse import quote
 
 from ..alerts.state import KEEP_RESOLVED_S, OPEN, AlertingState, Condition, Incident, Silence
 from ..secret_text import without_secrets
+from ..stats.checkins import ALERTING, Monitor, Run, state_of
 from ..stats.dependencies import DB, HTTP, DependencyRow, dependencies_in
 from ..stats.issues import REGRESSED
 from ..stats.spent import spent_summary
 from ..stats.time_windows import DAY, HOUR
+from ..stores.contract import RUNS_PER_CHECKIN
 from ..stores.records import MAX_ALERTS
 
 if TYPE_CHECKING:
@@ -28,9 +33,11 @@ if TYPE_CHECKING:
     from ..stores.records import AlertRow, IssueRow
 
 __all__ = [
+    "PeriodCheckIns",
     "PeriodIncidents",
     "PeriodIssues",
     "PeriodTimeSpent",
+    "checkins_in",
     "incidents_in",
     "issues_in",
     "releases_in",
@@ -391,3 +398,156 @@ def totals_of(agg: Aggregate) -> dict[str, Any]:
         "p95": latency["p95"],
         "p99": latency["p99"],
     }
+
+
+#: monitors listed (the ones in trouble first); the others are counted in the totals
+_CHECKINS_LISTED = 20
+#: failed runs and missed times named per monitor; more are counted
+_RUNS_NAMED = 5
+#: a cron's expected times looked at per monitor at most (one every minute is 10,080 a week): past
+#: it, the missed runs counted are a lower bound
+_MAX_EXPECTED = 300
+#: characters of a failed run's error shown
+_ERROR_CHARS = 200
+
+
+@dataclass
+class PeriodCheckIns:
+    """The period's check-ins: each monitor's runs (each a dict, see :func:`_checkin_in`), in trouble first."""
+
+    monitors: list[dict[str, Any]] = field(default_factory=list)
+    #: monitors that existed in the period, listed or not
+    count: int = 0
+    #: over every monitor: runs that ended well, that failed, and expected runs that did not come
+    succeeded: int = 0
+    failed: int = 0
+    missed: int = 0
+    #: monitors with a failed or missed run in the period, or alerting at its end
+    troubled: int = 0
+
+
+def checkins_in(store: Store, start: float, end: float, now: float) -> PeriodCheckIns | None:
+    """Each monitor's runs in [start, end): succeeded, failed, missed; and its state at the end. None
+    when no monitor existed in the period (the report then has no such section).
+
+    A store keeps a monitor's newest RUNS_PER_CHECKIN runs, and drops older ones past the retention:
+    what came before the oldest run kept is not known then, and is not counted (``known_from`` says so).
+    """
+    monitors = [monitor for monitor in store.checkin_monitors() if monitor.created < end]
+    if not monitors:
+        return None
+    kept = store.all_checkin_runs(RUNS_PER_CHECKIN)
+    horizon = now - store.hour_retention_s
+    found = [_checkin_in(monitor, kept.get(monitor.name, []), start, end, now, horizon) for monitor in monitors]
+    found.sort(key=lambda x: (not x["troubled"], -(x["missed"] + x["failed"]), x["name"]))
+    return PeriodCheckIns(
+        found[:_CHECKINS_LISTED],
+        len(found),
+        sum(x["succeeded"] for x in found),
+        sum(x["failed"] for x in found),
+        sum(x["missed"] for x in found),
+        sum(bool(x["troubled"]) for x in found),
+    )
+
+
+def _checkin_in(
+    monitor: Monitor, runs: list[Run], start: float, end: float, now: float, horizon: float
+) -> dict[str, Any]:
+    """One monitor over [start, end): its runs (oldest first, as the store keeps them) told."""
+    # Runs may have been dropped before the oldest kept (too many, or past the retention): count from it.
+    cut = bool(runs) and (len(runs) >= RUNS_PER_CHECKIN or monitor.created < horizon)
+    pings = sorted(t for run in runs for t in (run.started, run.ended) if t is not None)
+    known_from = pings[0] if cut else monitor.created
+    succeeded = failed = unfinished = 0
+    failures: list[dict[str, Any]] = []
+    for run in runs:
+        if run.ended is not None and start <= run.ended < end:
+            if run.ok:
+                succeeded += 1
+            else:
+                failed += 1
+                failures.append(
+                    {
+                        "at": run.ended,
+                        "exit_code": run.exit_code,
+                        "error": None if run.error is None else without_secrets(run.error)[:_ERROR_CHARS],
+                    }
+                )
+        elif run.started is not None and start <= run.started < end and (run.ended is None or run.ended >= end):
+            unfinished += 1
+    lo = max(start, known_from)
+    missed, missed_at, at_least = _missed(monitor, runs, pings, lo, end, now, None if cut else monitor.created)
+    at = min(end, now)
+    state = None
+    if known_from < at:
+        seen = _runs_before(runs, at)
+        if seen or not cut:
+            state = state_of(monitor, seen, at)
+    return {
+        "name": monitor.name,
+        "describe": monitor.schedule.describe(),
+        "grace_s": monitor.grace_s,
+        "created": monitor.created if monitor.created >= start else None,
+        "succeeded": succeeded,
+        "failed": failed,
+        "failures": failures[-_RUNS_NAMED:],  # the latest
+        "unfinished": unfinished,
+        "missed": missed,
+        "missed_at": missed_at,  # the first
+        "missed_at_least": at_least,
+        "state": None if state is None else state.state,
+        "detail": "" if state is None else without_secrets(state.detail),
+        "troubled": bool(missed or failed or (state is not None and state.state in ALERTING)),
+        # Runs before this are no longer kept: not counted (None: all the period's are).
+        "known_from": known_from if cut and known_from > start else None,
+    }
+
+
+def _missed(
+    monitor: Monitor, runs: list[Run], pings: list[float], lo: float, end: float, now: float, created: float | None
+) -> tuple[int, list[float], bool]:
+    """(how many expected times in [lo, end) saw no run within the grace, the first few, whether the count
+    is a lower bound). Only deadlines passed by ``now`` count: a run may still come for a later one."""
+    grace = monitor.grace_s
+    count, first = 0, list[float]()
+    if lo >= end:
+        return 0, [], False
+    every = monitor.schedule.every_s
+    if every is not None:
+        # A run is expected ``every`` after the one before (its end, or its start while it runs): a gap
+        # longer than every + grace misses one run per ``every`` in it.
+        ends = (run.ended if run.ended is not None else run.started for run in runs)
+        points = ([created] if created is not None else []) + sorted(t for t in ends if t is not None)
+        for i, a in enumerate(points):
+            b = points[i + 1] if i + 1 < len(points) else now
+            k_lo = max(1, math.ceil((lo - a) / every))
+            k_hi = min(math.ceil((end - a) / every), math.ceil((b - a - grace) / every)) - 1
+            if k_hi >= k_lo:
+                count += k_hi - k_lo + 1
+                first.extend(a + k * every for k in range(k_lo, min(k_hi, k_lo + _RUNS_NAMED - 1) + 1))
+        return count, sorted(first)[:_RUNS_NAMED], False
+    # A cron: each of its times in the period wants a ping (a start or an end) within its grace.
+    fire = monitor.schedule.next_after(lo - 1.0)
+    for _ in range(_MAX_EXPECTED):
+        if fire >= end or fire + grace >= now:
+            return count, first, False
+        found = bisect.bisect_left(pings, fire)
+        if found == len(pings) or pings[found] > fire + grace:
+            count += 1
+            if len(first) < _RUNS_NAMED:
+                first.append(fire)
+        fire = monitor.schedule.next_after(fire)
+    return count, first, fire < end and fire + grace < now
+
+
+def _runs_before(runs: list[Run], at: float) -> list[Run]:
+    """The runs as they stood at ``at``: those begun before it, a run that ended after it still running."""
+    seen = []
+    for run in runs:
+        begun = run.started if run.started is not None else run.ended
+        if begun is None or begun >= at:
+            continue
+        if run.ended is not None and run.ended >= at:
+            run = Run(run.started)
+        seen.append(run)
+    return seen
