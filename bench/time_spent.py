@@ -482,7 +482,7 @@ elif variant == "wsgimon's listeners":
     from wsgimon.wsgi.integrations import sqlalchemy_events
 
     monitor = MonitorMiddleware(lambda environ, start_response: [], storage="memory://", flush_interval=60)
-    if not event.contains(Engine, "before_cursor_execute", sqlalchemy_events._before):
+    if not event.contains(Engine, "do_execute", sqlalchemy_events._execute):
         raise SystemExit("wsgimon's listeners are not installed")
 elif Engine._has_events:
     raise SystemExit("a listener exists")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -145,6 +146,10 @@ class MonitorMiddleware:
         recorder.release = self.release
         self._finalizer.atexit = False
         _live_monitors.add(self)
+        if config.enabled:
+            _recording_monitors[0] += 1
+            self._uncount = weakref.finalize(self, _one_less_recording)
+            self._uncount.atexit = False
 
     def add_health_check(self, name: str, check: Callable[[], object]) -> None:
         """Add a check to ``/monitoring/health``: it fails when it raises, returns False or is slow."""
@@ -167,6 +172,8 @@ class MonitorMiddleware:
         if self._closed:
             return
         self._closed = True
+        if self.enabled:
+            self._uncount()  # once, and not again when collected
         if self._fingerprint_func is not None:
             want_originals(-1)
         self._own_paths = ()
@@ -196,13 +203,9 @@ class MonitorMiddleware:
                 return answer
         if not self._background_started and not self._start_background():
             return self.app(environ, start_response)
-        if WRAPPED_KEY in environ:
+        if _recording_monitors[0] > 1 and self._inside_another():
             # Another MonitorMiddleware further out records this request: count it once.
-            if not self._told_wrapped_twice:
-                self._told_wrapped_twice = True
-                _warn_wrapped_twice()
             return self.app(environ, start_response)
-        environ[WRAPPED_KEY] = True
         try:
             exchange = Exchange(self, environ, start_response, path)
         except Exception as exc:
@@ -225,6 +228,19 @@ class MonitorMiddleware:
         except Exception as exc:
             report_internal_error("response wrap", exc)
             return body
+
+    def _inside_another(self) -> bool:
+        """This thread runs a request another middleware records: this one is wrapped in it. Asked only
+        while several middlewares record in the process (a mark in the environ would cost every request
+        a dict insert, which may resize it: about 650 instructions measured)."""
+        ident = threading.get_ident()
+        for monitor in list(_live_monitors):
+            if monitor is not self and ident in monitor._flight_table:
+                if not self._told_wrapped_twice:
+                    self._told_wrapped_twice = True
+                    _warn_wrapped_twice()
+                return True
+        return False
 
     def _serve_own(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
         """Monitoring API, health path and excluded paths; None for a path that only looks alike."""
@@ -310,8 +326,13 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-#: set in the environ by the middleware that records a request (an inner one then passes it through)
-WRAPPED_KEY = "wsgimon.recorded"
+#: middlewares recording in this process (one item: read on every request without a global lookup's
+#: dict miss); above one, a request checks it is not already recorded by another (see _inside_another)
+_recording_monitors = [0]
+
+
+def _one_less_recording() -> None:
+    _recording_monitors[0] -= 1
 
 
 def _warn_wrapped_twice() -> None:
