@@ -13,6 +13,14 @@ does what the default does (logs the traceback to ``wsgi.errors``, answers
 Falcon's 500) and hands the exception over. An ``Exception`` handler of the
 app's own is never replaced; it may hand the exception over itself with
 :func:`hand_over`.
+
+Requests Falcon answers without a template (``req.uri_template`` is None) are
+named off the request thread, cached, by :class:`FalconRouteMatcher`: a sink is
+named by its prefix pattern followed by ``*`` (``/proxy*``; the default prefix
+``/`` gives ``/*``), a static route by its prefix (``/static/*``), never by the
+raw path; a request a ``process_request`` middleware answered before routing is
+named by the route its path matches, and a path nothing matches is
+``<unmatched>``. Routed requests cost what they did.
 """
 
 from __future__ import annotations
@@ -26,9 +34,9 @@ from typing import Any
 from ...internal_errors import report_internal_error
 from ...recording.naming import ENDPOINT_KEY
 from ..captured import EXCEPTION_KEY, CapturedException
-from . import Integration
+from . import UNSET, CachedMatcher, Integration
 
-__all__ = ["MonitorHooks", "detect", "hand_over"]
+__all__ = ["FalconRouteMatcher", "MonitorHooks", "detect", "hand_over"]
 
 
 def detect(app: Any) -> Integration | None:
@@ -61,7 +69,7 @@ def detect(app: Any) -> Integration | None:
                 closed = True
                 hooks.users -= 1
 
-    return Integration("falcon", close=close)
+    return Integration("falcon", matcher=FalconRouteMatcher(hooks), close=close)
 
 
 # falcon.App cannot be weakly referenced: the hooks hold their app, the app holds its
@@ -121,3 +129,70 @@ def _has_default_exception_handler(app: Any) -> bool:
         # An app whose handlers Falcon cannot describe keeps them all; only exceptions go unseen.
         report_internal_error("falcon error handlers", exc)
         return False
+
+
+class FalconRouteMatcher(CachedMatcher):
+    """Names what Falcon answered without a URI template: sinks and static routes by their prefix.
+
+    Matches as Falcon's ``_get_responder`` does: the router first (a request some
+    ``process_request`` middleware answered before routing is named by its route),
+    then the sinks and static routes in Falcon's own order. Runs off the request
+    thread; holds the app only through its hooks, weakly (a ``falcon.App`` cannot be
+    weakly referenced).
+    """
+
+    def __init__(self, hooks: MonitorHooks, cache_size: int = 4096) -> None:
+        self._hooks = weakref.ref(hooks)
+        super().__init__(cache_size)
+
+    def _app(self) -> Any:
+        hooks = self._hooks()
+        return None if hooks is None else hooks.app
+
+    def routes_version(self) -> object:
+        """Sinks and static routes are only ever added; the compiled router's source changes with its routes."""
+        app = self._app()
+        if app is None:
+            return UNSET
+        sinks = len(getattr(app, "_sink_and_static_routes", ()))
+        try:
+            # Compiles the router first if routes were added (Falcon would at the next request).
+            return (sinks, getattr(getattr(app, "_router", None), "finder_src", None))
+        except Exception:  # a router of the app's own
+            return (sinks, None)
+
+    def match(self, method: str, path: str) -> str | None:
+        app = self._app()
+        if app is None:
+            return None
+        path = path or "/"
+        options = getattr(app, "req_options", None)
+        if getattr(options, "strip_url_path_trailing_slash", False) and len(path) != 1 and path.endswith("/"):
+            path = path[:-1]
+        router = getattr(app, "_router", None)
+        try:
+            route = None if router is None else router.find(path)
+        except Exception:
+            # A router of the app's own that needs the request: only sinks and static routes are named.
+            route = None
+        if route is not None:
+            template = route[3] if len(route) > 3 else None
+            return template if isinstance(template, str) else None
+        for matcher, target, is_sink in getattr(app, "_sink_and_static_routes", ()):
+            try:
+                if matcher.match(path):
+                    return _sink_name(matcher) if is_sink else _static_name(target)
+            except Exception:  # pragma: no cover - Falcon's own matchers take any str
+                return None
+        return None
+
+
+def _sink_name(pattern: Any) -> str:
+    """A sink's prefix pattern, ``*`` after it unless the pattern is anchored at its end."""
+    text = str(getattr(pattern, "pattern", pattern))[:200]
+    return text if text.endswith(("$", "*")) else text + "*"
+
+
+def _static_name(route: Any) -> str:
+    prefix = str(getattr(route, "_prefix", "/"))[:200]
+    return prefix + "*" if prefix.endswith("/") else prefix + "/*"
