@@ -139,6 +139,7 @@ class MonitorMiddleware:
         self._background_started = False
         self._closed = False
         self._told_wrapped_twice = False
+        self._nested = False  # wrapped in another middleware that records (found at the first request)
         # When the middleware is collected without close(), its recorder gets a last
         # flush in the background; the recorder holds neither the middleware nor the app.
         self._finalizer = weakref.finalize(self, background.retire, recorder)
@@ -203,9 +204,6 @@ class MonitorMiddleware:
                 return answer
         if not self._background_started and not self._start_background():
             return self.app(environ, start_response)
-        if _recording_monitors[0] > 1 and self._inside_another():
-            # Another MonitorMiddleware further out records this request: count it once.
-            return self.app(environ, start_response)
         try:
             exchange = Exchange(self, environ, start_response, path)
         except Exception as exc:
@@ -230,9 +228,9 @@ class MonitorMiddleware:
             return body
 
     def _inside_another(self) -> bool:
-        """This thread runs a request another middleware records: this one is wrapped in it. Asked only
-        while several middlewares record in the process (a mark in the environ would cost every request
-        a dict insert, which may resize it: about 650 instructions measured)."""
+        """This thread runs a request another middleware records: this one is wrapped in it. Asked at
+        this middleware's first request, and only while several record in the process: a mark in the
+        environ would cost every request a dict insert, which may resize it (about 650 instructions)."""
         ident = threading.get_ident()
         for monitor in list(_live_monitors):
             if monitor is not self and ident in monitor._flight_table:
@@ -262,8 +260,14 @@ class MonitorMiddleware:
             self._start_background()
 
     def _start_background(self) -> bool:
-        """Start recording in this process; False when disabled or closed (a pass-through)."""
-        if self._closed or not self.enabled:
+        """Start recording in this process; False when disabled, closed or wrapped in another
+        middleware that records (a pass-through)."""
+        if self._closed or not self.enabled or self._nested:
+            return False
+        if _recording_monitors[0] > 1 and self._inside_another():
+            # Another MonitorMiddleware further out records this request (and, the way apps are
+            # put together, every request that reaches this one): count each once.
+            self._nested = True
             return False
         try:
             self.recorder.ensure_started()
