@@ -1,7 +1,13 @@
-"""A small Flask app that shows wsgimon off: ``python -m demo_app`` or ``gunicorn demo_app:app``."""
+"""A small Flask app that shows wsgimon off: ``python -m demo_app`` or ``gunicorn demo_app:app``.
+
+``demo_app.app`` (what gunicorn serves) is made on first use with wsgimon's defaults and the
+``WSGIMON_*`` variables; ``python -m demo_app`` makes its own, with a release, SLOs, check-ins and
+an alert channel (see ``__main__``).
+"""
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import threading
@@ -11,7 +17,10 @@ from flask import Flask, abort, render_template
 
 from wsgimon import MonitorMiddleware, instrument_dbapi
 
-__all__ = ["app", "create_app", "monitor"]
+__all__ = ["ITEMS_DELAY_MS", "app", "create_app", "monitor"]
+
+#: Flask config key: how much slower ``/items/<id>`` answers (the demo's release regressed it)
+ITEMS_DELAY_MS = "DEMO_ITEMS_DELAY_MS"
 
 
 def _shop_database() -> sqlite3.Connection:
@@ -57,6 +66,9 @@ def create_app(**monitor_options: object) -> tuple[Flask, MonitorMiddleware]:
 
     @flask_app.route("/items/<int:item_id>")
     def item(item_id: int) -> dict[str, int | str]:
+        delay_ms = flask_app.config.get(ITEMS_DELAY_MS, 0)
+        if delay_ms:
+            time.sleep(random.lognormvariate(math.log(delay_ms / 1000), 0.3))
         return {"id": item_id, "name": f"item {item_id}"}
 
     @flask_app.route("/orders")
@@ -75,4 +87,16 @@ def create_app(**monitor_options: object) -> tuple[Flask, MonitorMiddleware]:
     return flask_app, monitor
 
 
-app, monitor = create_app()
+_making = threading.Lock()
+
+
+def __getattr__(name: str) -> object:
+    """``app`` and ``monitor``, made on first use: importing the package (as ``python -m demo_app``
+    does before it makes its own) opens no store."""
+    if name in ("app", "monitor"):
+        with _making:
+            if "app" not in globals():
+                made_app, made_monitor = create_app()
+                globals().update(app=made_app, monitor=made_monitor)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
