@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import wsgimon
+from wsgimon.internal_errors import internal_error_count
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
@@ -126,6 +127,10 @@ def main() -> None:
         if pg is None:
             print("PostgreSQL not installed: its parts are skipped", file=sys.stderr)
         _run(args, section, pg)
+    swallowed = internal_error_count()
+    if swallowed:
+        # wsgimon failed open somewhere: what was measured is not what a user runs.
+        raise SystemExit(f"bench: wsgimon reported {swallowed} internal error(s) during the run (see the log above)")
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists() and not args.smoke:
         sections.append(notes.read_text())

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsgimon import MonitorMiddleware
+from wsgimon.internal_errors import internal_error_count
 from wsgimon.stats.aggregate import Aggregate
 from wsgimon.stats.time_windows import DAY, HOUR, MINUTE
 from wsgimon.stores.records import Batch, ErrorSample, ProcessRow, RequestEntry
@@ -136,17 +137,27 @@ def measure_flush(monitor: MonitorMiddleware, repeats: int, per_second: int = 20
     rng = random.Random(1)
     templates = [f"/api/resource{i}/<int:id>" for i in range(20)]
     times = []
+    recorder.flush()
+    before = monitor.store.overall(None, time.time() + 60).count
+    errors_before = internal_error_count()
     for _ in range(repeats):
         base = time.perf_counter()
         for i in range(per_second):
             status = "500 INTERNAL SERVER ERROR" if i % 100 == 0 else "200 OK"
             duration = rng.lognormvariate(-4.0, 0.8)
-            recorder.pending.append(
-                (base, "GET", f"/api/x/{i}", "q=1", status, duration, duration / 2, 512, None, rng.choice(templates))
-            )
+            # The record the request path makes (wsgimon/wsgi/exchange.py): stack samples and time
+            # spent in queries and calls last, none here.
+            record = (base, "GET", f"/api/x/{i}", "q=1", status, duration, duration / 2, 512, None)
+            recorder.pending.append((*record, rng.choice(templates), None, None))
         started = time.perf_counter()
         recorder.flush()
         times.append((time.perf_counter() - started) * 1000)
+    counted = monitor.store.overall(None, time.time() + 60).count - before
+    if counted != repeats * per_second or internal_error_count() != errors_before:
+        raise SystemExit(
+            f"store_scale bench: {counted} of {repeats * per_second} flushed requests reached the store "
+            f"({internal_error_count() - errors_before} internal errors): the measurement is void"
+        )
     return {"flush_ms_median": statistics.median(times), "flush_ms_max": max(times)}
 
 
