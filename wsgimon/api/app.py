@@ -4,7 +4,8 @@ Each resource is a module with a ``PARAMETERS`` set and an ``answer(context,
 query)`` that reads the store and returns a dict: it knows nothing of WSGI.
 Here the request is checked for access, routed, bounded in time and turned
 into a response. Every answer is ``Cache-Control: no-store``; bad parameters
-get a 400 with ``{"error": ...}``, unknown paths a JSON 404, other methods a
+get a 400 with ``{"error": ...}`` (not the dashboard page: it reads its view from its own address
+and ignores what it does not know), unknown paths a JSON 404, other methods a
 405 with ``Allow``, a store that cannot answer in time a 503.
 
 Writes (``POST /issues/<id>``) need the same access as reads, a JSON body, and no
@@ -252,8 +253,11 @@ class MonitoringApp:
             "/metrics": self._metrics,
         }
         if path in pages:
-            # The dashboard keeps its release view in its own address (?release=v42).
-            Query(request.args, {"release"} if path == "/" else set())
+            # The dashboard page takes any query string: its script reads its view from it (window=,
+            # endpoint=, method=, release=, issue=) and ignores the rest (utm_source=, a typo), so a
+            # link from an alert, a report or a chat app always opens the page. Its JSON calls stay strict.
+            if path != "/":
+                Query(request.args, set())
             return pages[path](request)
         if path == "health_path":
             resource: Callable[[Context, Query], Any] = health.status_only
