@@ -2,8 +2,8 @@
 
 Django's connections are per thread and made lazily, so the wrapper is added to each one
 when Django says it connected (``connection_created``) and to those already open on the
-installing thread; it stays for the connection's life and, outside a request, costs one
-empty-list test per query.
+installing thread; it stays for the connection's life and, outside a request, costs a look-up
+that finds nothing (about 0.2 µs; nothing while no middleware captures).
 """
 
 from __future__ import annotations

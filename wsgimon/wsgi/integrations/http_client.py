@@ -6,7 +6,7 @@ and ``urllib3`` all send through it.
 the start on the connection, and ``getresponse`` (urllib3's calls the standard one) ends the
 call with the status, or the exception's type; ``endheaders``, where http.client connects, ends a
 call that fails before it has a response (refused, unreachable). A call outside a request costs
-one empty-list test. The time is the wait for the response's head, not the reading of its body.
+a look-up that finds nothing. The time is the wait for the response's head, not the reading of its body.
 (urllib3 makes an HTTPS connection before ``putrequest``: its handshake is not in the call's
 time, and a call whose connection fails there is not seen.)
 """

@@ -2,7 +2,8 @@
 
 httpx has event hooks per client but none for every client, so ``Client.send`` and
 ``AsyncClient.send`` are wrapped once per process, when httpx is imported. A call outside a
-request (wsgimon's own alert deliveries run in their own threads) costs one empty-list test.
+request (wsgimon's own alert deliveries run in their own threads) costs a look-up that finds
+nothing.
 The time is the wait for the response's head (a streamed body is the caller's to read).
 """
 
