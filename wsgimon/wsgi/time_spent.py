@@ -95,24 +95,26 @@ class TimeSpent:
                 times = self.statements.get(statement)
             if times is None:
                 times = self.statements[statement] = []
-        if len(times) < _MAX_TIMES_PER_STATEMENT:
+        executions = len(times)
+        if executions < _MAX_TIMES_PER_STATEMENT:
             times.append(seconds)
+            executions += 1
         if failed:
             failures = self.failed
             if failures is None:
                 failures = self.failed = {}
             failures[statement] = failures.get(statement, 0) + 1
-        frames = self.frames
-        if statement not in frames and (
+        # The numbers first: the common query is neither slow nor a repeat, and skips the dict.
+        if (
             seconds >= self._slow_s
-            or len(times) == self._repeats
+            or executions == self._repeats
             # A new text once the request ran ``repeats`` distinct ones: literals written into the
             # statement make each execution of one query a text of its own (bounded walks).
-            or (len(times) == 1 and len(self.statements) >= self._repeats and len(frames) < _MAX_FRAMES)
-        ):
+            or (executions == 1 and len(self.statements) >= self._repeats and len(self.frames) < _MAX_FRAMES)
+        ) and statement not in self.frames:
             frame = app_frame()
             if frame is not None:
-                frames[statement] = frame
+                self.frames[statement] = frame
 
     # -- outbound calls ----------------------------------------------------------------
     def call(self, method: str, origin: str, path: str, outcome: int | str, seconds: float) -> None:
@@ -165,7 +167,10 @@ def for_queries() -> TimeSpent | None:
         if tracked.queries and (in_flight := tracked.in_flight()) is not None:
             exchange = in_flight.table.get(ident)
             if exchange is not None:
-                return _spent(exchange, tracked)
+                spent = exchange.spent  # _spent(), inlined: this runs for every query
+                if spent is None:
+                    spent = exchange.spent = TimeSpent(tracked.slow_s, tracked.repeats)
+                return spent
     return None
 
 

@@ -34,13 +34,16 @@ def _timed(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     spent = for_queries()
     if spent is None:
         return run(*args, **kwargs)
+    statement = args[0] if args else None
+    if type(statement) is not str:
+        statement = _statement(args, kwargs)
     started = perf_counter()
     try:
         result = run(*args, **kwargs)
     except BaseException:
-        spent.query(_statement(args, kwargs), perf_counter() - started, True)
+        spent.query(statement, perf_counter() - started, True)
         raise
-    spent.query(_statement(args, kwargs), perf_counter() - started)
+    spent.query(statement, perf_counter() - started)
     return result
 
 
