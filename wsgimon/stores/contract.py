@@ -55,6 +55,7 @@ __all__ = [
     "T",
     "TooManyCheckIns",
     "ping_run",
+    "vanished",
 ]
 
 T = TypeVar("T")
@@ -522,3 +523,18 @@ class Store(MetricsStore, RequestLog, IssueStore, AlertingStore, Coordination, D
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+
+def vanished(
+    process_host: str,
+    pid: int,
+    last_flush: float,
+    *,
+    host: str,
+    now: float,
+    alive: Callable[[int], bool],
+    stale_s: float,
+) -> bool:
+    """Whether a process that had requests in flight is gone, as :meth:`Coordination.reap_lost` decides:
+    one of ``host`` when ``alive(pid)`` says so, one of another host when silent for ``stale_s``."""
+    return not alive(int(pid)) if process_host == host else last_flush < now - stale_s

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from ..stats.time_windows import DAY
-from .contract import Coordination
+from .contract import Coordination, vanished
 from .records import ProcessRow
 from .session import SQLAccess
 
@@ -93,7 +93,7 @@ class SQLCoordination(SQLAccess, Coordination):
         gone = [
             (row_host, pid, started)
             for row_host, pid, started, last_flush in candidates
-            if (not alive(int(pid)) if row_host == host else last_flush < now - stale_s)
+            if vanished(row_host, pid, last_flush, host=host, now=now, alive=alive, stale_s=stale_s)
         ]
         if not gone:
             return 0

@@ -19,7 +19,7 @@ from ..stats.aggregate import Aggregate
 from ..stats.issues import OPEN, IssueChange, after_occurrences, apply_change, effective
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .checkins_memory import MemoryCheckIns
-from .contract import Store, T
+from .contract import Store, T, vanished
 from .dependencies_memory import MemoryDependencies
 from .records import (
     ALL,
@@ -159,7 +159,8 @@ class MemoryStore(MemoryDependencies, MemoryCheckIns, Store):
             gone = [
                 key
                 for key, row in self._processes.items()
-                if row.in_flight > 0 and (not alive(row.pid) if row.host == host else row.last_flush < now - stale_s)
+                if row.in_flight > 0
+                and vanished(row.host, row.pid, row.last_flush, host=host, now=now, alive=alive, stale_s=stale_s)
             ]
             for key in gone:
                 row = self._processes.pop(key)
