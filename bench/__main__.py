@@ -34,6 +34,7 @@ from . import (
     peers,
     postgres,
     release_size,
+    scrubber,
     server_load,
     store_scale,
     time_spent,
@@ -46,6 +47,7 @@ _SECTIONS = (
     "reads",
     "releases",
     "issues",
+    "scrubber",
     "lifecycle",
     "dashboard",
     "time_spent",
@@ -149,6 +151,7 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
             section("Read side and flush, PostgreSQL (smoke)", store_scale.render(reads, flush, 3, "PostgreSQL"))
         section("Store size per release (smoke)", release_size.render(release_size.measure(5, 3)))
         section("Issues: what grouping failures costs (smoke)", issues.render(issues.measure(200, 1)))
+        section("The secret scrubber, in the fold (smoke)", scrubber.render(scrubber.measure(3)))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         section(
@@ -204,6 +207,8 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         )
     if "issues" in args.only:
         section("Issues: what grouping failures costs, off the request thread", issues.render(issues.measure()))
+    if "scrubber" in args.only:
+        section("The secret scrubber, in the fold (once per error kind and flush)", scrubber.render(scrubber.measure()))
     if "lifecycle" in args.only:
         section(
             f"Many apps in one process: {args.apps} Flask apps made, served two requests each and dropped",

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from bench.scrubber import traceback_of
 from tests.helpers import call, get_json
 from tests.seeding import process
 from tests.servers import wait_until
@@ -455,31 +456,12 @@ def test_the_storage_url_shows_no_credential_in_reprs_and_errors() -> None:
     assert "QueryPw1" not in str(error.value)
 
 
-def traceback_of(chars: int) -> str:
-    lines = ["Traceback (most recent call last):\n"]
-    n = 0
-    while sum(map(len, lines)) < chars - 200:
-        lines.append(
-            f'  File "/srv/app/.venv/lib/python3.11/site-packages/flask/app_{n}.py", line {100 + n}, in wsgi\n'
-        )
-        lines.append(f"    response = self.full_dispatch_request(session=session, token_key=key_{n})\n")
-        n += 1
-    lines.append("RuntimeError: could not connect to postgresql://app:S3cretDbPass@db/shop, password: hunter2Colon\n")
-    return "".join(lines)[-chars:]
-
-
-def test_the_scrubber_is_fast_on_an_8000_char_traceback_and_bounded_on_a_huge_one() -> None:
+def test_the_scrubber_cleans_an_8000_char_traceback_and_bounds_a_huge_one() -> None:
+    """What it costs is measured in bench/scrubber.py."""
     text = traceback_of(8000)
     assert len(text) == 8000
     scrubbed = without_secrets(text, DEFAULT_REDACT_KEYS)
     assert "S3cretDbPass" not in scrubbed and "hunter2Colon" not in scrubbed and 'app_3.py", line 103' in scrubbed
-    runs = 50
-    started = time.perf_counter()
-    for _ in range(runs):
-        without_secrets(text, DEFAULT_REDACT_KEYS)
-    per_call = (time.perf_counter() - started) / runs
-    assert per_call < 0.02, f"{per_call * 1e6:.0f} µs"  # about 0.5 ms here; generous for a busy machine
     huge = text * 1000  # 8 MB
-    started = time.perf_counter()
     cut = bounded_without_secrets(huge, 8000, keep="tail", extra_keys=DEFAULT_REDACT_KEYS)
-    assert time.perf_counter() - started < 0.05 and len(cut) == 8000 and "S3cretDbPass" not in cut
+    assert len(cut) == 8000 and "S3cretDbPass" not in cut
