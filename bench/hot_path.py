@@ -133,12 +133,14 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     return lambda data: None
 
 
-def run_round(app: WSGIApp, path: str, requests: int) -> float:
-    """Seconds per request over one round."""
+def run_round(
+    app: WSGIApp, path: str, requests: int, start_response: Callable[..., Callable[[bytes], None]] = _start_response
+) -> float:
+    """Seconds per request over one round (``start_response`` may check each answer)."""
     template = environ_for(path)
     start = time.perf_counter()
     for _ in range(requests):
-        body = app(dict(template), _start_response)
+        body = app(dict(template), start_response)
         for _chunk in body:
             pass
         close = getattr(body, "close", None)
