@@ -138,6 +138,7 @@ class PostgresServer:
         user: str = USER,
         password: str = PASSWORD,
         database: str = DATABASE,
+        settings: dict[str, str] | None = None,
     ) -> None:
         found = bindir or find_bindir()
         if found is None:
@@ -146,6 +147,8 @@ class PostgresServer:
         self.user = user
         self.password = password
         self.database = database
+        #: postgresql.conf settings over the defaults below (``{"max_connections": "600"}``)
+        self.settings = dict(settings or {})
         self._owner_pid = os.getpid()
         self._run_as: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
@@ -330,6 +333,7 @@ class PostgresServer:
             "jit": "off",
             "timezone": "'UTC'",
             "log_timezone": "'UTC'",
+            **self.settings,
         }
         path = self.data_dir / "test_settings.conf"
         path.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
