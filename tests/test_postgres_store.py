@@ -238,9 +238,9 @@ def test_a_database_that_blocks_every_write_costs_requests_nothing_and_loses_not
     monitor = MonitorMiddleware(_hello, storage=postgres_url, flush_interval=FLUSH)
     assert _call(monitor, "/warm") == "200 OK"
     wait_until(lambda: _stored(monitor) == 1, timeout=10)
-    # Another session holds the table: every write waits until its statement timeout.
+    # Another session holds the table every flush appends to: every write waits until its statement timeout.
     blocker = psycopg.connect(postgres_url)
-    blocker.execute("LOCK TABLE wsgimon.buckets IN ACCESS EXCLUSIVE MODE")
+    blocker.execute("LOCK TABLE wsgimon.journal IN ACCESS EXCLUSIVE MODE")
     try:
         assert {_call(monitor, f"/blocked/{n}") for n in range(50)} == {"200 OK"}
         wait_until(lambda: monitor.recorder.store_error is not None, timeout=15)

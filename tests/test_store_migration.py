@@ -1,4 +1,5 @@
-"""A store written by the release before issues (schema 7) opens and is upgraded in place, history kept.
+"""A store written by the release before issues (schema 7) opens and is upgraded in place, history kept
+(its rows of one writer each folded into the shared rows of today's journal design).
 
 The fixtures were written by that release: ``store-v7.sqlite3`` (a Flask app with release
 ``v7-old``: 20 requests to /ok, 4 ValueErrors on /boom/<int:n>) and the same in PostgreSQL,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,17 @@ def test_a_schema_7_sqlite_store_is_upgraded_in_place(tmp_path: Path) -> None:
     shutil.copyfile(FIXTURES / "store-v7.sqlite3", path)
     path.chmod(0o600)
     monitor = upgraded_and_kept(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM buckets WHERE writer != ''").fetchone()[0] > 0
+    # The old store's rows, one per writer, are folded into the shared rows; nothing counted twice.
+    monitor.store.maintain(time.time())
+    assert get_json(monitor, "/monitoring/stats?window=all")["requests"] == 27
     monitor.close()
     with sqlite3.connect(path) as conn:
         assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
         assert conn.execute("SELECT count(*) FROM issues").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM buckets WHERE writer != ''").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM journal").fetchone() == (0,)
 
 
 def test_a_schema_7_postgresql_store_is_upgraded_in_place(

@@ -23,8 +23,10 @@ from itertools import repeat
 
 from ..internal_errors import logger, report_internal_error
 from ..stats.aggregate import DEFAULT_BUCKETS_S, bucket_labels
+from ..stores.batch_codec import CorruptPayload, encode_batch, has_statistics
 from ..stores.contract import Store, StoreUnavailable
 from ..stores.records import Batch, ProcessRow
+from ..stores.spool import Spool, SpooledBatch, UnsafeSpool
 from . import flusher as background
 from .fold import Folder, RawRecord
 from .naming import EndpointNamer
@@ -40,6 +42,8 @@ _MAINTENANCE_S = 60.0
 _REAP_S = 10.0
 #: a process of another host that has not written for this long is gone (its heartbeat is 10 s)
 _STALE_S = 120.0
+#: how long the last flush at exit may wait for the store before it keeps the rest in the spool
+_EXIT_BUDGET_S = 5.0
 
 
 class Recorder:
@@ -101,6 +105,10 @@ class Recorder:
         #: requests this process can run at once, when its server says (see integrations.gunicorn)
         self.capacity: int | None = None
         self._last_reap = 0.0
+        #: what this process could not write, kept where the next process of the host finds it
+        self._spool = Spool(store.spool_directory) if store.spool_directory else None
+        self._spooled = False
+        self._spool_warned = False
 
     def set_wall_clock(self, wall_clock: Callable[[], float]) -> None:
         """Time records by ``wall_clock`` from now on (a seam for tests that move time forward)."""
@@ -131,11 +139,18 @@ class Recorder:
         self.started_at = self._wall_clock()
         self.requests_flushed = 0
         self.last_flush = None
+        self._spooled = False
 
     def shutdown(self) -> None:
-        """Stop being flushed in the background and write what is pending; at close and at exit."""
+        """Stop being flushed in the background and write what is pending; at close and at exit.
+
+        The write has its own budget; what it cannot write is kept in the spool (and said so),
+        and only what the spool cannot take either is lost, counted and logged.
+        """
         background.unregister(self)
-        self.flush()
+        with self.store.time_limit(_EXIT_BUDGET_S):
+            self.flush()
+        self._say_what_was_not_written()
         if self.last_flush is not None:
             process = ProcessRow(
                 self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed, release=self.release
@@ -144,6 +159,25 @@ class Recorder:
                 self.store.process_stopped(process)
             except Exception as exc:
                 report_internal_error("shutdown", exc)
+
+    def _say_what_was_not_written(self) -> None:
+        unsent = self._unsent
+        if unsent is None or not has_statistics(unsent) or self.store_error is None:
+            return
+        if self._spooled and self._spool is not None:
+            logger.warning(
+                "wsgimon: the store could not be written at exit (%s); %d requests kept in %s for the next process",
+                self.store_error,
+                unsent.request_count,
+                self._spool.directory,
+            )
+        else:
+            self.lost_to_store += unsent.request_count
+            logger.error(
+                "wsgimon: the store could not be written at exit (%s) and nothing could keep them: %d requests lost",
+                self.store_error,
+                unsent.request_count,
+            )
 
     def final_flush(self) -> None:
         """The last flush of a recorder whose middleware is gone: write, then release the store."""
@@ -208,6 +242,17 @@ class Recorder:
             self._write_batch(batch, timeout)
         finally:
             self._in_flight = None
+        if timeout is None and self.store_error is None:
+            self._background_work(self._wall_clock())
+
+    def _background_work(self, now: float) -> None:
+        """After a background flush, written or with nothing to write: the store's folding and pruning."""
+        with contextlib.suppress(StoreUnavailable):
+            self.store.after_flush(now)
+        if now - self._last_maintenance >= _MAINTENANCE_S:
+            self._last_maintenance = now
+            with contextlib.suppress(StoreUnavailable):
+                self.store.maintain(now)
 
     def _probe_in_flight(self) -> tuple[int, float | None, str | None]:
         probe = self.in_flight_probe
@@ -244,6 +289,9 @@ class Recorder:
                 newer, self._unsent = self._unsent, batch
                 if newer is not None:
                     self._keep(newer)
+                if timeout is None:
+                    # Once an interval (the background flush) and at exit, never for a read.
+                    self._keep_in_spool(now)
             if timeout is not None and isinstance(exc, StoreUnavailable):
                 return
             if not isinstance(exc, StoreUnavailable):
@@ -256,23 +304,67 @@ class Recorder:
             return
         self.requests_flushed += count
         self.last_flush = self._last_write = now
+        if self._spooled and self._spool is not None:
+            self._spooled = False
+            self._spool.discard(self._spool_name())
         self._in_flight_written = in_flight
         if self.store_error is not None:
             logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
             self.store_error = None
-        if timeout is None and now - self._last_maintenance >= _MAINTENANCE_S:
-            self._last_maintenance = now
-            with contextlib.suppress(StoreUnavailable):
-                self.store.maintain(now)
 
     def _reap_lost(self) -> None:
-        """Count the requests of processes that vanished mid-request (every ``_REAP_S``, in the background)."""
+        """Count the requests of processes that vanished mid-request, and write what gone processes
+        of this host kept in the spool (every ``_REAP_S``, in the background)."""
         now = self._wall_clock()
         if now - self._last_reap < _REAP_S or self.store_error is not None:
             return
         self._last_reap = now
         with contextlib.suppress(StoreUnavailable):
             self.store.reap_lost(self._host, now, pid_exists, _STALE_S)
+        if self._spool is not None:
+            self._write_spooled(self._spool)
+
+    # -- the spool ---------------------------------------------------------------------
+    def _spool_name(self) -> str:
+        return f"{self._pid}-{id(self):x}"
+
+    def _keep_in_spool(self, now: float) -> None:
+        """The whole unsent batch into this process's spool file (under the fold lock)."""
+        batch = self._unsent
+        if self._spool is None or batch is None or not has_statistics(batch):
+            return
+        writer = f"{self._host}|{self._pid}|{self.started_at!r}"
+        kept = SpooledBatch(writer, self.release, self.started_at, now, encode_batch(batch), batch.request_count)
+        try:
+            self._spool.keep(self._spool_name(), kept)
+        except (OSError, UnsafeSpool) as exc:
+            if not self._spool_warned:
+                self._spool_warned = True
+                logger.warning("wsgimon: cannot keep unwritten statistics in %s: %s", self._spool.directory, exc)
+            return
+        self._spooled = True
+
+    def _write_spooled(self, spool: Spool) -> None:
+        for path in spool.orphans(pid_exists):
+            claimed = spool.claim(path)
+            if claimed is None:
+                continue
+            try:
+                kept = spool.read(claimed)
+                self.store.append_payloads([(kept.writer, kept.release, kept.started, kept.written, kept.payload)])
+            except StoreUnavailable:
+                spool.release(claimed)
+                return
+            except (OSError, UnsafeSpool, CorruptPayload) as exc:
+                logger.error("wsgimon: a spooled batch could not be read and was dropped (%s): %s", claimed, exc)
+                spool.remove(claimed)
+                continue
+            spool.remove(claimed)
+            logger.warning(
+                "wsgimon: %d requests that process %s could not write were written from the spool",
+                kept.requests,
+                kept.writer,
+            )
 
     @property
     def unsent_requests(self) -> int:

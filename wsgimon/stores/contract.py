@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from ..alerts.state import AlertingState, Silence
@@ -48,6 +48,7 @@ __all__ = [
     "Coordination",
     "DependencyStore",
     "IssueStore",
+    "JournalEntry",
     "MetricsStore",
     "RequestLog",
     "Store",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: (writer, release, started, written, payload): one journal row (stores/batch_codec.py)
+JournalEntry = tuple[str, "str | None", float, float, bytes]
 
 
 class StoreUnavailable(Exception):
@@ -113,6 +116,9 @@ class MetricsStore(Deadlines):
     #: how many releases are kept (the newest); set from the ``max_releases`` option
     max_releases: int = MAX_RELEASES
 
+    #: where this host's processes keep what they could not write (see spool.py); None: nowhere
+    spool_directory: str | None = None
+
     @abstractmethod
     def write(self, batch: Batch, process: ProcessRow) -> None:
         """Add one process's deltas atomically; raise StoreUnavailable to have it retried.
@@ -124,6 +130,13 @@ class MetricsStore(Deadlines):
 
     def maintain(self, now: float) -> None:  # noqa: B027 - optional hook
         """Prune old buckets and requests; called in the background."""
+
+    def append_payloads(self, entries: Sequence[JournalEntry]) -> None:
+        """Append journal rows kept aside by processes that could not write them (stores with a spool)."""
+        raise StoreUnavailable("this store keeps no journal")
+
+    def after_flush(self, now: float) -> None:  # noqa: B027 - optional hook
+        """Background work after each of this process's flushes (the SQL stores' maintainer folds here)."""
 
     @abstractmethod
     def buckets(

@@ -125,6 +125,23 @@ class SQLCoordination(SQLAccess, Coordination):
             )
             return str(session.execute("SELECT value FROM meta WHERE key = 'access_token'").fetchone()[0])
 
+    def claim_lease(self, name: str, holder: str, now: float, lease_s: float) -> bool:
+        """Hold the role ``name`` until ``now + lease_s``: renewed by its holder, taken once it ran out."""
+        with self._writing() as session:
+            return (
+                session.execute(
+                    "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                    "SET holder = excluded.holder, until = excluded.until "
+                    "WHERE leases.holder = excluded.holder OR leases.until < ?",
+                    (name, holder, now + lease_s, now),
+                ).rowcount
+                == 1
+            )
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._writing() as session:
+            session.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
     def deployment_started(self) -> float | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'deployment_started'")
         return float(rows[0][0]) if rows else None

@@ -323,6 +323,7 @@ class SQLIssues(SQLAccess, IssueStore):
         return self._issues.series(resolution, first, end, issue_id)
 
     def change_issue(self, issue_id: str, change: IssueChange, now: float) -> IssueRow | None:
+        self._fresh()  # the occurrences flushed so far are in the issue it changes
         with self._transaction() as session:
             found = self._issues.change(session, issue_id, change, now)
         return self.issue(issue_id) if found else None

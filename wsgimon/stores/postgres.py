@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import re
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -145,6 +146,10 @@ class PostgresStore(SQLStore):
                 "storage postgresql://…: the driver is missing; install it with pip install 'wsgimon[postgres]'"
             ) from None
         self._conninfo, self.schema, self._password, self.shown = parse_url(url)
+        # Per user and database (never the password): this host's processes of the deployment share it.
+        where = zlib.crc32(f"{self.shown}".encode())
+        base = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+        self.spool_directory = os.path.join(base, f"wsgimon-{os.geteuid()}-{where:08x}.spool")
         self._busy_timeout_s = busy_timeout_s
         self._connect_timeout_s = connect_timeout_s
         # The advisory lock that serialises write transactions: one per schema.
@@ -299,17 +304,30 @@ class PostgresStore(SQLStore):
 
         if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s)):
             raise StoreUnavailable("another write of this process is waiting for the store")
+        self._writing_thread = threading.get_ident()
         try:
             link = self._link("_write_link")
             try:
+                if _Session(link.conn).in_transaction:
+                    link.conn.execute("ROLLBACK")  # left open by a failure mid-statement: never built upon
                 budget = _MAINTENANCE_STATEMENT_S if getattr(self._maintaining, "on", False) else self._busy_timeout_s
                 link.wait_at_most(self.remaining(budget))
                 yield _Session(link.conn)
+            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+                # Out of time or waiting for a lock: the connection is fine once the transaction
+                # is rolled back (it may have failed in BEGIN's lock, before the caller's own
+                # rollback); the caller retries later (the recorder keeps its batch).
+                try:
+                    if _Session(link.conn).in_transaction:
+                        link.conn.execute("ROLLBACK")
+                except psycopg.Error as broken:
+                    raise self._failed("_write_link", link, broken) from None
+                raise StoreUnavailable(f"{self.shown}: {self._scrub(str(exc).strip())}") from None
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                # Timed out, cut off, or the server went away: a new connection next time.
-                self._forget_own_rows()
+                # Cut off, or the server went away: a new connection next time.
                 raise self._failed("_write_link", link, exc) from None
         finally:
+            self._writing_thread = None
             self._lock.release()
 
     def maintain(self, now: float) -> None:
@@ -319,22 +337,36 @@ class PostgresStore(SQLStore):
         finally:
             self._maintaining.on = False
 
+    def _begin_append(self, session: Session) -> None:
+        session.execute("BEGIN")
+
     def _begin(self, session: Session) -> None:
         session.execute("BEGIN")
         session.execute("SELECT pg_advisory_xact_lock(?)", (self._lock_key,))
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A read; a connection that turns out stale (the server restarted since it was opened) is
+        replaced and the read tried once more, so a restart costs no read."""
         import psycopg
 
+        self._fresh()
         if not self._read_lock.acquire(timeout=self.remaining(READ_TIMEOUT_S)):
             raise StoreUnavailable("another read of this process is waiting for the store")
         try:
-            link = self._link("_read_link")
-            try:
-                link.wait_at_most(self.remaining(READ_TIMEOUT_S))
-                return _Session(link.conn).execute(sql, params).fetchall()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise self._failed("_read_link", link, exc) from None
+            for attempt in (1, 2):
+                reused = self._read_link is not None
+                link = self._link("_read_link")
+                try:
+                    link.wait_at_most(self.remaining(READ_TIMEOUT_S))
+                    return _Session(link.conn).execute(sql, params).fetchall()
+                except psycopg.errors.QueryCanceled as exc:
+                    # The statement ran out of time; the connection is fine.
+                    raise StoreUnavailable(f"{self.shown}: {self._scrub(str(exc).strip())}") from None
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    failure = self._failed("_read_link", link, exc)
+                    if attempt == 2 or not reused:
+                        raise failure from None
+            raise AssertionError("unreachable")
         finally:
             self._read_lock.release()
 

@@ -210,6 +210,23 @@ _TABLES: tuple[tuple[str, tuple[Column, ...], str | None, bool, tuple[tuple[str,
         (("checkin_runs_by_name", "name, id", ""),),
     ),
     ("counters", (("name", "text"), ("value", "int")), "name", False, ()),
+    # What flushes appended and the maintainer has not folded yet (stores/batch_codec.py).
+    (
+        "journal",
+        (
+            ("id", "id"),
+            ("writer", "text"),
+            ("release", "text?"),
+            ("started", "real"),
+            ("written", "real"),
+            ("payload", "blob"),
+        ),
+        None,
+        False,
+        (),
+    ),
+    # Roles one process of the deployment holds at a time (the maintainer), until a moment.
+    ("leases", (("name", "text"), ("holder", "text"), ("until", "real")), "name", False, ()),
     ("endpoint_names", (("name", "text"), ("admitted", "real")), "name", False, ()),
     (
         "alert_state",

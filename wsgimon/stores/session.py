@@ -50,6 +50,9 @@ class SQLAccess(Deadlines):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a read on the read connection, within the thread's time limit."""
 
+    def _fresh(self) -> None:  # noqa: B027 - the SQL store folds its journal here
+        """Before a read or a decision that depends on the statistics: what is pending, folded."""
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Session]:
         with self._writing() as session:

@@ -1,18 +1,19 @@
-"""What the SQLite and PostgreSQL stores share: the metric tables' writes, compaction and reads.
+"""What the SQLite and PostgreSQL stores share: the metric tables' writes, folding and reads.
 
-Each process owns its rows (``writer`` = host|pid|start) and overwrites them
-with its running totals in one transaction per flush; readers sum every
-writer's rows in SQL; maintenance folds the rows of closed periods into one
-shared row and prunes what is past retention. The other parts of the store are
-mixed in: issues (:mod:`.issues_sql`), alerting (:mod:`.alerting_sql`), the
-claims between processes (:mod:`.coordination_sql`), dependencies and check-ins
-(:mod:`.checkins_sql`), all decided inside write transactions that each back end
-serialises across the deployment (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
-transaction-level advisory lock).
+A flush appends and rewrites nothing: its statistics as one journal row (encoded before the
+transaction opens), its log lines, its process's row. No flush waits for another process's, so
+the number of writers does not serialise the deployment. One process at a time, the maintainer
+(holding a lease in the store, handed over when it stops or runs out), folds the journal into
+shared rows at every resolution, in bounded transactions serialised across the deployment
+(SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's transaction-level advisory lock), and only there are
+shared rows read and written: buckets, releases, issues, error samples, dependencies. A read first
+folds what is pending, so it sees every flush committed before it; readers merge at most one row
+per endpoint, resolution and period. Rows of stores written before the journal existed (one per
+writer) are folded into the shared row by maintenance (``_compact``).
 
-Longer than most modules (about 540 lines) on purpose: the writes, the compaction and
-the reads of the metric tables share one invariant, this process's own rows as last
-committed (``_own``, ``_unsure_before``), and are checked against it in one place.
+The other parts of the store are mixed in: issues (:mod:`.issues_sql`), alerting
+(:mod:`.alerting_sql`), the claims between processes (:mod:`.coordination_sql`), dependencies and
+check-ins (:mod:`.checkins_sql`).
 
 The statements are written once, in the SQL both dialects speak (upserts with
 ``ON CONFLICT``, ``CASE`` instead of the scalar ``min``/``max``, ``?``
@@ -23,19 +24,19 @@ provides its connections, its DDL and the few expressions that differ.
 from __future__ import annotations
 
 import json
-import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..internal_errors import logger
 from ..stats.aggregate import Aggregate
 from ..stats.profiles import Profile
-from ..stats.sketch import QuantileSketch
-from ..stats.spent import Spent
 from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .alerting_sql import ALERTING_SCHEMA, SQLAlerting
+from .batch_codec import CorruptPayload, decode_aggregate, decode_batch, encode_aggregate, encode_batch, has_statistics
 from .checkins_sql import SQLCheckIns, prune_checkins
-from .contract import Store
+from .contract import READ_TIMEOUT_S, JournalEntry, Store, StoreUnavailable
 from .coordination_sql import PROCESS_COLUMNS, SQLCoordination
 from .dependencies_sql import SQLDependencies, prune_dependencies, write_dependencies
 from .issues_sql import ISSUES_SCHEMA, IssueTables, SQLIssues
@@ -43,7 +44,6 @@ from .records import (
     ALL,
     RELEASE_TOTAL,
     SLOW_PER_ENDPOINT,
-    STORED_RESOLUTIONS,
     Batch,
     EndpointKey,
     ErrorSample,
@@ -51,6 +51,7 @@ from .records import (
     ReleaseRow,
     RequestEntry,
     SlowRequest,
+    merge_into,
     release_rollups,
     rollups,
 )
@@ -63,8 +64,9 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "sc
 # 5: buckets.histogram (exact counts at the metrics' bucket bounds); 6: slow_requests,
 # requests.sampled, processes' requests in flight; 7: releases, release_buckets, processes.release;
 # 8: issues, issue_endpoints, issue_releases, issue_counts; 9: dependencies, dependency_uses,
-# buckets.spent, release_buckets.spent, what requests and slow requests spent, checkin_monitors, checkin_runs
-SCHEMA_VERSION = 9
+# buckets.spent, release_buckets.spent, what requests and slow requests spent, checkin_monitors, checkin_runs;
+# 10: journal (flushes append, the maintainer folds), leases
+SCHEMA_VERSION = 10
 APPLICATION = "wsgimon"
 _MAINTENANCE_EVERY_S = 60.0
 _DEPLOYMENT_GAP_S = 60.0
@@ -103,7 +105,28 @@ WHERE resolution = ? AND start < ? AND writer != '' AND NOT EXISTS (
 )
 """
 _SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-_SHARED = ""  # the writer of compacted rows (written as the literal '' in the statements above)
+_SHARED = ""  # the writer of shared rows (written as the literal '' in the statements above)
+_SELECT_SHARED_SLOT = (
+    f"SELECT endpoint, method, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND start = ? AND writer = ''"
+)
+_APPEND = "INSERT INTO journal (writer, release, started, written, payload) VALUES (?, ?, ?, ?, ?)"
+_READ_JOURNAL = "SELECT id, writer, release, started, written, payload FROM journal ORDER BY id LIMIT ?"
+_TRIM_SLOW = (
+    "DELETE FROM slow_requests WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+    "(PARTITION BY endpoint, method ORDER BY duration_ms DESC, id) AS rank FROM slow_requests) AS ranked "
+    "WHERE rank > ?)"
+)
+#: journal rows folded per transaction, and how long one fold may go on
+_FOLD_ROWS = 256
+_FOLD_BUDGET_S = 2.0
+_CHUNK = 400  # ids per IN (...): under every SQLite build's limit on parameters
+_UNBOUNDED = 1 << 40  # minutes a fold merges (a spooled batch may span hours)
+#: the maintainer's lease, how often its holder renews it and how often the others look at it
+_MAINTAINER = "maintainer"
+_LEASE_S = 10.0
+_LEASE_RENEW_S = 1.0
+_LEASE_CHECK_S = 5.0
+
 # Rows of closed periods are folded into the shared row this long after the period ends.
 _COMPACT_AFTER = {MINUTE: 2 * MINUTE, TEN_MINUTES: 5 * MINUTE, HOUR: 10 * MINUTE, DAY: 10 * MINUTE}
 
@@ -125,110 +148,181 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         self.hour_retention_s = retention_s
         self._retention_s = retention_s
         self._recent_requests = recent_requests
-        # This process's own bucket rows, exactly as last committed: a flush adds its
-        # deltas here and overwrites its rows, with no read and no decode of stored data.
-        self._own: dict[tuple[int, int, str, str], Aggregate] = {}
-        # Per resolution: buckets starting before this may hold a row of ours that _own
-        # no longer knows (forgotten when closed, or after a failed write); later ones cannot.
-        self._unsure_before: dict[int, float] = {}
         self._writer = ""
+        # The maintainer's lease: held by this store now, and when to renew or look at it next.
+        self._lease_held = False
+        self._lease_check_at = 0.0
+        # Reads fold the journal first (see _fresh): not from inside a fold or a write of this thread.
+        self._folding = threading.local()
+        self._writing_thread: int | None = None
         self._issues = IssueTables(self._query)
 
     def _after_maintenance(self, session: Session) -> None:
         """Outside the maintenance transaction (SQLite checkpoints its WAL here)."""
 
-    def _forget_own_rows(self) -> None:
-        self._own.clear()
-        self._unsure_before = dict.fromkeys(STORED_RESOLUTIONS, time.time() + MINUTE)
-
-    # -- writing ---------------------------------------------------------------------
+    # -- writing: appends, no deployment-wide lock -----------------------------------
     def write(self, batch: Batch, process: ProcessRow) -> None:
+        """Append the batch: its statistics as one journal row, its log lines, this process's row.
+
+        Nothing here waits for another process: no shared row is read or rewritten, so
+        writers never queue behind each other; the maintainer folds the journal later.
+        """
+        payload = encode_batch(batch) if has_statistics(batch) else None
+        self._writer = f"{process.host}|{process.pid}|{process.started!r}"
         with self._writing() as session:
-            writer = f"{process.host}|{process.pid}|{process.started!r}"
-            if writer != self._writer:
-                # A new identity has written nothing yet.
-                self._own.clear()
-                self._unsure_before.clear()
-                self._writer = writer
-            self._begin(session)
+            self._begin_append(session)
             try:
-                own = self._write_buckets(session, batch)
+                if payload is not None:
+                    session.execute(
+                        _APPEND, (self._writer, process.release, process.started, process.last_flush, payload)
+                    )
                 self._write_requests(session, batch.requests)
                 self._write_slow(session, batch.slow)
-                self._write_errors(session, batch)
-                if batch.overflowed:
-                    session.execute(
-                        "INSERT INTO counters (name, value) VALUES ('overflowed', ?) "
-                        "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
-                        (batch.overflowed,),
-                    )
                 self._write_process(session, process)
-                if process.release is not None:
-                    self._write_release(session, batch, process)
-                self._issues.write(session, batch, process.release, process.last_flush)
-                write_dependencies(session, batch, process.release)
                 session.execute("COMMIT")
             except BaseException:
-                self._forget_own_rows()
                 if session.in_transaction:
                     session.execute("ROLLBACK")
                 raise
-            self._own.update(own)
-            self._forget_closed(process.last_flush)
 
-    def _forget_closed(self, now: float) -> None:
-        # Late records for a forgotten bucket take the slow path (read our row, merge).
-        horizon = {MINUTE: now - 5 * MINUTE, TEN_MINUTES: now - HOUR, HOUR: now - 2 * HOUR, DAY: now - 2 * DAY}
-        for key in [k for k in self._own if k[0] in horizon and k[1] < horizon[k[0]]]:
-            del self._own[key]
-            resolution, start = key[0], key[1]
-            if start >= self._unsure_before.get(resolution, -math.inf):
-                self._unsure_before[resolution] = start + 1
+    def append_payloads(self, payloads: Sequence[JournalEntry]) -> None:
+        """Journal rows kept aside by processes that could not write them (the spool)."""
+        with self._writing() as session:
+            self._begin_append(session)
+            try:
+                session.executemany(_APPEND, payloads)
+                session.execute("COMMIT")
+            except BaseException:
+                if session.in_transaction:
+                    session.execute("ROLLBACK")
+                raise
 
-    def _write_buckets(self, session: Session, batch: Batch) -> dict[tuple[int, int, str, str], Aggregate]:
-        """Overwrite this process's rows with its running totals; returns them for after COMMIT."""
-        written: dict[tuple[int, int, str, str], Aggregate] = {}
-        writer = self._writer
-        updates: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        updated: list[tuple[tuple[int, int, str, str], tuple[Any, ...], Aggregate, Aggregate]] = []
+    def _begin_append(self, session: Session) -> None:
+        """A transaction for appends only (PostgreSQL needs no deployment-wide lock for them)."""
+        self._begin(session)
+
+    # -- folding: the elected maintainer, and readers catching up -----------------------
+    def after_flush(self, now: float) -> None:
+        """The maintainer's turn after this process's flush: hold the lease, fold the journal."""
+        if not self._writer or now < self._lease_check_at:
+            return
+        self._lease_check_at = now + (_LEASE_RENEW_S if self._lease_held else _LEASE_CHECK_S)
+        if not self._lease_held:
+            rows = self._query("SELECT holder, until FROM leases WHERE name = ?", (_MAINTAINER,))
+            if rows and rows[0][0] != self._writer and float(rows[0][1]) > now:
+                return
+        self._lease_held = self.claim_lease(_MAINTAINER, self._writer, now, _LEASE_S)
+        if self._lease_held:
+            self._lease_check_at = now + _LEASE_RENEW_S
+            self.fold_journal(now)
+
+    def _fresh(self) -> None:
+        """Before a read: fold what the journal holds, so the read sees every flush committed before it.
+
+        One look at the journal's first row when nothing is pending; a fold gets half the read's
+        time, and one that cannot run now leaves the read a moment behind, never failing it.
+        """
+        if getattr(self._folding, "active", False) or self._writing_thread == threading.get_ident():
+            return
+        self._folding.active = True
+        try:
+            with self.time_limit(self.remaining(READ_TIMEOUT_S) / 2):
+                self.fold_journal(time.time())
+        except StoreUnavailable:
+            pass
+        finally:
+            self._folding.active = False
+
+    def fold_journal(self, now: float, budget_s: float = _FOLD_BUDGET_S) -> int:
+        """Fold journal rows into the shared rows, in bounded transactions; returns rows folded.
+
+        Safe against appends meanwhile (only the rows read are deleted, in the transaction
+        that applied them) and against dying midway (nothing is deleted until it commits).
+        """
+        if not self._query("SELECT id FROM journal LIMIT 1"):
+            return 0  # nothing pending: no write transaction
+        folded = 0
+        ends = time.monotonic() + budget_s
+        while True:
+            with self._writing() as session:
+                self._begin(session)
+                try:
+                    rows = session.execute(_READ_JOURNAL, (_FOLD_ROWS,)).fetchall()
+                    if rows:
+                        self._fold_rows(session, rows, now)
+                        self._trim_logs(session)
+                    session.execute("COMMIT")
+                except BaseException:
+                    if session.in_transaction:
+                        session.execute("ROLLBACK")
+                    raise
+            folded += len(rows)
+            if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
+                return folded
+
+    def _fold_rows(self, session: Session, rows: list[Any], now: float) -> None:
+        per_release: dict[str | None, tuple[Batch, float, float]] = {}
+        for _id, _writer, release, started, written, payload in rows:
+            try:
+                batch = decode_batch(payload)
+            except CorruptPayload as exc:
+                logger.error("wsgimon: a journal row could not be read and was dropped (%s)", exc)
+                continue
+            # One flush at a time, as of its own moment: the status changes it makes (new,
+            # regressed) are decided in the order the flushes were appended.
+            self._issues.write(session, batch, release, float(written))
+            batch.issues.clear()
+            merged, first, last = per_release.get(release) or (Batch(), float(started), float(written))
+            merged.absorb(batch, 0, _UNBOUNDED)
+            per_release[release] = (merged, min(first, float(started)), max(last, float(written)))
+        minutes: dict[int, dict[EndpointKey, Aggregate]] = {}
+        overflowed = 0
+        for release, (batch, first, last) in per_release.items():
+            for minute, per_key in batch.minutes.items():
+                target = minutes.setdefault(minute, {})
+                for key, agg in per_key.items():
+                    merge_into(target, key, agg)
+            overflowed += batch.overflowed
+            self._write_errors(session, batch)
+            if release is not None:
+                self._write_release(session, batch, release, first, last)
+            write_dependencies(session, batch, release)
+        self._merge_buckets(session, Batch(minutes=minutes))
+        if overflowed:
+            session.execute(
+                "INSERT INTO counters (name, value) VALUES ('overflowed', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+                (overflowed,),
+            )
+        ids = [row[0] for row in rows]
+        for offset in range(0, len(ids), _CHUNK):
+            chunk = ids[offset : offset + _CHUNK]
+            session.execute(f"DELETE FROM journal WHERE id IN ({placeholders(len(chunk))})", chunk)
+
+    def _merge_buckets(self, session: Session, batch: Batch) -> None:
+        """Add the batch into the shared rows: one read per (resolution, start), one write per row."""
+        upserts = []
         for (resolution, start), per_key in rollups(batch).items():
-            for (endpoint, method), delta in per_key.items():
-                own_key = (resolution, start, endpoint, method)
-                where = (resolution, endpoint, method, start, writer)
-                known = self._own.get(own_key)
-                if known is not None:
-                    # Merged in place: if the transaction fails, write() forgets every row.
-                    known.merge(delta)
-                    updates.append((*_encode(known), *where))
-                    updated.append((own_key, where, known, delta))
-                    continue
-                if start >= self._unsure_before.get(resolution, -math.inf):
-                    # Surely no row of ours yet: insert without looking (the delta is ours to keep).
-                    inserts.append((*where, *_encode(delta)))
-                    written[own_key] = delta
-                    continue
-                stored = session.execute(_SELECT_OWN, where).fetchone()
-                total = _decode(stored) if stored is not None else Aggregate()
+            stored = {
+                (row[0], row[1]): row[2:]
+                for row in session.execute(_SELECT_SHARED_SLOT, (resolution, start))
+                if (row[0], row[1]) in per_key
+            }
+            for key, delta in per_key.items():
+                row = stored.get(key)
+                total = decode_aggregate(row) if row is not None else Aggregate()
                 total.merge(delta)
-                session.execute(_UPSERT_OWN, (*where, *_encode(total)))
-                written[own_key] = total
-        if inserts:
-            session.executemany(_UPSERT_OWN, inserts)
-        if updates and session.executemany(_UPDATE_OWN, updates).rowcount != len(updates):
-            # Some of our rows were compacted into the shared row meanwhile: those start
-            # anew with only their delta, so nothing is counted twice.
-            for own_key, where, known, delta in updated:
-                if session.execute(f"SELECT 1 FROM buckets WHERE {_WHERE_KEY}", where).fetchone() is None:
-                    fresh = Aggregate()
-                    fresh.merge(delta)
-                    session.execute(_UPSERT_OWN, (*where, *_encode(fresh)))
-                    written[own_key] = fresh
-                else:
-                    written[own_key] = known
-        else:
-            written.update((own_key, known) for own_key, _where, known, _delta in updated)
-        return written
+                upserts.append((resolution, key[0], key[1], start, _SHARED, *encode_aggregate(total)))
+        if upserts:
+            session.executemany(_UPSERT_OWN, upserts)
+
+    def _trim_logs(self, session: Session) -> None:
+        """The request log and the slow requests back to their bounds (appends overshoot them)."""
+        session.execute(
+            "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
+            (self._recent_requests,),
+        )
+        session.execute(_TRIM_SLOW, (SLOW_PER_ENDPOINT,))
 
     def _write_requests(self, session: Session, requests: list[RequestEntry]) -> None:
         if not requests:
@@ -237,23 +331,14 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             f"INSERT INTO requests ({_LOGGED}) VALUES ({placeholders(14)})",
             [(*entry[:9], int(entry.sampled), *entry[10:]) for entry in requests[-self._recent_requests :]],
         )
-        session.execute(
-            "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
-            (self._recent_requests,),
-        )
 
     def _write_slow(self, session: Session, slow: list[SlowRequest]) -> None:
-        """Keep the slowest SLOW_PER_ENDPOINT per endpoint and method, with their profiles."""
+        """Appended with their profiles; the fold keeps the slowest SLOW_PER_ENDPOINT per endpoint and method."""
         if not slow:
             return
         session.executemany(
             f"INSERT INTO slow_requests ({_SLOW}) VALUES ({placeholders(15)})",
             [(*s.request[:9], _compact(s.profile.to_json()), *s.request[10:], _compact(s.queries)) for s in slow],
-        )
-        session.executemany(
-            "DELETE FROM slow_requests WHERE endpoint = ? AND method = ? AND id NOT IN (SELECT id FROM slow_requests "
-            "WHERE endpoint = ? AND method = ? ORDER BY duration_ms DESC LIMIT ?)",
-            [(*key, *key, SLOW_PER_ENDPOINT) for key in {(s.request.endpoint, s.request.method) for s in slow}],
         )
 
     def _write_errors(self, session: Session, batch: Batch) -> None:
@@ -306,26 +391,26 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             ),
         )
 
-    def _write_release(self, session: Session, batch: Batch, process: ProcessRow) -> None:
-        """A release's rows are shared, not per writer: the write transaction is serialised across the
-        deployment, so reading, merging and writing them back within it counts each request once."""
+    def _write_release(self, session: Session, batch: Batch, release: str, first: float, last: float) -> None:
+        """A release's rows are shared, not per writer: the fold is serialised across the deployment,
+        so reading, merging and writing them back within it counts each request once."""
         session.execute(
             "INSERT INTO releases (release, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT (release) DO UPDATE "
             "SET first_seen = CASE WHEN excluded.first_seen < releases.first_seen THEN excluded.first_seen "
             "ELSE releases.first_seen END, last_seen = CASE WHEN excluded.last_seen > releases.last_seen "
             "THEN excluded.last_seen ELSE releases.last_seen END",
-            (process.release, process.started, process.last_flush),
+            (release, first, last),
         )
         upserts = []
         for start, per_key in release_rollups(batch).items():
             for (endpoint, method), delta in per_key.items():
-                where = (process.release, start, endpoint, method)
+                where = (release, start, endpoint, method)
                 stored = session.execute(
                     f"SELECT {_BUCKET_COLUMNS} FROM release_buckets WHERE {_RELEASE_KEY}", where
                 ).fetchone()
-                total = _decode(stored) if stored is not None else Aggregate()
+                total = decode_aggregate(stored) if stored is not None else Aggregate()
                 total.merge(delta)
-                upserts.append((*where, *_encode(total)))
+                upserts.append((*where, *encode_aggregate(total)))
         if upserts:
             session.executemany(_UPSERT_RELEASE_ROW, upserts)
 
@@ -335,9 +420,14 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 "UPDATE processes SET stopped = ? WHERE host = ? AND pid = ? AND started = ?",
                 (process.last_flush, process.host, process.pid, process.started),
             )
+        if self._lease_held:
+            # Handed over at once, not when the lease runs out.
+            self._lease_held = False
+            self.release_lease(_MAINTAINER, self._writer)
 
     def maintain(self, now: float) -> None:
         """Prune expired buckets; one process per minute does it, decided by a claimed row."""
+        self.fold_journal(now)
         with self._writing() as session:
             self._begin(session)
             try:
@@ -359,6 +449,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 self._compact(session, now)
                 session.execute("DELETE FROM error_samples WHERE last_seen < ?", (now - self._retention_s,))
                 session.execute("DELETE FROM slow_requests WHERE time < ?", (now - self.minute_retention_s,))
+                self._trim_logs(session)
                 # Names not seen within the retention go, all-time totals included (a path that
                 # once leaked a secret is not kept for ever).
                 session.execute(
@@ -396,10 +487,11 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             self._after_maintenance(session)
 
     def _compact(self, session: Session, now: float) -> None:
-        """Fold per-process rows of closed periods (and of gone processes' totals) into one row.
+        """Fold rows of one writer each (written before the journal existed) into the shared row.
 
-        Safe against a writer still holding a row: its next update finds the row gone
-        and starts a new one with only its new delta.
+        Rows of closed periods, and every row of processes that are gone. Safe against a
+        process of an older version still writing its rows: its next update finds the row
+        gone and starts a new one with only its new delta.
         """
         live = {
             f"{host}|{pid}|{started!r}"
@@ -416,13 +508,13 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 "WHERE resolution = ? AND start < ? AND writer != ''",
                 (resolution, int(now - resolution - after)),
             ).fetchall()
+        # Rows of processes that are gone (every row of a store written before the journal, once
+        # its processes have stopped), whatever their period: nobody adds to them any more.
+        picked = {tuple(row[:5]) for row in rows}
         rows += [
             row
-            for row in session.execute(
-                f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND writer != ''",
-                (TOTAL,),
-            )
-            if row[4] not in live
+            for row in session.execute(f"SELECT {_KEY_COLUMNS}, {_BUCKET_COLUMNS} FROM buckets WHERE writer != ''")
+            if row[4] not in live and tuple(row[:5]) not in picked
         ]
         merged: dict[tuple[int, str, str, int], Aggregate] = {}
         for row in rows:
@@ -430,11 +522,11 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             target = merged.get(key)
             if target is None:
                 stored = session.execute(_SELECT_OWN, (*key, _SHARED)).fetchone()
-                target = merged[key] = _decode(stored) if stored is not None else Aggregate()
-            target.merge(_decode(row[5:]))
+                target = merged[key] = decode_aggregate(stored) if stored is not None else Aggregate()
+            target.merge(decode_aggregate(row[5:]))
         if rows:
             session.executemany(f"DELETE FROM buckets WHERE {_WHERE_KEY}", [row[:5] for row in rows])
-            session.executemany(_UPSERT_OWN, [(*key, _SHARED, *_encode(agg)) for key, agg in merged.items()])
+            session.executemany(_UPSERT_OWN, [(*key, _SHARED, *encode_aggregate(agg)) for key, agg in merged.items()])
 
     # -- reading ---------------------------------------------------------------------
     def buckets(
@@ -452,7 +544,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 "WHERE resolution = ? AND endpoint = ? AND method = ? AND start >= ? AND start < ?",
                 (resolution, key[0], key[1], first, end),
             )
-        return [(row[0], (row[1], row[2]), _decode(row[3:])) for row in rows]
+        return [(row[0], (row[1], row[2]), decode_aggregate(row[3:])) for row in rows]
 
     def sums(
         self, resolution: int, first: int, end: int, slot_s: float
@@ -485,7 +577,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 "WHERE release = ? AND endpoint = ? AND method = ? AND start >= ? AND start < ?",
                 (release, key[0], key[1], first, end),
             )
-        return [(int(row[0]), (row[1], row[2]), _decode(row[3:])) for row in rows]
+        return [(int(row[0]), (row[1], row[2]), decode_aggregate(row[3:])) for row in rows]
 
     def error_counts(
         self, resolution: int, first: int, end: int
@@ -504,16 +596,16 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
 
     def slow_requests(self, endpoint: str | None, limit: int) -> list[SlowRequest]:
         oldest = time.time() - self.minute_retention_s
+        # Ranked here too: appends overshoot the bound until the next fold trims them.
+        ranked = (
+            f"SELECT {_SLOW} FROM (SELECT {_SLOW}, row_number() OVER (PARTITION BY endpoint, method "
+            "ORDER BY duration_ms DESC, id) AS rank FROM slow_requests WHERE time >= ?{}) AS ranked "
+            "WHERE rank <= ? ORDER BY duration_ms DESC LIMIT ?"
+        )
         if endpoint is None:
-            rows = self._query(
-                f"SELECT {_SLOW} FROM slow_requests WHERE time >= ? ORDER BY duration_ms DESC LIMIT ?",
-                (oldest, limit),
-            )
+            rows = self._query(ranked.format(""), (oldest, SLOW_PER_ENDPOINT, limit))
         else:
-            rows = self._query(
-                f"SELECT {_SLOW} FROM slow_requests WHERE endpoint = ? AND time >= ? ORDER BY duration_ms DESC LIMIT ?",
-                (endpoint, oldest, limit),
-            )
+            rows = self._query(ranked.format(" AND endpoint = ?"), (oldest, endpoint, SLOW_PER_ENDPOINT, limit))
         return [
             SlowRequest(
                 RequestEntry._make((*row[:9], True, *row[10:14])),
@@ -536,35 +628,3 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
 
 def _compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _encode(agg: Aggregate) -> tuple[Any, ...]:
-    return (
-        agg.count,
-        agg.errors,
-        agg.client_errors,
-        agg.total_ms,
-        agg.min_ms if agg.count else None,
-        agg.max_ms,
-        agg.sketch.to_bytes(),
-        json.dumps(agg.status_codes, separators=(",", ":")),
-        json.dumps(agg.error_types, separators=(",", ":")),
-        agg.last_seen,
-        json.dumps(agg.histogram, separators=(",", ":")),
-        "" if agg.spent is None else agg.spent.to_text(),
-    )
-
-
-def _decode(row: Sequence[Any]) -> Aggregate:
-    # Readers decode thousands of rows: skip Aggregate.__init__ and its empty sketch.
-    agg = Aggregate.__new__(Aggregate)
-    agg.count, agg.errors, agg.client_errors, agg.total_ms = row[0], row[1], row[2], row[3]
-    agg.min_ms = float("inf") if row[4] is None else row[4]
-    agg.max_ms = row[5]
-    agg.sketch = QuantileSketch.from_bytes(bytes(row[6]))
-    agg.status_codes = {int(code): n for code, n in json.loads(row[7]).items()}
-    agg.error_types = json.loads(row[8]) if row[8] != "{}" else {}
-    agg.last_seen = row[9]
-    agg.histogram = json.loads(row[10]) if row[10] != "{}" else {}
-    agg.spent = Spent.from_text(row[11]) if row[11] else None
-    return agg

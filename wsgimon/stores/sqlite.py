@@ -35,6 +35,11 @@ _ADMIT_OLD_NAMES = (
 )
 
 
+#: the write-ahead log's checkpoint threshold (pages of 4 KiB) and the size it is cut back to
+_WAL_PAGES = 256
+_WAL_LIMIT_BYTES = 1024 * 1024
+
+
 class _Link:
     """One connection of this process, and the file it was opened on."""
 
@@ -71,6 +76,7 @@ class SQLiteStore(SQLStore):
             recent_requests=recent_requests, minute_retention_s=minute_retention_s, retention_s=retention_s
         )
         self.path = os.path.abspath(path)
+        self.spool_directory = self.path + ".spool"
         self._busy_timeout_s = busy_timeout_s
         # Writes and reads have a connection each, so a read never waits behind a flush
         # that waits for a locked file.
@@ -108,8 +114,6 @@ class SQLiteStore(SQLStore):
         elif link is not None:
             # Inherited through fork: abandoned, never used or closed here.
             self._write_link = None
-        # What we knew of our own rows no longer matches a new file or a new process.
-        self._forget_own_rows()
         if status is None and self._orphan is not None and self._orphan_is_ours():
             self._restore()
             status = self._current_file(at_start)
@@ -193,6 +197,10 @@ class SQLiteStore(SQLStore):
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # The write-ahead log is checkpointed at about 1 MB and cut back to 1 MB after each
+            # checkpoint: left alone it only grows, and on a small disk it fills it by itself.
+            conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
             self._ensure_schema(conn)
         except (sqlite3.DatabaseError, ValueError) as exc:
@@ -270,6 +278,7 @@ class SQLiteStore(SQLStore):
         """The write connection, waiting for it no longer than the thread's time limit."""
         if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s)):
             raise StoreUnavailable("another write of this process is waiting for the store")
+        self._writing_thread = threading.get_ident()
         try:
             link = self._write_connection()
             link.wait_at_most(self.remaining(self._busy_timeout_s))
@@ -281,12 +290,12 @@ class SQLiteStore(SQLStore):
                 self._drop(link)
                 raise StoreUnavailable(f"{self.path}: {exc}") from exc
         finally:
+            self._writing_thread = None
             self._lock.release()
 
     def _drop(self, link: _Link) -> None:
         if self._write_link is link:
             self._write_link = None
-            self._forget_own_rows()
             with contextlib.suppress(sqlite3.Error):
                 link.conn.close()
 
@@ -294,10 +303,12 @@ class SQLiteStore(SQLStore):
         session.execute("BEGIN IMMEDIATE")
 
     def _after_maintenance(self, session: Session) -> None:
-        session.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        # TRUNCATE: the log back to nothing when no reader holds it (else as PASSIVE, never waiting long).
+        session.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading ---------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._fresh()
         if not self._read_lock.acquire(timeout=self.remaining(READ_TIMEOUT_S)):
             raise StoreUnavailable("another read of this process is waiting for the store")
         try:
