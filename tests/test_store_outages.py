@@ -206,13 +206,14 @@ def store_status(url: str) -> str:
 def fill(directory: Path) -> Path:
     """Take every free byte of ``directory``'s filesystem."""
     filler = directory / "filler"
-    with filler.open("wb") as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-                file.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
     return filler
 
 

@@ -214,7 +214,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         self._lease_held = self.claim_lease(_MAINTAINER, self._writer, now, _LEASE_S)
         if self._lease_held:
             self._lease_check_at = now + _LEASE_RENEW_S
-            self.fold_journal(now)
+            self.fold_journal()
 
     def _fresh(self) -> None:
         """Before a read: fold what the journal holds, so the read sees every flush committed before it.
@@ -224,43 +224,46 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         """
         if getattr(self._folding, "active", False) or self._writing_thread == threading.get_ident():
             return
-        self._folding.active = True
         try:
             with self.time_limit(self.remaining(READ_TIMEOUT_S) / 2):
-                self.fold_journal(time.time())
+                self.fold_journal()
         except StoreUnavailable:
             pass
-        finally:
-            self._folding.active = False
 
-    def fold_journal(self, now: float, budget_s: float = _FOLD_BUDGET_S) -> int:
+    def fold_journal(self, budget_s: float = _FOLD_BUDGET_S) -> int:
         """Fold journal rows into the shared rows, in bounded transactions; returns rows folded.
 
         Safe against appends meanwhile (only the rows read are deleted, in the transaction
         that applied them) and against dying midway (nothing is deleted until it commits).
         """
-        if not self._query("SELECT id FROM journal LIMIT 1"):
-            return 0  # nothing pending: no write transaction
-        folded = 0
-        ends = time.monotonic() + budget_s
-        while True:
-            with self._writing() as session:
-                self._begin(session)
-                try:
-                    rows = session.execute(_READ_JOURNAL, (_FOLD_ROWS,)).fetchall()
-                    if rows:
-                        self._fold_rows(session, rows, now)
-                        self._trim_logs(session)
-                    session.execute("COMMIT")
-                except BaseException:
-                    if session.in_transaction:
-                        session.execute("ROLLBACK")
-                    raise
-            folded += len(rows)
-            if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
-                return folded
+        if getattr(self._folding, "active", False):
+            return 0
+        self._folding.active = True  # its own look at the journal must not fold first
+        try:
+            if not self._query("SELECT id FROM journal LIMIT 1"):
+                return 0  # nothing pending: no write transaction
+            folded = 0
+            ends = time.monotonic() + budget_s
+            while True:
+                with self._writing() as session:
+                    self._begin(session)
+                    try:
+                        rows = session.execute(_READ_JOURNAL, (_FOLD_ROWS,)).fetchall()
+                        if rows:
+                            self._fold_rows(session, rows)
+                            self._trim_logs(session)
+                        session.execute("COMMIT")
+                    except BaseException:
+                        if session.in_transaction:
+                            session.execute("ROLLBACK")
+                        raise
+                folded += len(rows)
+                if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
+                    return folded
+        finally:
+            self._folding.active = False
 
-    def _fold_rows(self, session: Session, rows: list[Any], now: float) -> None:
+    def _fold_rows(self, session: Session, rows: list[Any]) -> None:
         per_release: dict[str | None, tuple[Batch, float, float]] = {}
         for _id, _writer, release, started, written, payload in rows:
             try:
@@ -427,7 +430,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
 
     def maintain(self, now: float) -> None:
         """Prune expired buckets; one process per minute does it, decided by a claimed row."""
-        self.fold_journal(now)
+        self.fold_journal()
         with self._writing() as session:
             self._begin(session)
             try:
