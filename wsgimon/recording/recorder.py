@@ -37,7 +37,6 @@ __all__ = ["RawRecord", "Recorder"]
 MAX_PENDING = 100_000
 _MAX_UNSENT_MINUTES = 120  # statistics kept in memory while the store is unavailable
 _HEARTBEAT_S = 10.0  # an idle process still shows up as alive
-_MAINTENANCE_S = 60.0
 #: how often a process looks for processes that vanished with requests in flight
 _REAP_S = 10.0
 #: a process of another host that has not written for this long is gone (its heartbeat is 10 s)
@@ -99,7 +98,6 @@ class Recorder:
         self.store_error: str | None = None
         self.lost_to_store = 0
         self._last_write = 0.0
-        self._last_maintenance = 0.0
         #: called before each flush (the middleware hooks libraries imported since)
         self.before_flush: Callable[[], None] | None = None
         #: requests this process can run at once, when its server says (see integrations.gunicorn)
@@ -150,15 +148,17 @@ class Recorder:
         background.unregister(self)
         with self.store.time_limit(_EXIT_BUDGET_S):
             self.flush()
-        self._say_what_was_not_written()
-        if self.last_flush is not None:
-            process = ProcessRow(
-                self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed, release=self.release
-            )
-            try:
-                self.store.process_stopped(process)
-            except Exception as exc:
-                report_internal_error("shutdown", exc)
+            self._say_what_was_not_written()
+            if self.last_flush is not None:
+                process = ProcessRow(
+                    self._host, self._pid, self.started_at, self.last_flush, self.requests_flushed, release=self.release
+                )
+                try:
+                    self.store.process_stopped(process)
+                except StoreUnavailable:
+                    pass  # it shows as stopped once its row is a day old; nothing is lost
+                except Exception as exc:
+                    report_internal_error("shutdown", exc)
 
     def _say_what_was_not_written(self) -> None:
         unsent = self._unsent
@@ -249,10 +249,6 @@ class Recorder:
         """After a background flush, written or with nothing to write: the store's folding and pruning."""
         with contextlib.suppress(StoreUnavailable):
             self.store.after_flush(now)
-        if now - self._last_maintenance >= _MAINTENANCE_S:
-            self._last_maintenance = now
-            with contextlib.suppress(StoreUnavailable):
-                self.store.maintain(now)
 
     def _probe_in_flight(self) -> tuple[int, float | None, str | None]:
         probe = self.in_flight_probe

@@ -39,6 +39,7 @@ from .records import (
 )
 
 __all__ = [
+    "MAINTENANCE_S",
     "READ_TIMEOUT_S",
     "MAX_CHECKINS",
     "PING_KINDS",
@@ -70,6 +71,8 @@ class StoreUnavailable(Exception):
 
 #: How long a read of the API may wait for a store that is locked or slow.
 READ_TIMEOUT_S = 1.0
+#: How often old rows are pruned (by one process of the deployment, for the shared stores).
+MAINTENANCE_S = 60.0
 
 
 class Deadlines:
@@ -135,8 +138,15 @@ class MetricsStore(Deadlines):
         """Append journal rows kept aside by processes that could not write them (stores with a spool)."""
         raise StoreUnavailable("this store keeps no journal")
 
-    def after_flush(self, now: float) -> None:  # noqa: B027 - optional hook
-        """Background work after each of this process's flushes (the SQL stores' maintainer folds here)."""
+    #: when this store last ran :meth:`maintain` from :meth:`after_flush`
+    _last_maintenance = 0.0
+
+    def after_flush(self, now: float) -> None:
+        """Background work after each of this process's flushes: maintenance once a minute (the
+        SQL stores' elected maintainer folds here too, and alone maintains)."""
+        if now - self._last_maintenance >= MAINTENANCE_S:
+            self._last_maintenance = now
+            self.maintain(now)
 
     @abstractmethod
     def buckets(

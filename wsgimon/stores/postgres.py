@@ -340,6 +340,16 @@ class PostgresStore(SQLStore):
     def _begin_append(self, session: Session) -> None:
         session.execute("BEGIN")
 
+    def _try_begin(self, session: Session, wait: bool) -> bool:
+        if wait:
+            self._begin(session)
+            return True
+        session.execute("BEGIN")
+        if session.execute("SELECT pg_try_advisory_xact_lock(?)", (self._lock_key,)).fetchone()[0]:
+            return True
+        session.execute("ROLLBACK")
+        return False
+
     def _begin(self, session: Session) -> None:
         session.execute("BEGIN")
         session.execute("SELECT pg_advisory_xact_lock(?)", (self._lock_key,))

@@ -36,7 +36,7 @@ from ..stats.time_windows import DAY, HOUR, MINUTE, TEN_MINUTES, TOTAL
 from .alerting_sql import ALERTING_SCHEMA, SQLAlerting
 from .batch_codec import CorruptPayload, decode_aggregate, decode_batch, encode_aggregate, encode_batch, has_statistics
 from .checkins_sql import SQLCheckIns, prune_checkins
-from .contract import READ_TIMEOUT_S, JournalEntry, Store, StoreUnavailable
+from .contract import MAINTENANCE_S, READ_TIMEOUT_S, JournalEntry, Store, StoreUnavailable
 from .coordination_sql import PROCESS_COLUMNS, SQLCoordination
 from .dependencies_sql import SQLDependencies, prune_dependencies, write_dependencies
 from .issues_sql import ISSUES_SCHEMA, IssueTables, SQLIssues
@@ -110,14 +110,20 @@ _SELECT_SHARED_SLOT = (
     f"SELECT endpoint, method, {_BUCKET_COLUMNS} FROM buckets WHERE resolution = ? AND start = ? AND writer = ''"
 )
 _APPEND = "INSERT INTO journal (writer, release, started, written, payload) VALUES (?, ?, ?, ?, ?)"
-_READ_JOURNAL = "SELECT id, writer, release, started, written, payload FROM journal ORDER BY id LIMIT ?"
+_SELECT_JOURNAL = "SELECT id, writer, release, started, written, payload FROM journal"
+_READ_JOURNAL = f"{_SELECT_JOURNAL} ORDER BY id LIMIT ?"
+_READ_OWN_JOURNAL = f"{_SELECT_JOURNAL} WHERE writer = ? ORDER BY id LIMIT ?"
+_READ_OWN_PENDING = "SELECT id FROM journal WHERE writer = ? LIMIT 1"
+_PENDING = "SELECT id FROM journal LIMIT ?"
 _TRIM_SLOW = (
     "DELETE FROM slow_requests WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
     "(PARTITION BY endpoint, method ORDER BY duration_ms DESC, id) AS rank FROM slow_requests) AS ranked "
     "WHERE rank > ?)"
 )
 #: journal rows folded per transaction, and how long one fold may go on
-_FOLD_ROWS = 256
+_FOLD_ROWS = 128
+#: a read folds the whole journal up to this many rows pending, else only its own store's rows
+_READ_FOLDS_WHOLE = 16
 _FOLD_BUDGET_S = 2.0
 _CHUNK = 400  # ids per IN (...): under every SQLite build's limit on parameters
 _UNBOUNDED = 1 << 40  # minutes a fold merges (a spooled batch may span hours)
@@ -203,7 +209,8 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
 
     # -- folding: the elected maintainer, and readers catching up -----------------------
     def after_flush(self, now: float) -> None:
-        """The maintainer's turn after this process's flush: hold the lease, fold the journal."""
+        """The maintainer's turn after this process's flush: hold the lease, fold the journal, and
+        once a minute prune (the other processes only look at the lease now and then)."""
         if not self._writer or now < self._lease_check_at:
             return
         self._lease_check_at = now + (_LEASE_RENEW_S if self._lease_held else _LEASE_CHECK_S)
@@ -215,72 +222,130 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         if self._lease_held:
             self._lease_check_at = now + _LEASE_RENEW_S
             self.fold_journal()
+            if now - self._last_maintenance >= MAINTENANCE_S:
+                self._last_maintenance = now
+                self.maintain(now)
 
     def _fresh(self) -> None:
         """Before a read: fold what the journal holds, so the read sees every flush committed before it.
 
-        One look at the journal's first row when nothing is pending; a fold gets half the read's
-        time, and one that cannot run now leaves the read a moment behind, never failing it.
+        One look at the journal's first rows when nothing is pending. A short journal is folded
+        whole; a long one while a maintainer is at work (many writers, between two of its folds)
+        only for this store's own rows: a read sees its own process's requests at once and the
+        others' within the maintainer's next fold, without paying for everyone's. Only a read
+        with rows of its own waits for another fold in progress (half its time at most); others
+        go on with what is folded. A fold that cannot run leaves the read a moment behind, never
+        failing it.
         """
         if getattr(self._folding, "active", False) or self._writing_thread == threading.get_ident():
             return
+        self._folding.active = True  # its own looks at the journal must not fold first
         try:
             with self.time_limit(self.remaining(READ_TIMEOUT_S) / 2):
-                self.fold_journal()
+                self._fold_for_read()
         except StoreUnavailable:
             pass
+        finally:
+            self._folding.active = False
+
+    def _fold_for_read(self) -> None:
+        pending = self._query(_PENDING, (_READ_FOLDS_WHOLE + 1,))
+        if not pending:
+            return
+        own = bool(self._writer) and bool(self._query(_READ_OWN_PENDING, (self._writer,)))
+        mine_only = len(pending) > _READ_FOLDS_WHOLE and self._maintainer_active()
+        if mine_only and not own:
+            return  # the maintainer folds the rest
+        with self._writing() as session:
+            if not self._try_begin(session, wait=own):
+                return  # another fold is under way: it will be there in a moment
+            try:
+                if mine_only:
+                    rows = session.execute(_READ_OWN_JOURNAL, (self._writer, _FOLD_ROWS)).fetchall()
+                else:
+                    rows = session.execute(_READ_JOURNAL, (_FOLD_ROWS,)).fetchall()
+                self._claim_and_apply(session, [_Journaled(row) for row in rows])
+                session.execute("COMMIT")
+            except BaseException:
+                if session.in_transaction:
+                    session.execute("ROLLBACK")
+                raise
+
+    def _try_begin(self, session: Session, wait: bool) -> bool:
+        """Begin a folding transaction; without ``wait``, only if no other fold holds the lock now."""
+        self._begin(session)
+        return True
 
     def fold_journal(self, budget_s: float = _FOLD_BUDGET_S) -> int:
         """Fold journal rows into the shared rows, in bounded transactions; returns rows folded.
 
-        Safe against appends meanwhile (only the rows read are deleted, in the transaction
-        that applied them) and against dying midway (nothing is deleted until it commits).
+        The rows are read and decoded before the serialised transaction (the deployment waits
+        only for the merge and the writes), which claims them with ``DELETE … RETURNING``: a
+        row another folder took meanwhile is left out, a row appended meanwhile waits for the
+        next fold, and a folder that dies midway deletes nothing.
         """
         if getattr(self._folding, "active", False):
             return 0
-        self._folding.active = True  # its own look at the journal must not fold first
+        self._folding.active = True  # its own looks at the journal must not fold first
         try:
-            if not self._query("SELECT id FROM journal LIMIT 1"):
-                return 0  # nothing pending: no write transaction
             folded = 0
             ends = time.monotonic() + budget_s
             while True:
+                rows = self._query(_READ_JOURNAL, (_FOLD_ROWS,))
+                if not rows:
+                    return folded
+                decoded = [_Journaled(row) for row in rows]
                 with self._writing() as session:
                     self._begin(session)
                     try:
-                        rows = session.execute(_READ_JOURNAL, (_FOLD_ROWS,)).fetchall()
-                        if rows:
-                            self._fold_rows(session, rows)
-                            self._trim_logs(session)
+                        folded += self._claim_and_apply(session, decoded)
                         session.execute("COMMIT")
                     except BaseException:
                         if session.in_transaction:
                             session.execute("ROLLBACK")
                         raise
-                folded += len(rows)
                 if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
                     return folded
         finally:
             self._folding.active = False
 
-    def _fold_rows(self, session: Session, rows: list[Any]) -> None:
-        per_release: dict[str | None, tuple[Batch, float, float]] = {}
-        for _id, _writer, release, started, written, payload in rows:
-            try:
-                batch = decode_batch(payload)
-            except CorruptPayload as exc:
-                logger.error("wsgimon: a journal row could not be read and was dropped (%s)", exc)
-                continue
-            # One flush at a time, as of its own moment: the status changes it makes (new,
-            # regressed) are decided in the order the flushes were appended.
-            self._issues.write(session, batch, release, float(written))
-            batch.issues.clear()
-            merged, first, last = per_release.get(release) or (Batch(), float(started), float(written))
-            merged.absorb(batch, 0, _UNBOUNDED)
-            per_release[release] = (merged, min(first, float(started)), max(last, float(written)))
+    def _claim_and_apply(self, session: Session, decoded: list[_Journaled]) -> int:
+        """Inside a folding transaction: delete these journal rows and apply those this one deleted."""
+        ids = [entry.id for entry in decoded]
+        claimed: set[int] = set()
+        for offset in range(0, len(ids), _CHUNK):
+            chunk = ids[offset : offset + _CHUNK]
+            claimed.update(
+                int(row[0])
+                for row in session.execute(
+                    f"DELETE FROM journal WHERE id IN ({placeholders(len(chunk))}) RETURNING id", chunk
+                )
+            )
+        if len(claimed) != len(ids):
+            # Another folder took some of them first: apply only what this one deletes
+            # (decoded anew: merging shares objects with the batches merged).
+            decoded = [_Journaled(entry.row) for entry in decoded if entry.id in claimed]
+        if decoded:
+            self._apply(session, decoded, _merged(decoded))
+            self._trim_logs(session)
+        return len(claimed)
+
+    def _maintainer_active(self) -> bool:
+        """Whether a process holds the maintainer's lease now (and so will fold what others wrote)."""
+        rows = self._query("SELECT until FROM leases WHERE name = ?", (_MAINTAINER,))
+        return bool(rows) and float(rows[0][0]) > time.time()
+
+    def _apply(
+        self, session: Session, decoded: list[_Journaled], merged: dict[str | None, tuple[Batch, float, float]]
+    ) -> None:
+        # One flush at a time, as of its own moment: the status changes its issues make (new,
+        # regressed) are decided in the order the flushes were appended.
+        for entry in decoded:
+            if entry.batch is not None and entry.batch.issues:
+                self._issues.write(session, entry.batch, entry.release, entry.written)
         minutes: dict[int, dict[EndpointKey, Aggregate]] = {}
         overflowed = 0
-        for release, (batch, first, last) in per_release.items():
+        for release, (batch, first, last) in merged.items():
             for minute, per_key in batch.minutes.items():
                 target = minutes.setdefault(minute, {})
                 for key, agg in per_key.items():
@@ -297,10 +362,6 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
                 (overflowed,),
             )
-        ids = [row[0] for row in rows]
-        for offset in range(0, len(ids), _CHUNK):
-            chunk = ids[offset : offset + _CHUNK]
-            session.execute(f"DELETE FROM journal WHERE id IN ({placeholders(len(chunk))})", chunk)
 
     def _merge_buckets(self, session: Session, batch: Batch) -> None:
         """Add the batch into the shared rows: one read per (resolution, start), one write per row."""
@@ -631,3 +692,35 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
 
 def _compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+class _Journaled:
+    """A journal row, decoded (``batch`` None: it could not be read, and is dropped with a log line)."""
+
+    __slots__ = ("batch", "id", "release", "row", "started", "written")
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        self.row = row
+        self.id = int(row[0])
+        self.release: str | None = row[2]
+        self.started = float(row[3])
+        self.written = float(row[4])
+        try:
+            self.batch: Batch | None = decode_batch(row[5])
+        except CorruptPayload as exc:
+            logger.error("wsgimon: a journal row could not be read and was dropped (%s)", exc)
+            self.batch = None
+
+
+def _merged(decoded: list[_Journaled]) -> dict[str | None, tuple[Batch, float, float]]:
+    """The rows' statistics merged per release (issues apart), with the first start and last write of each."""
+    per_release: dict[str | None, tuple[Batch, float, float]] = {}
+    for entry in decoded:
+        if entry.batch is None:
+            continue
+        issues, entry.batch.issues = entry.batch.issues, {}
+        merged, first, last = per_release.get(entry.release) or (Batch(), entry.started, entry.written)
+        merged.absorb(entry.batch, 0, _UNBOUNDED)
+        entry.batch.issues = issues
+        per_release[entry.release] = (merged, min(first, entry.started), max(last, entry.written))
+    return per_release

@@ -302,6 +302,22 @@ class SQLiteStore(SQLStore):
     def _begin(self, session: Session) -> None:
         session.execute("BEGIN IMMEDIATE")
 
+    def _try_begin(self, session: Session, wait: bool) -> bool:
+        if wait:
+            self._begin(session)
+            return True
+        link = self._write_link
+        assert link is not None
+        session.execute("PRAGMA busy_timeout=0")
+        link.busy_ms = 0  # restored by the next wait_at_most
+        try:
+            session.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_transient(exc):
+                return False  # another process writes now
+            raise
+        return True
+
     def _after_maintenance(self, session: Session) -> None:
         # TRUNCATE: the log back to nothing when no reader holds it (else as PASSIVE, never waiting long).
         session.execute("PRAGMA wal_checkpoint(TRUNCATE)")
