@@ -38,6 +38,7 @@ from . import (
     server_load,
     store_scale,
     time_spent,
+    writer_scaling,
 )
 
 _SECTIONS = (
@@ -51,6 +52,7 @@ _SECTIONS = (
     "lifecycle",
     "dashboard",
     "time_spent",
+    "writers",
 )
 PATHS = {"trivial": "/hello", "json + route param": "/items/42", "404": "/no/such/page"}
 _PEER_PACKAGES = (
@@ -153,6 +155,10 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         section("Issues: what grouping failures costs (smoke)", issues.render(issues.measure(200, 1)))
         section("The secret scrubber, in the fold (smoke)", scrubber.render(scrubber.measure(3)))
         section("Many apps in one process (smoke)", lifecycle.render(lifecycle.measure(20)))
+        section(
+            "Writers sharing one store (smoke)",
+            writer_scaling.run(["--store", "sqlite", "--writers", "1,4", "--seconds", "2", "--processes", "2"]),
+        )
         section("Dashboard in Chromium (smoke)", dashboard_render.render(dashboard_render.measure(2)))
         section(
             "Time spent in queries and calls: what capturing them costs (smoke)",
@@ -227,6 +233,11 @@ def _run(args: argparse.Namespace, section: Callable[[str, str], None], pg: Post
         spent_goals = time_spent.goal_rows(times, counts)
         if args.write:
             time_spent.dump(times, counts, args.write.with_suffix(".time_spent.json"))
+    if "writers" in args.only:
+        section(
+            "Writers sharing one store: 20 req/s each, flush every second, in 25 processes",
+            writer_scaling.run(["--writers", "1,10,50,100,200,500", "--seconds", "20", "--processes", "25"]),
+        )
     section("Goals", goals.render(in_process, server, memory, pg_reads, spent_goals))
 
 

@@ -3,11 +3,11 @@
 A writer is one ``MonitorMiddleware`` with its own store object: its own connections, and a
 recorder that the process's flusher thread flushes every ``flush_interval``. A deployment
 of many workers (gunicorn processes, many hosts, many apps in one process) is many writers
-on one database, and every flush is a write transaction that the store serialises across
-the deployment (PostgreSQL: a transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE``).
-So the questions are: how long a flush takes as writers are added, when flushes start to
-fail (time out waiting for the lock), whether requests are lost on the way, what a flush
-costs the database server, and how reads of the monitoring API fare meanwhile.
+on one database: each flush appends to the store's journal, and one elected process folds
+the journal into the shared rows (under the store's deployment-wide lock). So the questions
+are: how long a flush takes as writers are added, whether flushes start to fail, whether
+requests are lost on the way, what a flush costs the database server, and how reads of the
+monitoring API fare meanwhile.
 
 Setup, per writer count W: a fresh database (PostgreSQL: a private server on 127.0.0.1 from
 ``tests.postgres``, ``max_connections`` sized for 2 connections per writer; SQLite: a new
@@ -765,6 +765,11 @@ def _writer_counts(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    print(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> str:
+    """The tables of one run with these command-line arguments (``SystemExit`` when it fails)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.writer_scaling",
         description="Flush time, failures, lost requests, database CPU and read latency as writers are added "
@@ -810,11 +815,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if rows:
             print(render(rows, args))
         raise SystemExit(f"writer_scaling: {exc}") from None
-    print(render(rows, args))
-    print(f"(whole run {time.monotonic() - started:.0f} s, wsgimon {wsgimon.__version__})")
     for row in rows:
         for text in row.tracebacks[:1]:
             print(f"\nfirst logged traceback, {row.store} with {row.writers} writers:\n{text}", file=sys.stderr)
+    return f"{render(rows, args)}\n(whole run {time.monotonic() - started:.0f} s, wsgimon {wsgimon.__version__})"
 
 
 if __name__ == "__main__":

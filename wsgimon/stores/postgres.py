@@ -338,7 +338,7 @@ class PostgresStore(SQLStore):
             self._maintaining.on = False
 
     def _begin_append(self, session: Session) -> None:
-        session.execute("BEGIN")
+        session.execute("BEGIN")  # appends conflict with no one: no advisory lock
 
     def _try_begin(self, session: Session, wait: bool) -> bool:
         if wait:

@@ -53,10 +53,18 @@ class SQLAccess(Deadlines):
     def _fresh(self) -> None:  # noqa: B027 - the SQL store folds its journal here
         """Before a read or a decision that depends on the statistics: what is pending, folded."""
 
+    def _begin_append(self, session: Session) -> None:
+        """A transaction that only appends (PostgreSQL needs no deployment-wide lock for it)."""
+        self._begin(session)
+
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def _transaction(self, appends_only: bool = False) -> Iterator[Session]:
+        """A write transaction, committed at the end of the block, rolled back if it raises."""
         with self._writing() as session:
-            self._begin(session)
+            if appends_only:
+                self._begin_append(session)
+            else:
+                self._begin(session)
             try:
                 yield session
                 session.execute("COMMIT")

@@ -175,37 +175,17 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         """
         payload = encode_batch(batch) if has_statistics(batch) else None
         self._writer = f"{process.host}|{process.pid}|{process.started!r}"
-        with self._writing() as session:
-            self._begin_append(session)
-            try:
-                if payload is not None:
-                    session.execute(
-                        _APPEND, (self._writer, process.release, process.started, process.last_flush, payload)
-                    )
-                self._write_requests(session, batch.requests)
-                self._write_slow(session, batch.slow)
-                self._write_process(session, process)
-                session.execute("COMMIT")
-            except BaseException:
-                if session.in_transaction:
-                    session.execute("ROLLBACK")
-                raise
+        with self._transaction(appends_only=True) as session:
+            if payload is not None:
+                session.execute(_APPEND, (self._writer, process.release, process.started, process.last_flush, payload))
+            self._write_requests(session, batch.requests)
+            self._write_slow(session, batch.slow)
+            self._write_process(session, process)
 
     def append_payloads(self, payloads: Sequence[JournalEntry]) -> None:
         """Journal rows kept aside by processes that could not write them (the spool)."""
-        with self._writing() as session:
-            self._begin_append(session)
-            try:
-                session.executemany(_APPEND, payloads)
-                session.execute("COMMIT")
-            except BaseException:
-                if session.in_transaction:
-                    session.execute("ROLLBACK")
-                raise
-
-    def _begin_append(self, session: Session) -> None:
-        """A transaction for appends only (PostgreSQL needs no deployment-wide lock for them)."""
-        self._begin(session)
+        with self._transaction(appends_only=True) as session:
+            session.executemany(_APPEND, payloads)
 
     # -- folding: the elected maintainer, and readers catching up -----------------------
     def after_flush(self, now: float) -> None:
@@ -295,15 +275,8 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 if not rows:
                     return folded
                 decoded = [_Journaled(row) for row in rows]
-                with self._writing() as session:
-                    self._begin(session)
-                    try:
-                        folded += self._claim_and_apply(session, decoded)
-                        session.execute("COMMIT")
-                    except BaseException:
-                        if session.in_transaction:
-                            session.execute("ROLLBACK")
-                        raise
+                with self._transaction() as session:
+                    folded += self._claim_and_apply(session, decoded)
                 if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
                     return folded
         finally:
