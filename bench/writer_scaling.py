@@ -75,6 +75,7 @@ from typing import Any, TypedDict
 from wsgiref.util import setup_testing_defaults
 
 import wsgimon
+from bench import store_scale
 from wsgimon import MonitorMiddleware
 
 ENDPOINTS = 10
@@ -480,8 +481,14 @@ class Reader(threading.Thread):
             self.stop.wait(max(0.0, next_at - time.monotonic()))
 
 
-def count_back(url: str, flush_interval: float) -> int:
-    """Requests the store holds, read by a fresh middleware; /stats and the sum over /endpoints must agree."""
+def _ours(endpoint: str) -> bool:
+    """A writers' endpoint (``/api/r{k}/…`` and their 404s), not the seeded history's (``/api/resource{i}/…``)."""
+    return not endpoint.startswith("/api/resource")
+
+
+def count_back(url: str, flush_interval: float, seeded: bool = False) -> int:
+    """Requests the store holds, read by a fresh middleware; /stats and the sum over /endpoints must agree
+    (with seeded history, only the writers' own endpoints count)."""
     monitor = MonitorMiddleware(app, storage=url, **options(flush_interval))
     try:
         base = _base_environ()
@@ -492,7 +499,10 @@ def count_back(url: str, flush_interval: float) -> int:
         status, body = call(monitor, base, "/monitoring/endpoints", "window=1h")
         if not status.startswith("200"):
             raise RuntimeError(f"/monitoring/endpoints: {status} {body[:200]!r}")
-        per_endpoint = sum(int(row["requests"]) for row in json.loads(body)["endpoints"])
+        rows = json.loads(body)["endpoints"]
+        if seeded:
+            return sum(int(row["requests"]) for row in rows if _ours(str(row["endpoint"])))
+        per_endpoint = sum(int(row["requests"]) for row in rows)
         if per_endpoint != total:
             print(f"  note: /stats counts {total} requests, /endpoints {per_endpoint}", file=sys.stderr)
         return total
@@ -529,6 +539,13 @@ def measure(
         status, body = call(reader_monitor, _base_environ(), "/monitoring/endpoints", "window=1h")
         if not status.startswith("200"):
             raise Failed(f"{store}: the reader's first read answered {status} {body[:200]!r}")
+        if args.history_days:
+            # Days of history behind the writers, written the way the read benchmark seeds it.
+            print(f"  seeding {args.history_days} days for {args.history_endpoints} endpoints ...", file=sys.stderr)
+            store_scale.seed(reader_monitor, args.history_endpoints, args.history_days, time.time())
+            status, body = call(reader_monitor, _base_environ(), "/monitoring/endpoints", "window=7d")
+            if not status.startswith("200"):
+                raise Failed(f"{store}: the read after seeding answered {status} {body[:200]!r}")
         first = 0
         for index, share in enumerate(shares):
             process = ctx.Process(
@@ -577,7 +594,7 @@ def measure(
                 process.join(5.0)
         results.close()
         reader_monitor.close()
-    row.counted = count_back(url, args.flush_interval)
+    row.counted = count_back(url, args.flush_interval, seeded=args.history_days > 0)
     if row.counted == 0:
         raise Failed(f"{store}, {writers} writers: {row.sent} requests sent and none counted back")
     return row
@@ -660,6 +677,11 @@ def render(rows: Sequence[Row], args: argparse.Namespace) -> str:
         lines += [
             f"### {store}: {args.rate:g} req/s per writer for {args.seconds:g} s, flush every "
             f"{args.flush_interval:g} s, writers spread over up to {args.processes} processes"
+            + (
+                f", over {args.history_days} days of history for {args.history_endpoints} more endpoints"
+                if args.history_days
+                else ""
+            )
             + (
                 f"; server settings {', '.join(f'{k}={v}' for k, v in args.pg_setting)}"
                 if store == "postgresql" and args.pg_setting
@@ -781,6 +803,10 @@ def run(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second per writer (default 20)")
     parser.add_argument("--processes", type=int, default=4, help="worker processes hosting the writers (default 4)")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="the middlewares' flush_interval")
+    parser.add_argument(
+        "--history-days", type=int, default=0, help="days of history seeded before the writers start (default 0)"
+    )
+    parser.add_argument("--history-endpoints", type=int, default=100, help="endpoints of the seeded history")
     parser.add_argument(
         "--pg-setting",
         type=_setting,

@@ -122,6 +122,7 @@ _TRIM_SLOW = (
 )
 #: journal rows folded per transaction, and how long one fold may go on
 _FOLD_ROWS = 128
+_FOLD_BYTES = 1 << 20  # of encoded journal rows (compressed), at least one row
 #: a read folds the whole journal up to this many rows pending, else only its own store's rows
 _READ_FOLDS_WHOLE = 16
 _FOLD_BUDGET_S = 2.0
@@ -274,10 +275,18 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 rows = self._query(_READ_JOURNAL, (_FOLD_ROWS,))
                 if not rows:
                     return folded
+                more = len(rows) == _FOLD_ROWS
+                # A transaction holds the deployment's lock: a few large rows (a spool of hours) are enough.
+                size = 0
+                for count, row in enumerate(rows):
+                    size += len(row[5])
+                    if size > _FOLD_BYTES and count:
+                        rows, more = rows[:count], True
+                        break
                 decoded = [_Journaled(row) for row in rows]
                 with self._transaction() as session:
                     folded += self._claim_and_apply(session, decoded)
-                if len(rows) < _FOLD_ROWS or time.monotonic() >= ends:
+                if not more or time.monotonic() >= ends:
                     return folded
         finally:
             self._folding.active = False

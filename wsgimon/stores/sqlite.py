@@ -319,7 +319,11 @@ class SQLiteStore(SQLStore):
         return True
 
     def _after_maintenance(self, session: Session) -> None:
-        # TRUNCATE: the log back to nothing when no reader holds it (else as PASSIVE, never waiting long).
+        # TRUNCATE: the log back to nothing when no reader holds it. It holds off writers while it
+        # waits for readers, so it waits 50 ms at most (the next minute tries again).
+        link = self._write_link
+        if link is not None:
+            link.wait_at_most(0.05)
         session.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading ---------------------------------------------------------------------
