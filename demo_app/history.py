@@ -38,6 +38,9 @@ _DEPLOYED_SHARE = 0.25  # RELEASE went out this share of the history before the 
 _CHUNK_S = 4 * 3600  # one flush per four hours of history: each write pays for its rollups
 _FIRST_CHUNK_S = 300  # but the first soon, as a process's first flush comes (issues are opened then)
 _OK, _NOT_FOUND, _FAILED = "200 OK", "404 NOT FOUND", "500 INTERNAL SERVER ERROR"
+#: a gap shorter than this is not filled: the synthetic traffic's last request falls seconds before
+#: the moment it was made for (at a quiet hour, many seconds), and the live traffic fills that minute
+_SMALLEST_GAP_S = 60.0
 #: the share of /items/<id> requests that fail, in both releases alike
 _ITEM_FAILURES = 0.015
 
@@ -130,7 +133,7 @@ def seed_history(
     continued = newest is not None
     if newest is not None:
         start = max(start, newest)
-    if now - start < 1.0:
+    if now - start < _SMALLEST_GAP_S:
         return None
     known = {row.release: row.first_seen for row in monitor.store.releases()}
     deployed = known.get(RELEASE, now - hours * 3600 * _DEPLOYED_SHARE)
