@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,26 @@ os.environ["WSGIMON_STORAGE"] = "memory://"
 # trusted there as a developer would set it. The tests of credentials under production servers
 # turn it off (tests/test_access.py).
 os.environ["WSGIMON_TRUST_LOOPBACK"] = "1"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, one per module of the dashboard's browser tests."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.test_dashboard_browser import CHROMIUM
+
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask, request
 
 from tests.servers import werkzeug_server
-from tests.test_dashboard_browser import CHROMIUM, Page
+from tests.test_dashboard_browser import Page
 from wsgimon import MonitorMiddleware
 
 pytestmark = pytest.mark.browser
@@ -79,16 +79,6 @@ def served() -> Iterator[str]:
     with werkzeug_server(make_app()) as url:
         record_traffic(url)
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-        )
-        yield browser
-        browser.close()
 
 
 def query_of(page: Page) -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ import pytest
 
 import wsgimon
 from tests.servers import werkzeug_server
-from tests.test_dashboard_browser import CHROMIUM, Page
+from tests.test_dashboard_browser import Page
 from wsgimon import MonitorMiddleware
 
 pytestmark = pytest.mark.browser
@@ -46,16 +46,6 @@ GRACE = {
 def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from tests.servers import werkzeug_server
-from tests.test_dashboard_browser import CHROMIUM, Page
+from tests.test_dashboard_browser import Page
 from wsgimon import MonitorMiddleware, instrument_dbapi
 
 pytestmark = pytest.mark.browser
@@ -62,16 +62,6 @@ def backend() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-        )
-        yield browser
-        browser.close()
 
 
 def make_app(backend: str, **options: Any) -> Flask:
