@@ -68,7 +68,6 @@ __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "sc
 # 10: journal (flushes append, the maintainer folds), leases
 SCHEMA_VERSION = 10
 APPLICATION = "wsgimon"
-_MAINTENANCE_EVERY_S = 60.0
 _DEPLOYMENT_GAP_S = 60.0
 
 
@@ -85,11 +84,8 @@ _UPSERT_RELEASE_ROW = (
     + ", ".join(f"{column} = excluded.{column}" for column in _BUCKET_COLUMNS.split(", "))
 )
 _WHERE_KEY = "resolution = ? AND endpoint = ? AND method = ? AND start = ? AND writer = ?"
-_SELECT_OWN = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
-_UPDATE_OWN = (
-    "UPDATE buckets SET " + ", ".join(f"{name} = ?" for name, _kind in AGGREGATE_COLUMNS) + f" WHERE {_WHERE_KEY}"
-)
-_UPSERT_OWN = (
+_SELECT_ROW = f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE {_WHERE_KEY}"
+_UPSERT_ROW = (
     f"INSERT INTO buckets ({_KEY_COLUMNS}, {_BUCKET_COLUMNS}) "
     f"VALUES ({placeholders(5 + len(AGGREGATE_COLUMNS))}) "
     f"ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET "
@@ -360,7 +356,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 total.merge(delta)
                 upserts.append((resolution, key[0], key[1], start, _SHARED, *encode_aggregate(total)))
         if upserts:
-            session.executemany(_UPSERT_OWN, upserts)
+            session.executemany(_UPSERT_ROW, upserts)
 
     def _trim_logs(self, session: Session) -> None:
         """The request log and the slow requests back to their bounds (appends overshoot them)."""
@@ -478,7 +474,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             self._begin(session)
             try:
                 row = session.execute("SELECT value FROM meta WHERE key = 'maintained_at'").fetchone()
-                if row is not None and float(row[0]) > now - _MAINTENANCE_EVERY_S:
+                if row is not None and float(row[0]) > now - MAINTENANCE_S:
                     session.execute("COMMIT")
                     return
                 session.execute(_SET_META, ("maintained_at", repr(now)))
@@ -567,12 +563,12 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             key = (row[0], row[1], row[2], row[3])
             target = merged.get(key)
             if target is None:
-                stored = session.execute(_SELECT_OWN, (*key, _SHARED)).fetchone()
+                stored = session.execute(_SELECT_ROW, (*key, _SHARED)).fetchone()
                 target = merged[key] = decode_aggregate(stored) if stored is not None else Aggregate()
             target.merge(decode_aggregate(row[5:]))
         if rows:
             session.executemany(f"DELETE FROM buckets WHERE {_WHERE_KEY}", [row[:5] for row in rows])
-            session.executemany(_UPSERT_OWN, [(*key, _SHARED, *encode_aggregate(agg)) for key, agg in merged.items()])
+            session.executemany(_UPSERT_ROW, [(*key, _SHARED, *encode_aggregate(agg)) for key, agg in merged.items()])
 
     # -- reading ---------------------------------------------------------------------
     def buckets(
