@@ -274,6 +274,27 @@ def test_issues_merge_across_writers_and_a_resolved_one_regresses(open_store: Op
     assert b.change_issue("nope", IssueChange("open"), now) is None
 
 
+def test_an_issues_endpoints_read_most_broken_first_then_by_name(open_store: Opener) -> None:
+    a, b = open_store(), open_store()
+    now = time.time()
+    for store, endpoint, count in ((a, "/refunds", 1), (b, "/orders", 1), (a, "/invoices", 1), (b, "/lookup", 2)):
+        batch = batch_of([])
+        batch.issues["abc"] = IssueSample(
+            "abc", "abc" * 10, "ValueError", "bad", "bad", None, [], None,
+            count, now, now, {(endpoint, "GET"): count}, {int(now // 60 * 60): count},
+        )  # fmt: skip
+        store.write(batch, process())
+    issue = b.issue("abc")
+    assert issue is not None
+    assert [(e, n) for e, _m, n in issue.endpoints] == [
+        ("/lookup", 2),
+        ("/invoices", 1),
+        ("/orders", 1),
+        ("/refunds", 1),
+    ]
+    assert [row.endpoints for row in a.issues(now - 60)] == [issue.endpoints], "the list reads it alike"
+
+
 def test_the_alert_log_keeps_deliveries(open_store: Opener) -> None:
     a, b = open_store(), open_store()
     row = AlertRow("k", "exception", "error", "firing", "ValueError on /x", "summary", 1.0, 2.0, 3)

@@ -18,7 +18,7 @@ from typing import Any
 from ..stats.issues import OPEN, IssueChange, IssueState, after_occurrences, apply_change, effective
 from ..stats.time_windows import HOUR, MINUTE
 from .contract import IssueStore
-from .records import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows
+from .records import MAX_ISSUE_FRAMES, MAX_ISSUES, Batch, IssueRow, IssueSample, issue_count_rows, most_broken_first
 from .session import Session, SQLAccess
 
 __all__ = ["ISSUES_SCHEMA", "IssueTables", "SQLIssues"]
@@ -237,11 +237,12 @@ class IssueTables:
     def _attach(self, rows: list[IssueRow], chosen: str, params: Sequence[Any]) -> None:
         by_id = {row.id: row for row in rows}
         for issue, endpoint, method, count in self._query(
-            f"SELECT issue, endpoint, method, count FROM issue_endpoints WHERE issue IN {chosen} ORDER BY count DESC",
-            params,
+            f"SELECT issue, endpoint, method, count FROM issue_endpoints WHERE issue IN {chosen}", params
         ):
             if issue in by_id:
                 by_id[issue].endpoints.append((str(endpoint), str(method), int(count)))
+        for row in rows:
+            row.endpoints = most_broken_first(row.endpoints)
         for issue, release, count, first, last in self._query(
             "SELECT issue, release, count, first_seen, last_seen FROM issue_releases "
             f"WHERE issue IN {chosen} ORDER BY first_seen DESC",

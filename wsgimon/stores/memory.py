@@ -39,6 +39,7 @@ from .records import (
     SlowRequest,
     issue_count_rows,
     merge_into,
+    most_broken_first,
     release_rollups,
     rollups,
 )
@@ -419,7 +420,7 @@ class _Issue:
     def snapshot(self) -> IssueRow:
         row = IssueRow(**{**vars(self.row), "frames": list(self.row.frames)})
         row.status = effective(row, time.time())
-        row.endpoints = sorted(((e, m, n) for (e, m), n in self.endpoints.items()), key=lambda item: -item[2])
+        row.endpoints = most_broken_first([(e, m, n) for (e, m), n in self.endpoints.items()])
         row.releases = sorted(((r, *v) for r, v in self.releases.items()), key=lambda item: -item[2])
         return row
 

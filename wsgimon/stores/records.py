@@ -158,6 +158,11 @@ def issue_count_rows(sample: IssueSample) -> dict[tuple[int, int], int]:
     return rows
 
 
+def most_broken_first(endpoints: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """An issue's endpoints by count, ties by name: the same list from every store and flush order."""
+    return sorted(endpoints, key=lambda item: (-item[2], item[0], item[1]))
+
+
 @dataclass
 class IssueRow:
     """An issue as stored, merged across every process and host."""
