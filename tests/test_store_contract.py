@@ -103,6 +103,22 @@ def test_windows_select_the_right_history(open_store: Opener) -> None:
         assert store.endpoint_totals(window.since(now), now)[("/e", "GET")].count == count, label
 
 
+def test_a_long_window_stays_exact_when_a_closed_day_changes(open_store: Opener) -> None:
+    """Closed days' totals are kept between reads: a late flush into one shows at once."""
+    a, b = open_store(), open_store()
+    now = time.time()
+    a.write(batch_of([(now - 3 * DAY, "/old", "GET", 200, 1.0), (now - 2 * DAY, "/old", "GET", 500, 9.0)]), process())
+    since = parse_window("7d").since(now)
+    for _ in range(2):
+        totals = a.endpoint_totals(since, now)
+        assert (totals[("/old", "GET")].count, totals[("/old", "GET")].errors) == (2, 1)
+    late = process(now - 3 * DAY)
+    b.write(batch_of([(now - 3 * DAY, "/old", "GET", 200, 2.0), (now - 3 * DAY, "/late", "POST", 200, 3.0)]), late)
+    totals = a.endpoint_totals(since, now)
+    assert totals[("/old", "GET")].count == 3 and totals[("/late", "POST")].count == 1
+    assert totals[("/old", "GET")].max_ms == 9.0 and a.endpoint_totals(since, now).keys() == totals.keys()
+
+
 def test_series_and_sparklines_have_a_point_per_step(open_store: Opener) -> None:
     store = open_store()
     now = time.time()

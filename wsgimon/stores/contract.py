@@ -37,6 +37,7 @@ from .records import (
     SlowRequest,
     merge_into,
 )
+from .settled_totals import settled_split
 
 __all__ = [
     "MAINTENANCE_S",
@@ -224,9 +225,20 @@ class MetricsStore(Deadlines):
         """Aggregates per (endpoint, method) for the window [since, now] (None: all time)."""
         result: dict[EndpointKey, Aggregate] = {}
         for resolution, first, end in self._ranges(since, now):
-            for _start, key, agg in self.buckets(resolution, first, end, None):
-                merge_into(result, key, agg)
+            for span, settled in settled_split(resolution, first, end, now):
+                kept = self._settled_totals(span) if settled else None
+                if kept is not None:
+                    for key, agg in kept.items():
+                        merge_into(result, key, agg)
+                    continue
+                for _start, key, agg in self.buckets(*span, None):
+                    merge_into(result, key, agg)
         return result
+
+    def _settled_totals(self, span: tuple[int, int, int]) -> dict[EndpointKey, Aggregate] | None:
+        """A settled range's totals per endpoint, kept between reads where decoding its rows costs
+        (None: read the rows)."""
+        return None
 
     def error_totals(self, since: float | None, now: float) -> dict[EndpointKey, tuple[dict[str, int], float]]:
         """Error type counts and when last seen, per (endpoint, method), over the window."""

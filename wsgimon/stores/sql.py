@@ -57,6 +57,7 @@ from .records import (
 )
 from .schema import AGGREGATE_COLUMNS, REQUEST_COLUMNS, SPENT_COLUMNS, Dialect, ddl, names, placeholders
 from .session import Cursor, Session
+from .settled_totals import SettledTotals
 
 __all__ = ["APPLICATION", "SCHEMA_VERSION", "Cursor", "Session", "SQLStore", "schema_statements"]
 
@@ -111,6 +112,11 @@ _READ_JOURNAL = f"{_SELECT_JOURNAL} ORDER BY id LIMIT ?"
 _READ_OWN_JOURNAL = f"{_SELECT_JOURNAL} WHERE writer = ? ORDER BY id LIMIT ?"
 _READ_OWN_PENDING = "SELECT id FROM journal WHERE writer = ? LIMIT 1"
 _PENDING = "SELECT id FROM journal LIMIT ?"
+# What a settled range's kept totals are checked against (see settled_totals).
+_SETTLED_SIGNATURE = (
+    "SELECT count(*), sum(count), sum(total_ms), max(last_seen) FROM buckets "
+    "WHERE resolution = ? AND start >= ? AND start < ?"
+)
 _TRIM_SLOW = (
     "DELETE FROM slow_requests WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
     "(PARTITION BY endpoint, method ORDER BY duration_ms DESC, id) AS rank FROM slow_requests) AS ranked "
@@ -159,6 +165,7 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         self._folding = threading.local()
         self._writing_thread: int | None = None
         self._issues = IssueTables(self._query)
+        self._settled = SettledTotals()
 
     def _after_maintenance(self, session: Session) -> None:
         """Outside the maintenance transaction (SQLite checkpoints its WAL here)."""
@@ -587,6 +594,16 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
                 (resolution, key[0], key[1], first, end),
             )
         return [(row[0], (row[1], row[2]), decode_aggregate(row[3:])) for row in rows]
+
+    def _settled_totals(self, span: tuple[int, int, int]) -> dict[EndpointKey, Aggregate] | None:
+        signature = tuple(self._query(_SETTLED_SIGNATURE, span)[0])
+        kept = self._settled.get(span, signature)
+        if kept is None:
+            kept = {}
+            for _start, key, agg in self.buckets(*span, None):
+                merge_into(kept, key, agg)
+            self._settled.put(span, signature, kept)
+        return kept
 
     def sums(
         self, resolution: int, first: int, end: int, slot_s: float
