@@ -43,6 +43,9 @@ _REAP_S = 10.0
 _STALE_S = 120.0
 #: how long the last flush at exit may wait for the store before it keeps the rest in the spool
 _EXIT_BUDGET_S = 5.0
+#: background writes that must fail in a row before the log says the store cannot be written:
+#: one that waited out a busy lock and went through with the next flush is not news
+_TELL_AFTER_FAILURES = 2
 
 
 class Recorder:
@@ -96,6 +99,7 @@ class Recorder:
         #: the release of this process, written with its row (statistics per release)
         self.release: str | None = None
         self.store_error: str | None = None
+        self._failed_writes = 0  # background writes failed in a row
         self.lost_to_store = 0
         self._last_write = 0.0
         #: called before each flush (the middleware hooks libraries imported since)
@@ -292,10 +296,12 @@ class Recorder:
                 return
             if not isinstance(exc, StoreUnavailable):
                 report_internal_error("store write", exc)
-            elif self.store_error is None:
-                logger.warning(
-                    "wsgimon: cannot write to the store (%s); keeping statistics in memory and retrying", exc
-                )
+            else:
+                self._failed_writes += 1
+                if self._failed_writes == _TELL_AFTER_FAILURES:
+                    logger.warning(
+                        "wsgimon: cannot write to the store (%s); keeping statistics in memory and retrying", exc
+                    )
             self.store_error = str(exc)
             return
         self.requests_flushed += count
@@ -304,9 +310,14 @@ class Recorder:
             self._spooled = False
             self._spool.discard(self._spool_name())
         self._in_flight_written = in_flight
-        if self.store_error is not None:
+        if self._failed_writes >= _TELL_AFTER_FAILURES:
             logger.warning("wsgimon: the store is writable again; statistics kept in memory were written")
-            self.store_error = None
+        elif self.store_error is not None:
+            logger.info(
+                "wsgimon: a write to the store failed (%s) and went through with the next one", self.store_error
+            )
+        self.store_error = None
+        self._failed_writes = 0
 
     def _reap_lost(self) -> None:
         """Count the requests of processes that vanished mid-request, and write what gone processes
