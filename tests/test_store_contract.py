@@ -91,6 +91,16 @@ def test_a_writer_adds_to_its_own_rows_flush_after_flush(open_store: Opener) -> 
     assert store.overall(None, now).count == 15
 
 
+def test_a_read_after_the_writers_left_counts_every_flush(open_store: Opener) -> None:
+    """Hundreds of flushes no maintainer folded (its process left): the next read sees them all."""
+    writer, reader = open_store(), open_store()
+    now = time.time()
+    for i in range(300):
+        writer.write(batch_of([(now - i % 50, "/left", "GET", 200, 1.0)], with_log=False), process(now - 60))
+    assert reader.overall(None, now).count == 300, "the first read"
+    assert reader.endpoint_totals(now - 3600, now)[("/left", "GET")].count == 300
+
+
 def test_windows_select_the_right_history(open_store: Opener) -> None:
     store = open_store()
     now = time.time()

@@ -58,9 +58,7 @@ class SQLCoordination(SQLAccess, Coordination):
             session.execute(_SET_REPORT_RUN, (key, state, now, detail[:500]))
 
     def report_runs(self, limit: int) -> list[tuple[str, str, float, str]]:
-        rows = self._query(
-            "SELECT key, state, updated, detail FROM report_runs ORDER BY updated DESC LIMIT ?", (limit,)
-        )
+        rows = self._look("SELECT key, state, updated, detail FROM report_runs ORDER BY updated DESC LIMIT ?", (limit,))
         return [(str(r[0]), str(r[1]), float(r[2]), str(r[3])) for r in rows]
 
     # -- the deployment ----------------------------------------------------------------
@@ -78,14 +76,14 @@ class SQLCoordination(SQLAccess, Coordination):
             return True
 
     def processes(self, seen_since: float) -> list[ProcessRow]:
-        rows = self._query(
+        rows = self._look(
             f"SELECT {PROCESS_COLUMNS} FROM processes WHERE last_flush >= ? AND stopped IS NULL ORDER BY started",
             (seen_since,),
         )
         return [ProcessRow(*row) for row in rows]
 
     def reap_lost(self, host: str, now: float, alive: Callable[[int], bool], stale_s: float) -> int:
-        candidates = self._query(
+        candidates = self._look(
             "SELECT host, pid, started, last_flush FROM processes "
             "WHERE stopped IS NULL AND in_flight > 0 AND last_flush >= ?",
             (now - DAY,),
@@ -109,14 +107,14 @@ class SQLCoordination(SQLAccess, Coordination):
         return reaped
 
     def lost_processes(self, since: float) -> list[ProcessRow]:
-        rows = self._query(
+        rows = self._look(
             f"SELECT {PROCESS_COLUMNS} FROM processes WHERE lost > 0 AND stopped >= ? ORDER BY stopped DESC",
             (since,),
         )
         return [ProcessRow(*row) for row in rows]
 
     def access_token(self, make: Callable[[], str]) -> str:
-        rows = self._query("SELECT value FROM meta WHERE key = 'access_token'")
+        rows = self._look("SELECT value FROM meta WHERE key = 'access_token'")
         if rows:
             return str(rows[0][0])
         with self._writing() as session:
@@ -143,5 +141,5 @@ class SQLCoordination(SQLAccess, Coordination):
             session.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def deployment_started(self) -> float | None:
-        rows = self._query("SELECT value FROM meta WHERE key = 'deployment_started'")
+        rows = self._look("SELECT value FROM meta WHERE key = 'deployment_started'")
         return float(rows[0][0]) if rows else None

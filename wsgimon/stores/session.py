@@ -53,6 +53,10 @@ class SQLAccess(Deadlines):
     def _fresh(self) -> None:  # noqa: B027 - the SQL store folds its journal here
         """Before a read or a decision that depends on the statistics: what is pending, folded."""
 
+    def _look(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A read of what no fold writes (processes, leases, meta, claims): nothing folded first."""
+        return self._query(sql, params)
+
     def _begin_append(self, session: Session) -> None:
         """A transaction that only appends (PostgreSQL needs no deployment-wide lock for it)."""
         self._begin(session)
