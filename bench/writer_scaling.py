@@ -165,6 +165,7 @@ class WorkerResult(TypedDict):
     target: int
     writes: list[tuple[float, bool]]  # (ms, succeeded) per store.write call
     maintains: list[float]  # ms per store.maintain call
+    folds: list[tuple[float, int]]  # (ms, journal rows folded) per fold by the maintainer
     failures: dict[str, int]  # "Type: first line" -> count, of store.write calls that raised
     logged: dict[str, int]  # wsgimon's log records at WARNING and above: first line -> count
     first_tracebacks: list[str]
@@ -193,13 +194,20 @@ class _CountingHandler(logging.Handler):
 class _Timed:
     """Times a store's ``write`` and ``maintain`` (instance attributes over the class's methods)."""
 
-    def __init__(self, writes: list[tuple[float, bool]], maintains: list[float], failures: Counter[str]) -> None:
+    def __init__(
+        self,
+        writes: list[tuple[float, bool]],
+        maintains: list[float],
+        folds: list[tuple[float, int]],
+        failures: Counter[str],
+    ) -> None:
         self.writes = writes
         self.maintains = maintains
+        self.folds = folds
         self.failures = failures
 
     def wrap(self, store: Any) -> None:
-        write, maintain = store.write, store.maintain
+        write, maintain, fold = store.write, store.maintain, getattr(store, "fold_journal", None)
 
         def timed_write(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -222,8 +230,17 @@ class _Timed:
             finally:
                 self.maintains.append((time.perf_counter() - started) * 1000)
 
+        def timed_fold(*args: Any, **kwargs: Any) -> int:
+            started = time.perf_counter()
+            folded = int(fold(*args, **kwargs))
+            if folded:
+                self.folds.append(((time.perf_counter() - started) * 1000, folded))
+            return folded
+
         store.write = timed_write
         store.maintain = timed_maintain
+        if fold is not None:
+            store.fold_journal = timed_fold
 
 
 def worker(
@@ -250,8 +267,9 @@ def worker(
         log.propagate = False
         writes: list[tuple[float, bool]] = []
         maintains: list[float] = []
+        folds: list[tuple[float, int]] = []
         failures: Counter[str] = Counter()
-        timer = _Timed(writes, maintains, failures)
+        timer = _Timed(writes, maintains, folds, failures)
         monitors = []
         for _ in range(writers):
             monitor = MonitorMiddleware(app, storage=url, **options(flush_interval))
@@ -273,6 +291,7 @@ def worker(
             "target": round(writers * rate * seconds),
             "writes": writes,
             "maintains": maintains,
+            "folds": folds,
             "failures": dict(failures),
             "logged": dict(handler.counts),
             "first_tracebacks": handler.tracebacks,
@@ -412,6 +431,15 @@ class TableStats:
 
 
 @dataclass
+class ServerTimes:
+    """What the server spent executing the flush's statements (journal, log lines, process row)."""
+
+    calls: int
+    mean_ms: float
+    max_ms: float
+
+
+@dataclass
 class Row:
     store: str
     writers: int
@@ -421,6 +449,7 @@ class Row:
     counted: int = 0
     writes: list[tuple[float, bool]] = field(default_factory=list)
     maintains: list[float] = field(default_factory=list)
+    folds: list[tuple[float, int]] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     logged: Counter[str] = field(default_factory=Counter)
     tracebacks: list[str] = field(default_factory=list)
@@ -439,6 +468,8 @@ class Row:
     read_failures: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
     tables: TableStats | None = None  # PostgreSQL, after the run
+    #: PostgreSQL: the flush's statements as the server timed them (pg_stat_statements), if loaded
+    appends: ServerTimes | None = None
 
     @property
     def lost(self) -> int:
@@ -533,6 +564,9 @@ def measure(
     go = ctx.Event()
     results = ctx.Queue()
     reader_monitor = MonitorMiddleware(app, storage=url, **options(args.flush_interval))
+    # The reader's process takes the maintainer's lease as often as a worker does: its folds count too.
+    reader_folds: list[tuple[float, int]] = []
+    _Timed([], [], reader_folds, Counter()).wrap(reader_monitor.store)
     processes: list[SpawnProcess] = []
     try:
         # Creates the schema before the workers' stores look at it, and opens the reader's connection.
@@ -580,6 +614,7 @@ def measure(
         row.reads, row.read_failures = reader.samples, reader.failures
         for result in done:
             _add(row, result)
+        row.folds.extend(reader_folds)
         for process in processes:
             process.join(JOIN_TIMEOUT_S)
             if process.exitcode != 0:
@@ -598,6 +633,21 @@ def measure(
     if row.counted == 0:
         raise Failed(f"{store}, {writers} writers: {row.sent} requests sent and none counted back")
     return row
+
+
+def _folds(folds: Sequence[tuple[float, int]]) -> str:
+    """How often the maintainer folded, how many journal rows a fold took, and how long it took."""
+    if not folds:
+        return "0"
+    durations = [ms for ms, _rows in folds]
+    rows = sum(n for _ms, n in folds) / len(folds)
+    return f"{len(folds)}, {rows:.0f}, {_pair(durations, 0.5, 0.99)}"
+
+
+def _server_times(times: ServerTimes | None) -> str:
+    if times is None:
+        return "–"
+    return f"{times.mean_ms:.2f} / {times.max_ms:.1f} ({times.calls:,})"
 
 
 def _collect(results: Any, processes: Sequence[SpawnProcess], kind: str, timeout: float) -> list[WorkerResult]:
@@ -633,6 +683,7 @@ def _add(row: Row, result: WorkerResult) -> None:
     row.target += result["target"]
     row.writes.extend(result["writes"])
     row.maintains.extend(result["maintains"])
+    row.folds.extend(result["folds"])
     row.failures.update(result["failures"])
     row.logged.update(result["logged"])
     row.tracebacks.extend(result["first_tracebacks"][: max(0, 3 - len(row.tracebacks))])
@@ -705,10 +756,11 @@ def render(rows: Sequence[Row], args: argparse.Namespace) -> str:
             )
         lines += [
             "",
-            "| writers | processes | target | counted | flushes/writer/s | maintain n, p50/max ms | unsent at close "
+            "| writers | processes | target | counted | flushes/writer/s | maintain n, p50/max ms "
+            "| folds n, rows/fold, p50/p99 ms | flush statements in the server: mean / max ms | unsent at close "
             "| dropped (store / path) | last close s | worker CPU s | db CPU s (reader's) "
             "| machine busy cores (not this run's) | buckets rows live / dead, autovacuums | internal errors |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in mine:
             rate = len(row.writes) / row.writers / row.wall_s if row.wall_s else 0.0
@@ -721,6 +773,7 @@ def render(rows: Sequence[Row], args: argparse.Namespace) -> str:
             lines.append(
                 f"| {row.writers} | {row.processes} | {row.target:,} | {row.counted:,} | {rate:.2f} | "
                 f"{len(row.maintains)}, {_ms(quantile(row.maintains, 0.5))}/{_ms(max(row.maintains, default=None))} | "
+                f"{_folds(row.folds)} | {_server_times(row.appends)} | "
                 f"{row.unsent_at_close:,} | {row.lost_to_store:,} / {row.dropped:,} | {row.close_s:.1f} | "
                 f"{row.worker_cpu_s:.1f} | {db} | {busy} | {tables} | {row.internal_errors} |"
             )
@@ -753,7 +806,9 @@ def postgres_server(max_writers: int, settings: dict[str, str]) -> Iterator[Any]
         raise Failed(f"PostgreSQL part: {exc} (install the test requirements and wsgimon[postgres])") from None
     if find_bindir() is None:
         raise Failed("PostgreSQL part: server binaries (initdb, pg_ctl, postgres) not found")
-    with PostgresServer(settings={"max_connections": str(2 * max_writers + 20), **settings}) as pg:
+    # pg_stat_statements (Debian's postgresql ships it) times the flush's statements inside the server.
+    defaults = {"max_connections": str(2 * max_writers + 20), "shared_preload_libraries": "pg_stat_statements"}
+    with PostgresServer(settings={**defaults, **settings}) as pg:
         yield pg
 
 
@@ -774,6 +829,29 @@ def table_stats(pg: Any, database: str) -> TableStats:
     )
     live, dead, vacuums = (int(part) for part in line.split("|"))
     return TableStats(live, dead, vacuums)
+
+
+def start_statement_times(pg: Any, database: str) -> bool:
+    """Start pg_stat_statements afresh for this database; False when the server has not loaded it."""
+    try:
+        pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()", database)
+    except Exception:
+        return False
+    return True
+
+
+def append_times(pg: Any, database: str) -> ServerTimes | None:
+    """Server-side execution of the statements a flush sends (the journal row, the request log's lines,
+    the process row): their mean and their slowest single execution."""
+    line = pg.psql(
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time) / nullif(sum(calls), 0), 0), "
+        "coalesce(max(max_exec_time), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE d.datname = current_database() AND (query LIKE 'INSERT INTO journal%' "
+        "OR query LIKE 'INSERT INTO requests%' OR query LIKE 'INSERT INTO processes%')",
+        database=database,
+    )
+    calls, mean, slowest = line.split("|")
+    return ServerTimes(int(calls), float(mean), float(slowest)) if int(calls) else None
 
 
 def _writer_counts(text: str) -> list[int]:
@@ -827,9 +905,11 @@ def run(argv: Sequence[str] | None = None) -> str:
                 with postgres_server(max(args.writers), dict(args.pg_setting)) as pg:
                     for writers in args.writers:
                         database = pg.create_database()
+                        timing = start_statement_times(pg, database)
                         print(f"postgresql, {writers} writers ...", file=sys.stderr, flush=True)
                         row = measure(store, pg.url_for(database), writers, args, pg.pid)
                         row.tables = table_stats(pg, database)
+                        row.appends = append_times(pg, database) if timing else None
                         rows.append(row)
                         pg.drop_database(database)
             else:
