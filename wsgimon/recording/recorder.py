@@ -75,6 +75,7 @@ class Recorder:
         self._wall_clock = wall_clock
         self._fold_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._background_lock = threading.Lock()
         self._pid = os.getpid()
         self._host = _host_name()
         self.started_at = wall_clock()
@@ -135,6 +136,7 @@ class Recorder:
         self._pid = pid
         self._fold_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._background_lock = threading.Lock()
         self.pending.clear()
         self._unsent = None
         self._in_flight = None
@@ -221,6 +223,9 @@ class Recorder:
             if timeout is None:
                 with self._write_lock:
                     self._write(None)
+                # Outside the write lock: a read's own flush must not wait for the maintainer's fold.
+                if self.store_error is None:
+                    self._background_work(self._wall_clock())
                 self._reap_lost()
             elif self._write_lock.acquire(timeout=timeout):
                 try:
@@ -246,13 +251,17 @@ class Recorder:
             self._write_batch(batch, timeout)
         finally:
             self._in_flight = None
-        if timeout is None and self.store_error is None:
-            self._background_work(self._wall_clock())
 
     def _background_work(self, now: float) -> None:
-        """After a background flush, written or with nothing to write: the store's folding and pruning."""
-        with contextlib.suppress(StoreUnavailable):
-            self.store.after_flush(now)
+        """After a background flush, written or with nothing to write: the store's folding and pruning
+        (one thread at a time; another that finds it under way leaves it)."""
+        if not self._background_lock.acquire(blocking=False):
+            return
+        try:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.after_flush(now)
+        finally:
+            self._background_lock.release()
 
     def _probe_in_flight(self) -> tuple[int, float | None, str | None]:
         probe = self.in_flight_probe

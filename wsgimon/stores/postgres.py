@@ -305,10 +305,10 @@ class PostgresStore(SQLStore):
         return StoreUnavailable(f"{self.shown}: {self._scrub(text[0] if text else type(exc).__name__)}")
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[Session]:
+    def _writing(self, wait: bool = True) -> Iterator[Session]:
         import psycopg
 
-        if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s)):
+        if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s) if wait else 0):
             raise StoreUnavailable("another write of this process is waiting for the store")
         self._writing_thread = threading.get_ident()
         try:

@@ -38,8 +38,9 @@ class SQLAccess(Deadlines):
     """How every part of the SQL store reaches its database; a back end provides the connections."""
 
     @abstractmethod
-    def _writing(self) -> contextlib.AbstractContextManager[Session]:
-        """This process's write connection, held alone, waiting no longer than the thread's time limit;
+    def _writing(self, wait: bool = True) -> contextlib.AbstractContextManager[Session]:
+        """This process's write connection, held alone, waiting no longer than the thread's time limit
+        (without ``wait``, StoreUnavailable at once while another thread of the process holds it);
         a database error inside becomes StoreUnavailable (and the connection is reopened next time)."""
 
     @abstractmethod

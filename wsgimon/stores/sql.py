@@ -111,7 +111,7 @@ _SELECT_JOURNAL = "SELECT id, writer, release, started, written, payload FROM jo
 _READ_JOURNAL = f"{_SELECT_JOURNAL} ORDER BY id LIMIT ?"
 _READ_OWN_JOURNAL = f"{_SELECT_JOURNAL} WHERE writer = ? ORDER BY id LIMIT ?"
 _READ_OWN_PENDING = "SELECT id FROM journal WHERE writer = ? LIMIT 1"
-_PENDING = "SELECT id FROM journal LIMIT ?"
+_PENDING = "SELECT id FROM journal LIMIT 1"
 # What a settled range's kept totals are checked against (see settled_totals).
 _SETTLED_SIGNATURE = (
     "SELECT count(*), sum(count), sum(total_ms), max(last_seen) FROM buckets "
@@ -126,8 +126,6 @@ _TRIM_SLOW = (
 _FOLD_ROWS = 128
 _FOLD_BYTES = 1 << 20  # of encoded journal rows (compressed), at least one row
 _FOLD_BUDGET_S = 2.0
-#: the maintainer's own reads fold a journal this short whole (else only its own rows)
-_MAINTAINER_READ_FOLDS = 16
 _CHUNK = 400  # ids per IN (...): under every SQLite build's limit on parameters
 _UNBOUNDED = 1 << 40  # minutes a fold merges (a spooled batch may span hours)
 #: the maintainer's lease, how often its holder renews it and how often the others look at it
@@ -213,12 +211,11 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
     def _fresh(self) -> None:
         """Before a read: fold what the journal holds, so the read sees every flush committed before it.
 
-        One look at the journal's first rows when nothing is pending. While another process holds
-        the maintainer's lease (it folds after each of its flushes), a read folds only this store's
-        own rows: it sees its own process's requests at once and the others' within the
-        maintainer's next fold, without paying for everyone's (a fold of sixteen rows took a
-        reader 100 ms on a busy host). The maintainer's own reads fold a short journal whole and
-        leave a long one to its next fold. Without a maintainer a read folds the whole journal,
+        One look at the journal's first row when nothing is pending. While a process holds the
+        maintainer's lease (this one or another; it folds after each of its flushes), a read folds
+        only this store's own rows: it sees its own process's requests at once and the others'
+        within the maintainer's next fold, without paying for everyone's (a fold of sixteen rows
+        took a reader 100 ms on a busy host). Without a maintainer a read folds the whole journal,
         batch after batch. Only a read with rows of its own waits for another fold in progress
         (half its time at most); others go on with what is folded. A fold that cannot run leaves
         the read a moment behind, never failing it.
@@ -245,12 +242,11 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             self._folding.active = False
 
     def _fold_for_read(self) -> None:
-        pending = self._query(_PENDING, (_MAINTAINER_READ_FOLDS + 1,))
-        if not pending:
+        if not self._query(_PENDING):
             return
         own = bool(self._writer) and bool(self._query(_READ_OWN_PENDING, (self._writer,)))
-        # The maintainer leaves a long journal to its next fold.
-        mine_only = len(pending) > _MAINTAINER_READ_FOLDS if self._lease_held else self._maintainer_active()
+        # A maintainer (this process's included) folds the rest after its next flush.
+        mine_only = self._lease_held or self._maintainer_active()
         if mine_only and not own:
             return  # the maintainer folds the rest
         # Batch after batch until none is left (or the read's time is up: each batch is whole);
@@ -263,7 +259,9 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             if not rows:
                 return
             decoded = [_Journaled(row) for row in rows]
-            with self._writing() as session:
+            # Without rows of its own, a read waits neither for this process's maintainer fold
+            # nor for another process's.
+            with self._writing(wait=own) as session:
                 if not self._try_begin(session, wait=own):
                     return  # another fold is under way: it will be there in a moment
                 try:

@@ -278,9 +278,9 @@ class SQLiteStore(SQLStore):
             raise
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[Session]:
+    def _writing(self, wait: bool = True) -> Iterator[Session]:
         """The write connection, waiting for it no longer than the thread's time limit."""
-        if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s)):
+        if not self._lock.acquire(timeout=self.remaining(self._busy_timeout_s) if wait else 0):
             raise StoreUnavailable("another write of this process is waiting for the store")
         self._writing_thread = threading.get_ident()
         try:
