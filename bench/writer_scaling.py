@@ -80,6 +80,7 @@ from wsgimon import MonitorMiddleware
 
 ENDPOINTS = 10
 READ_EVERY_S = 0.5
+COUNT_BACK_S = 60.0  # how long the count-back may read before it takes what it has
 READ_PATHS = ("/monitoring/endpoints?window=1h", "/monitoring/endpoints?window=7d")
 READY_TIMEOUT_S = 60.0  # plus READY_PER_WRITER_S per writer: every store checks the schema at start
 READY_PER_WRITER_S = 0.5
@@ -450,6 +451,7 @@ class Row:
     writes: list[tuple[float, bool]] = field(default_factory=list)
     maintains: list[float] = field(default_factory=list)
     folds: list[tuple[float, int]] = field(default_factory=list)
+    backlog: int = 0  # journal rows not yet folded when the writers had left
     failures: Counter[str] = field(default_factory=Counter)
     logged: Counter[str] = field(default_factory=Counter)
     tracebacks: list[str] = field(default_factory=list)
@@ -517,12 +519,19 @@ def _ours(endpoint: str) -> bool:
     return not endpoint.startswith("/api/resource")
 
 
-def count_back(url: str, flush_interval: float, seeded: bool = False) -> int:
-    """Requests the store holds, read by a fresh middleware; /stats and the sum over /endpoints must agree
-    (with seeded history, only the writers' own endpoints count)."""
+def count_back(url: str, flush_interval: float, seeded: bool = False) -> tuple[int, int]:
+    """Requests the store holds, read by a fresh middleware, and the journal rows it folded first (what
+    the maintainer had not yet folded); /stats and the sum over /endpoints must agree (with seeded
+    history, only the writers' own endpoints count)."""
     monitor = MonitorMiddleware(app, storage=url, **options(flush_interval))
     try:
         base = _base_environ()
+        # What the maintainer had not folded when the writers left is folded first, all of it
+        # (a read folds for half its time only): ``lost`` is what the store never got.
+        fold = getattr(monitor.store, "fold_journal", None)
+        backlog = 0
+        while fold is not None and (folded := int(fold(COUNT_BACK_S))):
+            backlog += folded
         status, body = call(monitor, base, "/monitoring/stats", "window=1h")
         if not status.startswith("200"):
             raise RuntimeError(f"/monitoring/stats: {status} {body[:200]!r}")
@@ -532,11 +541,11 @@ def count_back(url: str, flush_interval: float, seeded: bool = False) -> int:
             raise RuntimeError(f"/monitoring/endpoints: {status} {body[:200]!r}")
         rows = json.loads(body)["endpoints"]
         if seeded:
-            return sum(int(row["requests"]) for row in rows if _ours(str(row["endpoint"])))
+            return sum(int(row["requests"]) for row in rows if _ours(str(row["endpoint"]))), backlog
         per_endpoint = sum(int(row["requests"]) for row in rows)
         if per_endpoint != total:
             print(f"  note: /stats counts {total} requests, /endpoints {per_endpoint}", file=sys.stderr)
-        return total
+        return total, backlog
     finally:
         monitor.close()
 
@@ -629,7 +638,7 @@ def measure(
                 process.join(5.0)
         results.close()
         reader_monitor.close()
-    row.counted = count_back(url, args.flush_interval, seeded=args.history_days > 0)
+    row.counted, row.backlog = count_back(url, args.flush_interval, seeded=args.history_days > 0)
     if row.counted == 0:
         raise Failed(f"{store}, {writers} writers: {row.sent} requests sent and none counted back")
     return row
@@ -757,10 +766,11 @@ def render(rows: Sequence[Row], args: argparse.Namespace) -> str:
         lines += [
             "",
             "| writers | processes | target | counted | flushes/writer/s | maintain n, p50/max ms "
-            "| folds n, rows/fold, p50/p99 ms | flush statements in the server: mean / max ms | unsent at close "
+            "| folds n, rows/fold, p50/p99 ms | journal rows left at the end | flush statements in the server: "
+            "mean / max ms | unsent at close "
             "| dropped (store / path) | last close s | worker CPU s | db CPU s (reader's) "
             "| machine busy cores (not this run's) | buckets rows live / dead, autovacuums | internal errors |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in mine:
             rate = len(row.writes) / row.writers / row.wall_s if row.wall_s else 0.0
@@ -773,7 +783,7 @@ def render(rows: Sequence[Row], args: argparse.Namespace) -> str:
             lines.append(
                 f"| {row.writers} | {row.processes} | {row.target:,} | {row.counted:,} | {rate:.2f} | "
                 f"{len(row.maintains)}, {_ms(quantile(row.maintains, 0.5))}/{_ms(max(row.maintains, default=None))} | "
-                f"{_folds(row.folds)} | {_server_times(row.appends)} | "
+                f"{_folds(row.folds)} | {row.backlog:,} | {_server_times(row.appends)} | "
                 f"{row.unsent_at_close:,} | {row.lost_to_store:,} / {row.dropped:,} | {row.close_s:.1f} | "
                 f"{row.worker_cpu_s:.1f} | {db} | {busy} | {tables} | {row.internal_errors} |"
             )
