@@ -232,6 +232,7 @@ class _Timed:
                 self.maintains.append((time.perf_counter() - started) * 1000)
 
         def timed_fold(*args: Any, **kwargs: Any) -> int:
+            assert fold is not None
             started = time.perf_counter()
             folded = int(fold(*args, **kwargs))
             if folded:
@@ -573,9 +574,6 @@ def measure(
     go = ctx.Event()
     results = ctx.Queue()
     reader_monitor = MonitorMiddleware(app, storage=url, **options(args.flush_interval))
-    # The reader's process takes the maintainer's lease as often as a worker does: its folds count too.
-    reader_folds: list[tuple[float, int]] = []
-    _Timed([], [], reader_folds, Counter()).wrap(reader_monitor.store)
     processes: list[SpawnProcess] = []
     try:
         # Creates the schema before the workers' stores look at it, and opens the reader's connection.
@@ -589,6 +587,10 @@ def measure(
             status, body = call(reader_monitor, _base_environ(), "/monitoring/endpoints", "window=7d")
             if not status.startswith("200"):
                 raise Failed(f"{store}: the read after seeding answered {status} {body[:200]!r}")
+        # The reader's process takes the maintainer's lease as often as a worker does: its folds
+        # count too (from here: not the seeding's).
+        reader_folds: list[tuple[float, int]] = []
+        _Timed([], [], reader_folds, Counter()).wrap(reader_monitor.store)
         first = 0
         for index, share in enumerate(shares):
             process = ctx.Process(
