@@ -111,7 +111,7 @@ _SELECT_JOURNAL = "SELECT id, writer, release, started, written, payload FROM jo
 _READ_JOURNAL = f"{_SELECT_JOURNAL} ORDER BY id LIMIT ?"
 _READ_OWN_JOURNAL = f"{_SELECT_JOURNAL} WHERE writer = ? ORDER BY id LIMIT ?"
 _READ_OWN_PENDING = "SELECT id FROM journal WHERE writer = ? LIMIT 1"
-_PENDING = "SELECT id FROM journal LIMIT 1"
+_PENDING = "SELECT id FROM journal LIMIT ?"
 # What a settled range's kept totals are checked against (see settled_totals).
 _SETTLED_SIGNATURE = (
     "SELECT count(*), sum(count), sum(total_ms), max(last_seen) FROM buckets "
@@ -126,6 +126,8 @@ _TRIM_SLOW = (
 _FOLD_ROWS = 128
 _FOLD_BYTES = 1 << 20  # of encoded journal rows (compressed), at least one row
 _FOLD_BUDGET_S = 2.0
+#: the maintainer's own reads fold a journal this short whole (else only their own rows)
+_MAINTAINER_READ_FOLDS = 16
 _CHUNK = 400  # ids per IN (...): under every SQLite build's limit on parameters
 _UNBOUNDED = 1 << 40  # minutes a fold merges (a spooled batch may span hours)
 #: the maintainer's lease, how often its holder renews it and how often the others look at it
@@ -211,11 +213,12 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
     def _fresh(self) -> None:
         """Before a read: fold what the journal holds, so the read sees every flush committed before it.
 
-        One look at the journal's first row when nothing is pending. While a process holds the
-        maintainer's lease (this one or another; it folds after each of its flushes), a read folds
-        only this store's own rows: it sees its own process's requests at once and the others'
-        within the maintainer's next fold, without paying for everyone's (a fold of sixteen rows
-        took a reader 100 ms on a busy host). Without a maintainer a read folds the whole journal,
+        One look at the journal's first rows when nothing is pending. While another process holds
+        the maintainer's lease (it folds after each of its flushes), a read folds only this store's
+        own rows: it sees its own process's requests at once and the others' within the
+        maintainer's next fold, without paying for everyone's (a fold of sixteen rows took a
+        reader 100 ms on a busy host). The maintainer's own reads fold a short journal whole and
+        leave a long one to its next fold. Without a maintainer a read folds the whole journal,
         batch after batch. Only a read with rows of its own waits for another fold in progress
         (half its time at most); others go on with what is folded. A fold that cannot run leaves
         the read a moment behind, never failing it.
@@ -242,11 +245,13 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
             self._folding.active = False
 
     def _fold_for_read(self) -> None:
-        if not self._query(_PENDING):
+        pending = self._query(_PENDING, (_MAINTAINER_READ_FOLDS + 1,))
+        if not pending:
             return
         own = bool(self._writer) and bool(self._query(_READ_OWN_PENDING, (self._writer,)))
-        # A maintainer (this process's included) folds the rest after its next flush.
-        mine_only = self._lease_held or self._maintainer_active()
+        # Another process's maintainer folds the rest after its next flush; this one's own reads fold
+        # a short journal whole (every handle of the process then reads the same after its flushes).
+        mine_only = len(pending) > _MAINTAINER_READ_FOLDS if self._lease_held else self._maintainer_active()
         if mine_only and not own:
             return  # the maintainer folds the rest
         # Batch after batch until none is left (or the read's time is up: each batch is whole);
