@@ -23,10 +23,12 @@ provides its connections, its DDL and the few expressions that differ.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..internal_errors import logger
@@ -223,26 +225,33 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         (half its time at most); others go on with what is folded. A fold that cannot run leaves
         the read a moment behind, never failing it.
         """
-        if getattr(self._folding, "active", False) or self._writing_thread == threading.get_ident():
+        if self._writing_thread == threading.get_ident():
             return
-        self._folding.active = True  # its own looks at the journal must not fold first
+        with self._folding_nothing_first() as first:
+            if not first:
+                return
+            try:
+                with self.time_limit(self.remaining(READ_TIMEOUT_S) / 2):
+                    self._fold_for_read()
+            except StoreUnavailable:
+                pass
+
+    @contextlib.contextmanager
+    def _folding_nothing_first(self) -> Iterator[bool]:
+        """Reads of this thread in the block fold nothing first (a fold's own looks at the journal,
+        a look at bookkeeping); yields False inside a block that already said so."""
+        if getattr(self._folding, "active", False):
+            yield False
+            return
+        self._folding.active = True
         try:
-            with self.time_limit(self.remaining(READ_TIMEOUT_S) / 2):
-                self._fold_for_read()
-        except StoreUnavailable:
-            pass
+            yield True
         finally:
             self._folding.active = False
 
     def _look(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        # The flag a fold sets for its own looks at the journal: this read folds nothing first.
-        if getattr(self._folding, "active", False):
+        with self._folding_nothing_first():
             return self._query(sql, params)
-        self._folding.active = True
-        try:
-            return self._query(sql, params)
-        finally:
-            self._folding.active = False
 
     def _fold_for_read(self) -> None:
         pending = self._query(_PENDING, (_MAINTAINER_READ_FOLDS + 1,))
@@ -254,30 +263,9 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         mine_only = len(pending) > _MAINTAINER_READ_FOLDS if self._lease_held else self._maintainer_active()
         if mine_only and not own:
             return  # the maintainer folds the rest
-        # Batch after batch until none is left (or the read's time is up: each batch is whole);
-        # each read and decoded before the lock, as the maintainer does: others wait only for the merge.
-        while True:
-            if mine_only:
-                rows = self._query(_READ_OWN_JOURNAL, (self._writer, _FOLD_ROWS))
-            else:
-                rows = self._query(_READ_JOURNAL, (_FOLD_ROWS,))
-            if not rows:
-                return
-            decoded = [_Journaled(row) for row in rows]
-            # Without rows of its own, a read waits neither for this process's maintainer fold
-            # nor for another process's.
-            with self._writing(wait=own) as session:
-                if not self._try_begin(session, wait=own):
-                    return  # another fold is under way: it will be there in a moment
-                try:
-                    self._claim_and_apply(session, decoded)
-                    session.execute("COMMIT")
-                except BaseException:
-                    if session.in_transaction:
-                        session.execute("ROLLBACK")
-                    raise
-            if len(rows) < _FOLD_ROWS:
-                return
+        # Until none is left or the read's time is up. Without rows of its own, a read waits
+        # neither for this process's maintainer fold nor for another process's.
+        self._fold_batches(own=mine_only, wait=own, ends=math.inf)
 
     def _try_begin(self, session: Session, wait: bool) -> bool:
         """Begin a folding transaction; without ``wait``, only if no other fold holds the lock now."""
@@ -285,38 +273,48 @@ class SQLStore(SQLIssues, SQLAlerting, SQLCoordination, SQLDependencies, SQLChec
         return True
 
     def fold_journal(self, budget_s: float = _FOLD_BUDGET_S) -> int:
-        """Fold journal rows into the shared rows, in bounded transactions; returns rows folded.
+        """Fold journal rows into the shared rows, in bounded transactions; returns rows folded."""
+        with self._folding_nothing_first() as first:
+            return self._fold_batches(own=False, wait=True, ends=time.monotonic() + budget_s) if first else 0
+
+    def _fold_batches(self, *, own: bool, wait: bool, ends: float) -> int:
+        """Fold the journal (``own``: this store's rows only) batch after batch until none is left or
+        ``ends``; without ``wait`` it stops where another fold holds the lock. Returns rows folded.
 
         The rows are read and decoded before the serialised transaction (the deployment waits
         only for the merge and the writes), which claims them with ``DELETE … RETURNING``: a
         row another folder took meanwhile is left out, a row appended meanwhile waits for the
         next fold, and a folder that dies midway deletes nothing.
         """
-        if getattr(self._folding, "active", False):
-            return 0
-        self._folding.active = True  # its own looks at the journal must not fold first
-        try:
-            folded = 0
-            ends = time.monotonic() + budget_s
-            while True:
+        folded = 0
+        while True:
+            if own:
+                rows = self._query(_READ_OWN_JOURNAL, (self._writer, _FOLD_ROWS))
+            else:
                 rows = self._query(_READ_JOURNAL, (_FOLD_ROWS,))
-                if not rows:
-                    return folded
-                more = len(rows) == _FOLD_ROWS
-                # A transaction holds the deployment's lock: a few large rows (a spool of hours) are enough.
-                size = 0
-                for count, row in enumerate(rows):
-                    size += len(row[5])
-                    if size > _FOLD_BYTES and count:
-                        rows, more = rows[:count], True
-                        break
-                decoded = [_Journaled(row) for row in rows]
-                with self._transaction() as session:
+            if not rows:
+                return folded
+            more = len(rows) == _FOLD_ROWS
+            # A transaction holds the deployment's lock: a few large rows (a spool of hours) are enough.
+            size = 0
+            for count, row in enumerate(rows):
+                size += len(row[5])
+                if size > _FOLD_BYTES and count:
+                    rows, more = rows[:count], True
+                    break
+            decoded = [_Journaled(row) for row in rows]
+            with self._writing(wait=wait) as session:
+                if not self._try_begin(session, wait=wait):
+                    return folded  # another fold is under way: it will be there in a moment
+                try:
                     folded += self._claim_and_apply(session, decoded)
-                if not more or time.monotonic() >= ends:
-                    return folded
-        finally:
-            self._folding.active = False
+                    session.execute("COMMIT")
+                except BaseException:
+                    if session.in_transaction:
+                        session.execute("ROLLBACK")
+                    raise
+            if not more or time.monotonic() >= ends:
+                return folded
 
     def _claim_and_apply(self, session: Session, decoded: list[_Journaled]) -> int:
         """Inside a folding transaction: delete these journal rows and apply those this one deleted."""
